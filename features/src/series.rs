@@ -1,0 +1,160 @@
+//! Regular series: each (platform, keyword) put on its frequency grid.
+//!
+//! The grid starts at the keyword's first observed period and steps by the frequency. Periods with
+//! no observation are gaps: they are filled by linear interpolation between the observed neighbours
+//! (so models get dense input) AND flagged in `observed`, and counted in `gaps`, never silently
+//! dropped or zero-filled. Several observations in one period (several sources, or dates inside the
+//! same week) are averaged, so the result does not depend on input order. Observations without a
+//! search volume are ignored here.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate};
+
+use crate::ingest::Observation;
+use crate::keyword::{Frequency, Keyword, Platform};
+
+/// One keyword's search volume on a regular grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Platform.
+    pub platform: Platform,
+    /// Normalised keyword.
+    pub keyword: Keyword,
+    /// Label as the input spelled it (M4 id, Google Trends column), or `platform/keyword`.
+    pub label: String,
+    /// First period.
+    pub start: NaiveDate,
+    /// Grid step.
+    pub freq: Frequency,
+    /// Volume per period, gaps interpolated.
+    pub values: Vec<f64>,
+    /// False where the period was a gap.
+    pub observed: Vec<bool>,
+    /// Number of gap periods.
+    pub gaps: usize,
+}
+
+impl Series {
+    /// Date of period `i`.
+    pub fn period(&self, i: usize) -> NaiveDate {
+        self.start + Duration::days(self.freq.days() * i as i64)
+    }
+
+    /// The period after the last one.
+    pub fn next_period(&self) -> NaiveDate {
+        self.period(self.values.len())
+    }
+}
+
+/// Groups observations into regular series, ordered by (platform, keyword). `labels` maps a
+/// keyword to the spelling its input used (see [`crate::ingest::Ingested::labels`]).
+pub fn regularise(
+    rows: &[Observation],
+    freq: Frequency,
+    labels: &BTreeMap<(Platform, Keyword), String>,
+) -> Vec<Series> {
+    let mut groups: BTreeMap<(Platform, &Keyword), Vec<(NaiveDate, f64)>> = BTreeMap::new();
+    for o in rows {
+        if let Some(v) = o.search_volume() {
+            groups
+                .entry((o.platform, &o.keyword))
+                .or_default()
+                .push((o.period_start, v));
+        }
+    }
+    let step = freq.days();
+    groups
+        .into_iter()
+        .map(|((platform, keyword), points)| {
+            let start = points.iter().map(|p| p.0).min().expect("non-empty group");
+            let idx = |d: NaiveDate| ((d - start).num_days() / step) as usize;
+            let len = points.iter().map(|p| idx(p.0)).max().unwrap_or(0) + 1;
+            let mut sum = vec![0.0; len];
+            let mut cnt = vec![0u32; len];
+            for (d, v) in &points {
+                let i = idx(*d);
+                sum[i] += v;
+                cnt[i] += 1;
+            }
+            let observed: Vec<bool> = cnt.iter().map(|c| *c > 0).collect();
+            let mut values: Vec<f64> = sum
+                .iter()
+                .zip(&cnt)
+                .map(|(s, c)| if *c > 0 { s / f64::from(*c) } else { f64::NAN })
+                .collect();
+            interpolate(&mut values);
+            let gaps = observed.iter().filter(|o| !**o).count();
+            let label = labels
+                .get(&(platform, keyword.clone()))
+                .cloned()
+                .unwrap_or_else(|| format!("{platform}/{keyword}"));
+            Series {
+                platform,
+                keyword: keyword.clone(),
+                label,
+                start,
+                freq,
+                values,
+                observed,
+                gaps,
+            }
+        })
+        .collect()
+}
+
+/// Fills NaN runs by linear interpolation between the finite neighbours (the first and last values
+/// are always observed by construction).
+fn interpolate(v: &mut [f64]) {
+    let mut last: Option<usize> = None;
+    for i in 0..v.len() {
+        if v[i].is_finite() {
+            if let Some(p) = last
+                && i > p + 1
+            {
+                let (a, b) = (v[p], v[i]);
+                for k in p + 1..i {
+                    v[k] = a + (b - a) * (k - p) as f64 / (i - p) as f64;
+                }
+            }
+            last = Some(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(kw: &str, date: &str, v: f64, source: &str) -> Observation {
+        let mut values = [None; 10];
+        values[0] = Some(v);
+        Observation {
+            platform: Platform::Etsy,
+            keyword: Keyword::parse(kw).unwrap(),
+            period_start: date.parse().unwrap(),
+            values,
+            source: source.into(),
+            line: 0,
+        }
+    }
+
+    #[test]
+    fn gaps_are_flagged_interpolated_and_counted() {
+        let rows = vec![
+            o("b", "2024-01-21", 30.0, "x"),
+            o("a", "2024-01-07", 10.0, "x"),
+            o("a", "2024-01-28", 40.0, "x"),
+            o("a", "2024-01-07", 20.0, "y"),
+        ];
+        let s = regularise(&rows, Frequency::Weekly, &BTreeMap::new());
+        assert_eq!(s.len(), 2);
+        let a = &s[0];
+        assert_eq!(a.label, "etsy/a");
+        assert_eq!(a.values, vec![15.0, 23.333333333333332, 31.666666666666664, 40.0]);
+        assert_eq!(a.observed, vec![true, false, false, true]);
+        assert_eq!(a.gaps, 2);
+        assert_eq!(a.next_period().to_string(), "2024-02-04");
+        assert_eq!(s[1].values, vec![30.0]);
+    }
+}

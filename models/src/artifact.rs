@@ -1,0 +1,84 @@
+//! Artifacts on disk: one folder per model version holding `manifest.json`, the Candle weights
+//! (`mlp.safetensors`) and the Linfa coefficients (`linear.json`). The manifest names the feature
+//! schema (its hash) the model was trained on, so a server refuses a model built on other features.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::conformal::Conformal;
+use crate::ensemble::Selection;
+use crate::error::{ModelError, Result};
+use crate::linear::{LinearConfig, LinearModel};
+use crate::mlp::MlpConfig;
+
+/// Everything needed to reproduce and trust a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Model family name.
+    pub name: String,
+    /// Unique version (e.g. `fc-20261124-120501-42`).
+    pub version: String,
+    /// `forecaster` or `competition`.
+    pub kind: String,
+    /// Hash of the feature schema the model consumes.
+    pub feature_schema_hash: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// Seasonal period in observations (52 for weekly).
+    pub season: usize,
+    /// Input window length.
+    pub lookback: usize,
+    /// Forecast horizon the model was trained for.
+    pub horizon: usize,
+    /// Neural member hyperparameters.
+    pub mlp: MlpConfig,
+    /// Linear member hyperparameters.
+    pub linear: LinearConfig,
+    /// Ensemble chosen on validation.
+    pub ensemble: Selection,
+    /// Interval calibration.
+    pub conformal: Conformal,
+    /// Training data: series count, first and last period (free-form strings).
+    pub training_data: serde_json::Value,
+    /// Backtest / evaluation metrics (free-form, e.g. `{"validation": {...}, "test": {...}}`).
+    pub metrics: serde_json::Value,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
+    ModelError::Artifact {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+impl Manifest {
+    /// Writes `manifest.json` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let p = dir.join("manifest.json");
+        let json = serde_json::to_vec_pretty(self).map_err(|e| io_err(&p, e))?;
+        std::fs::write(&p, json).map_err(|e| io_err(&p, e))
+    }
+
+    /// Reads `manifest.json` from `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let p = dir.join("manifest.json");
+        let bytes = std::fs::read(&p).map_err(|e| io_err(&p, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| io_err(&p, e))
+    }
+}
+
+/// Writes the linear member's coefficients.
+pub fn save_linear(dir: &Path, model: &LinearModel) -> Result<()> {
+    let p = dir.join("linear.json");
+    let json = serde_json::to_vec(model).map_err(|e| io_err(&p, e))?;
+    std::fs::write(&p, json).map_err(|e| io_err(&p, e))
+}
+
+/// Reads the linear member's coefficients.
+pub fn load_linear(dir: &Path) -> Result<LinearModel> {
+    let p = dir.join("linear.json");
+    let bytes = std::fs::read(&p).map_err(|e| io_err(&p, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| io_err(&p, e))
+}

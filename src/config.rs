@@ -1,0 +1,100 @@
+//! One typed configuration: command-line flags with environment fallbacks. Each field's doc comment
+//! is its `--help` text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use kwi_features::ingest::InputFormat;
+use kwi_features::{Frequency, Platform};
+
+/// Digitallz Keywords: keyword search-volume forecasting and competition service.
+#[derive(Debug, Parser)]
+#[command(name = "kwi", version, about)]
+pub struct Cli {
+    /// Settings shared by every subcommand.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where data lives. Nothing set means an SQLite file in the data directory and an in-process cache.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Database URL: `postgres://user@host/db` or `sqlite:PATH`. Default: SQLite file `kwi.db` in the data directory
+    #[arg(long, env = "KWI_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Redis URL (`redis://127.0.0.1:6379`). Default: in-process cache
+    #[arg(long, env = "KWI_REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+    /// Directory for the embedded database and model artifacts
+    #[arg(long, env = "KWI_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+impl GlobalOpts {
+    /// The database URL in force: the configured one, or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.clone(),
+            _ => format!("sqlite:{}", self.data_dir.join("kwi.db").display()),
+        }
+    }
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (applies migrations; loads sample data into an empty store)
+    Serve(ServeArgs),
+    /// Apply database migrations and exit
+    Migrate,
+    /// Import observation files (CSV, Parquet, Arrow IPC) into the store, all or nothing
+    Import(ImportArgs),
+}
+
+/// `kwi serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, env = "KWI_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Do not load the built-in sample data into an empty store
+    #[arg(long, env = "KWI_NO_SAMPLE")]
+    pub no_sample: bool,
+}
+
+/// `kwi import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// Files to import (.csv, .parquet, .arrow/.ipc/.feather, .arrows)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// File layout: auto, long, gtrends (one column per keyword) or m4 (one row per series)
+    #[arg(long, default_value = "auto")]
+    pub format: InputFormat,
+    /// Platform for files that do not name one (gtrends files default to google, m4 files to benchmark)
+    #[arg(long)]
+    pub platform: Option<Platform>,
+    /// m4 files: date of each series' first value (YYYY-MM-DD)
+    #[arg(long, conflicts_with = "end")]
+    pub start: Option<NaiveDate>,
+    /// m4 files: date of each series' last value (YYYY-MM-DD)
+    #[arg(long)]
+    pub end: Option<NaiveDate>,
+    /// m4 files: period length (daily or weekly)
+    #[arg(long, default_value = "weekly")]
+    pub freq: Frequency,
+    /// Source label stored with each row (default: the file name without extension)
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Import the valid rows even if some are rejected (the rejected ones are still reported)
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Hide the progress bar
+    #[arg(long)]
+    pub quiet: bool,
+}

@@ -1,0 +1,240 @@
+//! Forecasting with a trained model: the one prediction path, used by the server and by `kwi-train`
+//! (evaluation, `forecast`), so what is measured is what is served.
+//!
+//! A [`Predictor`] holds a manifest (ensemble members and weights, interval calibration) and the
+//! global members' parameters. Per-series members (naive, seasonal naive, Naive2, AutoETS) are
+//! computed from each series' own history at prediction time; the global members (Candle MLP, Linfa
+//! ridge) are loaded, never trained, here. Horizons beyond the trained one are produced recursively
+//! (predictions fed back as inputs) and their interval radii keep widening with √step.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kwi_features::schema::window_schema_hash;
+use kwi_features::windows::{WindowSpec, input_windows};
+use kwi_models::artifact::{self, Manifest};
+use kwi_models::baselines::{naive, naive2, seasonal_naive};
+use kwi_models::conformal::Conformal;
+use kwi_models::ensemble::combine;
+use kwi_models::linear::LinearModel;
+use kwi_models::mlp::TrainedMlp;
+use kwi_models::{Forecast, ModelError, ets};
+
+/// Names of the candidate members, in a stable order.
+pub const MEMBERS: [&str; 6] = ["naive", "snaive", "naive2", "ets", "mlp", "linear"];
+
+/// Errors loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ForecastError {
+    /// The model was trained on a different feature schema than this code produces.
+    #[error(
+        "model {version} was trained on feature schema {model_hash}, this build produces {code_hash}: retrain or run a matching build"
+    )]
+    SchemaMismatch {
+        /// Model version.
+        version: String,
+        /// Hash in the manifest.
+        model_hash: String,
+        /// Hash of the running code.
+        code_hash: String,
+    },
+    /// The model needs a member whose parameters are missing.
+    #[error("model {0} uses member `{1}` but its parameters are missing")]
+    MissingMember(String, String),
+    /// The model crate failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// A loaded model, ready to forecast.
+pub struct Predictor {
+    /// The model's manifest.
+    pub manifest: Manifest,
+    mlp: Option<TrainedMlp>,
+    linear: Option<LinearModel>,
+}
+
+impl Predictor {
+    /// Wraps freshly trained parts (training) after checking that every member is available.
+    pub fn from_parts(
+        manifest: Manifest,
+        mlp: Option<TrainedMlp>,
+        linear: Option<LinearModel>,
+    ) -> Result<Self, ForecastError> {
+        let p = Self {
+            manifest,
+            mlp,
+            linear,
+        };
+        for m in &p.manifest.ensemble.members {
+            p.check_member(m)?;
+        }
+        Ok(p)
+    }
+
+    fn check_member(&self, m: &str) -> Result<(), ForecastError> {
+        let missing = (m == "mlp" && self.mlp.is_none()) || (m == "linear" && self.linear.is_none());
+        if missing {
+            return Err(ForecastError::MissingMember(
+                self.manifest.version.clone(),
+                m.to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads an artifact folder written by `kwi-train fit`, refusing a feature-schema mismatch.
+    pub fn load(dir: &Path) -> Result<Self, ForecastError> {
+        let manifest = Manifest::load(dir)?;
+        let code_hash = window_schema_hash();
+        if manifest.feature_schema_hash != code_hash {
+            return Err(ForecastError::SchemaMismatch {
+                version: manifest.version.clone(),
+                model_hash: manifest.feature_schema_hash.clone(),
+                code_hash,
+            });
+        }
+        let uses = |m: &str| manifest.ensemble.members.iter().any(|x| x == m);
+        let mlp = if uses("mlp") {
+            Some(TrainedMlp::load(&dir.join("mlp.safetensors"), &manifest.mlp)?)
+        } else {
+            None
+        };
+        let linear = if uses("linear") {
+            Some(artifact::load_linear(dir)?)
+        } else {
+            None
+        };
+        Self::from_parts(manifest, mlp, linear)
+    }
+
+    /// Writes the artifact folder (manifest, weights, coefficients).
+    pub fn save(&self, dir: &Path) -> Result<(), ForecastError> {
+        self.manifest.save(dir)?;
+        if let Some(m) = &self.mlp {
+            m.save(&dir.join("mlp.safetensors"))?;
+        }
+        if let Some(l) = &self.linear {
+            artifact::save_linear(dir, l)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the predictor apart: manifest, MLP, linear model.
+    pub fn into_parts(self) -> (Manifest, Option<TrainedMlp>, Option<LinearModel>) {
+        (self.manifest, self.mlp, self.linear)
+    }
+
+    /// Point forecasts of one member for every series.
+    pub fn member(&self, name: &str, series: &[&[f64]], h: usize) -> Result<Vec<Vec<f64>>, ForecastError> {
+        let m = self.manifest.season;
+        Ok(match name {
+            "naive" => series.iter().map(|s| naive(s, h)).collect(),
+            "snaive" => series.iter().map(|s| seasonal_naive(s, h, m)).collect(),
+            "naive2" => series.iter().map(|s| naive2(s, h, 1)).collect(),
+            "ets" => ets::auto_ets(series, h),
+            "mlp" => {
+                self.check_member(name)?;
+                let mlp = self.mlp.as_ref().expect("checked");
+                recursive(series, h, self.manifest.lookback, self.manifest.horizon, |x, n| {
+                    mlp.predict(x, n)
+                })?
+            }
+            "linear" => {
+                self.check_member(name)?;
+                let lin = self.linear.as_ref().expect("checked");
+                recursive(series, h, self.manifest.lookback, self.manifest.horizon, |x, n| {
+                    lin.predict(x, n)
+                })?
+            }
+            other => {
+                return Err(ForecastError::Model(ModelError::Input(format!(
+                    "unknown member `{other}`; expected one of {}",
+                    MEMBERS.join(", ")
+                ))));
+            }
+        })
+    }
+
+    /// Ensemble point forecasts (before intervals), every member's forecasts included.
+    pub fn ensemble_means(
+        &self,
+        series: &[&[f64]],
+        h: usize,
+    ) -> Result<(Vec<Vec<f64>>, BTreeMap<String, Vec<Vec<f64>>>), ForecastError> {
+        let mut members = BTreeMap::new();
+        for name in &self.manifest.ensemble.members {
+            members.insert(name.clone(), self.member(name, series, h)?);
+        }
+        let w = &self.manifest.ensemble.weights;
+        let means = (0..series.len())
+            .map(|i| {
+                let ms: Vec<&[f64]> = self
+                    .manifest
+                    .ensemble
+                    .members
+                    .iter()
+                    .map(|n| members[n][i].as_slice())
+                    .collect();
+                combine(&ms, w)
+            })
+            .collect();
+        Ok((means, members))
+    }
+
+    /// Forecasts `h` steps for every series with intervals at `levels` (percent).
+    pub fn forecast(&self, series: &[&[f64]], h: usize, levels: &[f64]) -> Result<Vec<Forecast>, ForecastError> {
+        let (means, _) = self.ensemble_means(series, h)?;
+        let conformal = extend(&self.manifest.conformal, h);
+        Ok(series
+            .iter()
+            .zip(means)
+            .map(|(s, m)| conformal.apply(s, m, levels))
+            .collect())
+    }
+}
+
+/// Calibration extended to `h` steps: beyond the calibrated horizon H the radius grows as √(k/H).
+fn extend(c: &Conformal, h: usize) -> Conformal {
+    let mut out = c.clone();
+    for r in &mut out.radius {
+        let hh = r.len();
+        if hh == 0 {
+            continue;
+        }
+        let last = r[hh - 1];
+        for k in hh..h {
+            r.push(last * ((k + 1) as f64 / hh as f64).sqrt());
+        }
+    }
+    out
+}
+
+/// Runs a window model H steps at a time, feeding its own predictions back, until `h` steps exist.
+fn recursive(
+    series: &[&[f64]],
+    h: usize,
+    lookback: usize,
+    horizon: usize,
+    predict: impl Fn(&[f32], usize) -> Result<Vec<f32>, ModelError>,
+) -> Result<Vec<Vec<f64>>, ForecastError> {
+    let spec = WindowSpec { lookback, horizon };
+    let mut extended: Vec<Vec<f64>> = series.iter().map(|s| s.to_vec()).collect();
+    let mut produced = 0;
+    while produced < h {
+        let refs: Vec<&[f64]> = extended.iter().map(Vec::as_slice).collect();
+        let w = input_windows(&refs, spec);
+        let out = predict(&w.x, w.len())?;
+        for (i, s) in extended.iter_mut().enumerate() {
+            for k in 0..horizon {
+                s.push((f64::from(out[i * horizon + k]) * w.scale[i]).max(0.0));
+            }
+        }
+        produced += horizon;
+    }
+    Ok(extended
+        .iter()
+        .zip(series)
+        .map(|(e, s)| e[s.len()..s.len() + h].to_vec())
+        .collect())
+}

@@ -1,0 +1,78 @@
+//! One error type for every handler: 4xx carry a JSON body naming the field and the reason; 5xx are
+//! logged and return no internals.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An API error.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request is wrong: which field, and why.
+    BadRequest {
+        /// Offending field (path segment, query parameter or body field).
+        field: &'static str,
+        /// Why it is rejected.
+        message: String,
+    },
+    /// The thing asked for does not exist.
+    NotFound(String),
+    /// A dependency (store) failed; details are logged, not returned.
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, field, message) = match &self {
+            ApiError::BadRequest { field, message } => {
+                (StatusCode::BAD_REQUEST, "bad_request", Some(*field), message.as_str())
+            }
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", None, m.as_str()),
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    None,
+                    "internal server error",
+                )
+            }
+        };
+        (
+            status,
+            Json(Body {
+                error: ErrorBody {
+                    code,
+                    field,
+                    message,
+                },
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// Fallback for unknown routes.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}

@@ -1,0 +1,15 @@
+//! `kwi`: thin entry point; everything lives in the library so tests can drive it.
+
+use clap::Parser;
+use kwi::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    kwi::app::init_tracing();
+    match cli.command {
+        Command::Serve(args) => kwi::app::run_server(&cli.global, &args).await,
+        Command::Migrate => kwi::app::run_migrate(&cli.global).await,
+        Command::Import(args) => kwi::import::run(&cli.global, &args).await,
+    }
+}

@@ -1,0 +1,162 @@
+//! Storage behind one trait, with a PostgreSQL implementation (the real one) and an SQLite one (the
+//! embedded default). Both are sqlx pools with their own migrations folder; the SQL they share is
+//! written once in [`sql`] and instantiated for each backend by the `sql_store!` macro.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use kwi_features::ingest::Observation;
+use kwi_features::{Keyword, Platform};
+use serde::Serialize;
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Rows written per INSERT statement (16 binds each: below both backends' bind-parameter limits).
+pub const IMPORT_BATCH: usize = 1000;
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a query.
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no backend we have.
+    #[error("unsupported database URL `{0}`: expected postgres://... or sqlite:PATH")]
+    UnsupportedUrl(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// PostgreSQL server.
+    Postgres,
+    /// Embedded SQLite file.
+    Sqlite,
+}
+
+/// What an import changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    /// New rows.
+    pub inserted: u64,
+    /// Existing rows whose values changed.
+    pub updated: u64,
+    /// Rows already stored with the same values.
+    pub unchanged: u64,
+}
+
+/// One stored observation, as read back for a keyword's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryPoint {
+    /// First day of the period.
+    pub period_start: NaiveDate,
+    /// Search volume (platform units; relative interest for `google`).
+    pub search_volume: Option<f64>,
+    /// Number of listings competing for the keyword.
+    pub listing_count: Option<i64>,
+    /// Median listing price.
+    pub price_median: Option<f64>,
+    /// Cost per click, where the platform sells ads.
+    pub cpc: Option<f64>,
+    /// Where the observation came from.
+    pub source: String,
+}
+
+/// The current snapshot of a keyword (table `keyword_data`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Latest search volume.
+    pub search_volume: Option<f64>,
+    /// Competition score 0–100, once scored.
+    pub competition: Option<f64>,
+    /// Latest cost per click.
+    pub cpc: Option<f64>,
+    /// Last 52 `[period_start, search_volume]` pairs, oldest first.
+    pub trend_data: serde_json::Value,
+    /// When the snapshot was last refreshed.
+    pub last_updated: DateTime<Utc>,
+}
+
+/// A row of the model registry (table `models`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelRecord {
+    /// Model family name.
+    pub name: String,
+    /// Unique version.
+    pub version: String,
+    /// `forecaster` or `competition`.
+    pub kind: String,
+    /// Hash of the feature schema it consumes.
+    pub feature_schema_hash: String,
+    /// Evaluation metrics.
+    pub metrics: serde_json::Value,
+    /// Artifact location (folder path).
+    pub artifact: String,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+    /// Whether it is the active model of its kind.
+    pub active: bool,
+}
+
+/// The storage interface the rest of the service talks to.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+    /// Cheap liveness check.
+    async fn ping(&self) -> Result<()>;
+    /// Upserts observations in ONE transaction (all or nothing) and refreshes the snapshots of the
+    /// keywords that changed. `progress` is called with the number of rows written so far.
+    async fn import(
+        &self,
+        rows: &[Observation],
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<ImportCounts>;
+    /// Number of stored observations.
+    async fn observation_count(&self) -> Result<i64>;
+    /// Number of distinct (platform, keyword) pairs observed.
+    async fn keyword_count(&self) -> Result<i64>;
+    /// A keyword's observations, oldest first.
+    async fn history(&self, platform: Platform, keyword: &Keyword) -> Result<Vec<HistoryPoint>>;
+    /// A keyword's snapshot, if it has been observed.
+    async fn snapshot(&self, platform: Platform, keyword: &Keyword) -> Result<Option<Snapshot>>;
+    /// All observations with a search volume, optionally of one platform, ordered by platform,
+    /// keyword, period (the training binary's input).
+    async fn observations(&self, platform: Option<Platform>) -> Result<Vec<Observation>>;
+    /// Registers a model; with `activate`, makes it the active one of its kind, in one transaction.
+    async fn register_model(&self, record: &ModelRecord, activate: bool) -> Result<()>;
+    /// Makes `version` the active model of its kind; `Ok(false)` if no such version.
+    async fn activate_model(&self, version: &str) -> Result<bool>;
+    /// Registered models, newest first.
+    async fn models(&self) -> Result<Vec<ModelRecord>>;
+}
+
+/// Opens the store a URL names (`postgres://`, `postgresql://` or `sqlite:`), creating an SQLite
+/// file (and its directory) if needed. Does not migrate.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(path.trim_start_matches("//")).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}

@@ -1,0 +1,310 @@
+//! SQL shared by both backends (SQLite accepts `$1` placeholders, `ON CONFLICT ... DO UPDATE ... WHERE`,
+//! `IS DISTINCT FROM` and `RETURNING`), and the macro that implements [`super::Store`] for a pool type.
+
+/// Column list of `keyword_observations` in bind order.
+pub const OBS_INSERT_HEAD: &str = "INSERT INTO keyword_observations (id, platform, keyword, period_start, \
+    search_volume, listing_count, price_median, price_p25, price_p75, review_count_median, rating_mean, \
+    top10_review_share, sponsored_share, cpc, source, collected_at) ";
+
+/// Upsert tail: only rows whose values differ are updated (and returned), so a re-import changes nothing.
+pub const OBS_UPSERT_TAIL: &str = " ON CONFLICT (platform, keyword, period_start, source) DO UPDATE SET \
+    search_volume = excluded.search_volume, listing_count = excluded.listing_count, \
+    price_median = excluded.price_median, price_p25 = excluded.price_p25, price_p75 = excluded.price_p75, \
+    review_count_median = excluded.review_count_median, rating_mean = excluded.rating_mean, \
+    top10_review_share = excluded.top10_review_share, sponsored_share = excluded.sponsored_share, \
+    cpc = excluded.cpc, collected_at = excluded.collected_at \
+    WHERE keyword_observations.search_volume IS DISTINCT FROM excluded.search_volume \
+    OR keyword_observations.listing_count IS DISTINCT FROM excluded.listing_count \
+    OR keyword_observations.price_median IS DISTINCT FROM excluded.price_median \
+    OR keyword_observations.price_p25 IS DISTINCT FROM excluded.price_p25 \
+    OR keyword_observations.price_p75 IS DISTINCT FROM excluded.price_p75 \
+    OR keyword_observations.review_count_median IS DISTINCT FROM excluded.review_count_median \
+    OR keyword_observations.rating_mean IS DISTINCT FROM excluded.rating_mean \
+    OR keyword_observations.top10_review_share IS DISTINCT FROM excluded.top10_review_share \
+    OR keyword_observations.sponsored_share IS DISTINCT FROM excluded.sponsored_share \
+    OR keyword_observations.cpc IS DISTINCT FROM excluded.cpc \
+    RETURNING id";
+
+/// History of one keyword, oldest first.
+pub const HISTORY: &str = "SELECT period_start, search_volume, listing_count, price_median, cpc, source \
+    FROM keyword_observations WHERE platform = $1 AND keyword = $2 ORDER BY period_start, source";
+
+/// Snapshot of one keyword.
+pub const SNAPSHOT: &str = "SELECT search_volume, competition, cpc, trend_data, last_updated \
+    FROM keyword_data WHERE platform = $1 AND keyword = $2";
+
+/// Observations with a search volume for training.
+pub const OBSERVATIONS: &str = "SELECT platform, keyword, period_start, search_volume, source \
+    FROM keyword_observations WHERE search_volume IS NOT NULL AND ($1 IS NULL OR platform = $1) \
+    ORDER BY platform, keyword, period_start, source";
+
+/// Registry insert.
+pub const MODEL_INSERT: &str = "INSERT INTO models (id, name, version, kind, feature_schema_hash, metrics, \
+    artifact, created_at, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Registry listing.
+pub const MODELS: &str = "SELECT name, version, kind, feature_schema_hash, metrics, artifact, created_at, active \
+    FROM models ORDER BY created_at DESC, version DESC";
+
+/// Implements [`super::Store`] for `$store` (a struct with a `pool: $pool` field) on database `$db`.
+/// `$refresh` is the backend's snapshot-refresh statement (JSON aggregation differs between backends).
+macro_rules! sql_store {
+    ($store:ty, $db:ty, $backend:expr, $migrator:expr, $refresh:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> $crate::store::Backend {
+                $backend
+            }
+
+            async fn migrate(&self) -> $crate::store::Result<()> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> $crate::store::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn import(
+                &self,
+                rows: &[kwi_features::ingest::Observation],
+                progress: &(dyn Fn(u64) + Send + Sync),
+            ) -> $crate::store::Result<$crate::store::ImportCounts> {
+                use $crate::store::sql::{OBS_INSERT_HEAD, OBS_UPSERT_TAIL};
+                let mut counts = $crate::store::ImportCounts::default();
+                let mut changed: std::collections::BTreeSet<(kwi_features::Platform, &str)> =
+                    std::collections::BTreeSet::new();
+                let now = chrono::Utc::now();
+                let mut tx = self.pool.begin().await?;
+                let mut done = 0u64;
+                for batch in rows.chunks($crate::store::IMPORT_BATCH) {
+                    let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::now_v7()).collect();
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(OBS_INSERT_HEAD);
+                    qb.push_values(batch.iter().zip(&ids), |mut b, (o, id)| {
+                        let v = &o.values;
+                        b.push_bind(*id)
+                            .push_bind(o.platform.as_str())
+                            .push_bind(o.keyword.as_str())
+                            .push_bind(o.period_start)
+                            .push_bind(v[0])
+                            .push_bind(v[1].map(|c| c as i64))
+                            .push_bind(v[2])
+                            .push_bind(v[3])
+                            .push_bind(v[4])
+                            .push_bind(v[5])
+                            .push_bind(v[6])
+                            .push_bind(v[7])
+                            .push_bind(v[8])
+                            .push_bind(v[9])
+                            .push_bind(o.source.as_str())
+                            .push_bind(now);
+                    });
+                    qb.push(OBS_UPSERT_TAIL);
+                    let returned: Vec<uuid::Uuid> = qb
+                        .build_query_scalar()
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let ours: std::collections::HashMap<uuid::Uuid, usize> =
+                        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+                    let mut inserted_here = 0u64;
+                    for id in &returned {
+                        if let Some(i) = ours.get(id) {
+                            inserted_here += 1;
+                            changed.insert((batch[*i].platform, batch[*i].keyword.as_str()));
+                        }
+                    }
+                    let updated_here = returned.len() as u64 - inserted_here;
+                    if updated_here > 0 {
+                        // An update returns the stored row's id, not ours: find which keywords those were.
+                        for o in batch {
+                            changed.insert((o.platform, o.keyword.as_str()));
+                        }
+                    }
+                    counts.inserted += inserted_here;
+                    counts.updated += updated_here;
+                    counts.unchanged += batch.len() as u64 - returned.len() as u64;
+                    done += batch.len() as u64;
+                    progress(done);
+                }
+                for (platform, keyword) in &changed {
+                    sqlx::query($refresh)
+                        .bind(uuid::Uuid::now_v7())
+                        .bind(platform.as_str())
+                        .bind(*keyword)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(counts)
+            }
+
+            async fn observation_count(&self) -> $crate::store::Result<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM keyword_observations")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn keyword_count(&self) -> $crate::store::Result<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM keyword_data")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn history(
+                &self,
+                platform: kwi_features::Platform,
+                keyword: &kwi_features::Keyword,
+            ) -> $crate::store::Result<Vec<$crate::store::HistoryPoint>> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::HISTORY)
+                    .bind(platform.as_str())
+                    .bind(keyword.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::HistoryPoint {
+                            period_start: r.try_get(0)?,
+                            search_volume: r.try_get(1)?,
+                            listing_count: r.try_get(2)?,
+                            price_median: r.try_get(3)?,
+                            cpc: r.try_get(4)?,
+                            source: r.try_get(5)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn snapshot(
+                &self,
+                platform: kwi_features::Platform,
+                keyword: &kwi_features::Keyword,
+            ) -> $crate::store::Result<Option<$crate::store::Snapshot>> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::sql::SNAPSHOT)
+                    .bind(platform.as_str())
+                    .bind(keyword.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| {
+                    let trend: sqlx::types::Json<serde_json::Value> = r.try_get(3)?;
+                    Ok($crate::store::Snapshot {
+                        search_volume: r.try_get(0)?,
+                        competition: r.try_get(1)?,
+                        cpc: r.try_get(2)?,
+                        trend_data: trend.0,
+                        last_updated: r.try_get(4)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn observations(
+                &self,
+                platform: Option<kwi_features::Platform>,
+            ) -> $crate::store::Result<Vec<kwi_features::ingest::Observation>> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::OBSERVATIONS)
+                    .bind(platform.map(|p| p.as_str()))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let p: String = r.try_get(0)?;
+                        let k: String = r.try_get(1)?;
+                        let corrupt = |e: String| $crate::store::StoreError::Corrupt(e);
+                        let mut values = [None; 10];
+                        values[0] = r.try_get(3)?;
+                        Ok(kwi_features::ingest::Observation {
+                            platform: p.parse().map_err(|e: kwi_features::keyword::PlatformError| corrupt(e.to_string()))?,
+                            keyword: kwi_features::Keyword::parse(&k).map_err(|e| corrupt(e.to_string()))?,
+                            period_start: r.try_get(2)?,
+                            values,
+                            source: r.try_get(4)?,
+                            line: i + 1,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn register_model(
+                &self,
+                record: &$crate::store::ModelRecord,
+                activate: bool,
+            ) -> $crate::store::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                if activate {
+                    sqlx::query("UPDATE models SET active = $1 WHERE kind = $2 AND active = $3")
+                        .bind(false)
+                        .bind(record.kind.as_str())
+                        .bind(true)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query($crate::store::sql::MODEL_INSERT)
+                    .bind(uuid::Uuid::now_v7())
+                    .bind(record.name.as_str())
+                    .bind(record.version.as_str())
+                    .bind(record.kind.as_str())
+                    .bind(record.feature_schema_hash.as_str())
+                    .bind(sqlx::types::Json(&record.metrics))
+                    .bind(record.artifact.as_str())
+                    .bind(record.created_at)
+                    .bind(activate)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn activate_model(&self, version: &str) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM models WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(kind) = kind else {
+                    return Ok(false);
+                };
+                sqlx::query("UPDATE models SET active = $1 WHERE kind = $2 AND active = $3")
+                    .bind(false)
+                    .bind(kind.as_str())
+                    .bind(true)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE models SET active = $1 WHERE version = $2")
+                    .bind(true)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn models(&self) -> $crate::store::Result<Vec<$crate::store::ModelRecord>> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::MODELS).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        let metrics: sqlx::types::Json<serde_json::Value> = r.try_get(4)?;
+                        Ok($crate::store::ModelRecord {
+                            name: r.try_get(0)?,
+                            version: r.try_get(1)?,
+                            kind: r.try_get(2)?,
+                            feature_schema_hash: r.try_get(3)?,
+                            metrics: metrics.0,
+                            artifact: r.try_get(5)?,
+                            created_at: r.try_get(6)?,
+                            active: r.try_get(7)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;

@@ -1,0 +1,101 @@
+//! Shared test fixtures: fresh databases per test, paths to the reference data.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kwi::store::{PgStore, SqliteStore, Store};
+use sqlx::Connection;
+
+/// Admin URL of the test PostgreSQL server.
+pub fn pg_admin_url() -> String {
+    std::env::var("KWI_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// URL of the test Redis server.
+pub fn redis_url() -> String {
+    std::env::var("KWI_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// `../shared/data/<rel>` from the repository root.
+pub fn shared(rel: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel);
+    assert!(p.exists(), "reference data missing: {}", p.display());
+    p
+}
+
+/// A fresh, migrated PostgreSQL database; dropped by [`TestDb::cleanup`].
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let admin = pg_admin_url();
+        let name = format!("kwi_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is required for these tests ({admin}): {e}. Start it with \
+                 `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` or set KWI_TEST_DATABASE_URL"
+            )
+        });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        let url = format!("{base}/{name}");
+        Self { name, url }
+    }
+
+    pub async fn cleanup(self) {
+        let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("drop test database");
+    }
+}
+
+/// Both backends, migrated and empty: `(label, store, url, guard)`.
+pub struct Backends {
+    pub sqlite: Arc<dyn Store>,
+    pub sqlite_url: String,
+    pub pg: Arc<dyn Store>,
+    pub pg_db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+impl Backends {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kwi.db");
+        let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(path.to_str().unwrap()).await.unwrap());
+        sqlite.migrate().await.unwrap();
+        let pg_db = TestDb::new().await;
+        let pg: Arc<dyn Store> = Arc::new(PgStore::connect(&pg_db.url).await.unwrap());
+        pg.migrate().await.unwrap();
+        Self {
+            sqlite,
+            sqlite_url: format!("sqlite:{}", path.display()),
+            pg,
+            pg_db,
+            _dir: dir,
+        }
+    }
+
+    /// `[("sqlite", store), ("postgres", store)]`.
+    pub fn all(&self) -> [(&'static str, &Arc<dyn Store>); 2] {
+        [("sqlite", &self.sqlite), ("postgres", &self.pg)]
+    }
+
+    pub async fn cleanup(self) {
+        self.pg_db.cleanup().await;
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests: one binary, driving the library, the router and the `kwi` executable against
+//! both store backends (SQLite files and fresh PostgreSQL databases) and both caches.
+//!
+//! PostgreSQL and Redis are required, never skipped: `KWI_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `KWI_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`). `.ci/run` starts both.
+
+mod cache;
+mod helpers;
+mod http;
+mod import;
+mod store;

@@ -1,0 +1,490 @@
+//! The `kwi-train` subcommands.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use kwi::forecast::Predictor;
+use kwi::store::ModelRecord;
+use kwi_features::ingest::InputFormat;
+use kwi_features::series::Series;
+use kwi_features::{Frequency, Platform};
+use kwi_models::Forecast;
+
+use crate::config::TrainConfig;
+use crate::data;
+use crate::evaluate::{Evaluation, evaluate, markdown_table};
+use crate::pipeline::{Fitted, fit};
+use crate::report::{PLOT_LEGEND, sample_plots};
+
+/// Fit, backtest, evaluate, forecast with and publish keyword forecasting models.
+#[derive(Debug, Parser)]
+#[command(name = "kwi-train", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fit a model and write its artifact folder (manifest, weights, report)
+    Fit(FitArgs),
+    /// Rolling-origin backtest: refit and score on the last N windows of every series
+    Backtest(BacktestArgs),
+    /// Fit on the training data and score against a test file or the held-out tail (M4 metrics)
+    Evaluate(EvaluateArgs),
+    /// Forecast every series of a file to CSV (id,step,mean,lo_80,hi_80,lo_95,hi_95)
+    Forecast(ForecastArgs),
+    /// Register an artifact folder in the models registry so running servers can load it
+    Publish(PublishArgs),
+}
+
+/// Where the series come from.
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Training data file (.csv, .parquet, .arrow); without it, the store is read
+    #[arg(long)]
+    pub train: Option<PathBuf>,
+    /// Layout of --train: m4, gtrends, long (auto detects from the header)
+    #[arg(long, default_value = "auto")]
+    pub format: InputFormat,
+    /// Platform of files that do not name one; with the store, read only this platform
+    #[arg(long)]
+    pub platform: Option<Platform>,
+    /// m4 files: date of the first value (default 2000-01-02)
+    #[arg(long)]
+    pub start: Option<NaiveDate>,
+    /// Period length
+    #[arg(long, default_value = "weekly")]
+    pub freq: Frequency,
+    /// Database to read observations from when --train is not given (default: the embedded SQLite file)
+    #[arg(long, env = "KWI_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory of the embedded database and artifacts
+    #[arg(long, env = "KWI_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+impl InputArgs {
+    fn database_url(&self) -> String {
+        kwi::config::GlobalOpts {
+            database_url: self.database_url.clone(),
+            redis_url: None,
+            data_dir: self.data_dir.clone(),
+        }
+        .database_url()
+    }
+
+    async fn load(&self) -> anyhow::Result<Vec<Series>> {
+        match &self.train {
+            Some(p) => data::load_file(p, self.format, self.platform, self.start, self.freq),
+            None => data::load_store(&self.database_url(), self.platform, self.freq).await,
+        }
+    }
+}
+
+/// Hyperparameter sources.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// TOML config (keys as in README's table; missing keys take defaults)
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override: forecast horizon
+    #[arg(long)]
+    pub horizon: Option<usize>,
+    /// Override: MLP optimiser steps
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Override: seed
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override: MASE lag / Naive2 season (M4 Weekly: 1)
+    #[arg(long)]
+    pub metric_season: Option<usize>,
+    /// Override: interval levels, e.g. 80,95
+    #[arg(long, value_delimiter = ',')]
+    pub levels: Option<Vec<f64>>,
+}
+
+impl ConfigArgs {
+    fn build(&self) -> anyhow::Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(p) => TrainConfig::from_file(p)?,
+            None => TrainConfig::default(),
+        };
+        if let Some(h) = self.horizon {
+            c.horizon = h;
+        }
+        if let Some(s) = self.steps {
+            c.mlp.steps = s;
+        }
+        if let Some(s) = self.seed {
+            c.mlp.seed = s;
+        }
+        if let Some(m) = self.metric_season {
+            c.metric_season = m;
+        }
+        if let Some(l) = &self.levels {
+            c.levels = l.clone();
+        }
+        c.check()?;
+        Ok(c)
+    }
+}
+
+/// `kwi-train fit`.
+#[derive(Debug, Clone, Args)]
+pub struct FitArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Artifact folder (default: DATA_DIR/artifacts/VERSION)
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `kwi-train evaluate`.
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Test file matched by series id (M4 layout); without it, --holdout is used
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Hold out the last N periods of every series as the test part (default: the horizon)
+    #[arg(long)]
+    holdout: Option<usize>,
+    /// Report folder (default: runs/eval-VERSION)
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `kwi-train backtest`.
+#[derive(Debug, Clone, Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Number of rolling origins (each one refits)
+    #[arg(long, default_value_t = 3)]
+    windows: usize,
+    /// Report folder (default: runs/backtest-VERSION)
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `kwi-train forecast`.
+#[derive(Debug, Clone, Args)]
+pub struct ForecastArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Use this published model version (its artifact folder under DATA_DIR/artifacts, or the
+    /// registry's path) instead of fitting
+    #[arg(long)]
+    model: Option<String>,
+    /// Drop the last N periods of every series before fitting and forecasting
+    #[arg(long, default_value_t = 0)]
+    holdout: usize,
+    /// Output CSV
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `kwi-train publish`.
+#[derive(Debug, Clone, Args)]
+pub struct PublishArgs {
+    /// Artifact folder written by `kwi-train fit`
+    #[arg(long)]
+    artifact: PathBuf,
+    /// Register without making it the active forecaster
+    #[arg(long)]
+    no_activate: bool,
+    /// Database holding the registry (default: the embedded SQLite file)
+    #[arg(long, env = "KWI_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory of the embedded database
+    #[arg(long, env = "KWI_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Fit(a) => cmd_fit(a).await,
+        Command::Evaluate(a) => cmd_evaluate(a).await,
+        Command::Backtest(a) => cmd_backtest(a).await,
+        Command::Forecast(a) => cmd_forecast(a).await,
+        Command::Publish(a) => cmd_publish(a).await,
+    }
+}
+
+fn fit_logged(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
+    let t = Instant::now();
+    let f = fit(series, cfg)?;
+    eprintln!(
+        "fitted {} on {} series ({} windows) in {:.1}s: ensemble {} (validation OWA {})",
+        f.predictor.manifest.version,
+        series.len(),
+        f.windows,
+        t.elapsed().as_secs_f64(),
+        f.selection.members.join(" + "),
+        f.selection.validation.owa.map_or("-".into(), |o| format!("{o:.3}"))
+    );
+    Ok(f)
+}
+
+async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
+    let cfg = a.config.build()?;
+    let series = a.input.load().await?;
+    let fitted = fit_logged(&series, &cfg)?;
+    let dir = a
+        .out
+        .unwrap_or_else(|| a.input.data_dir.join("artifacts").join(&fitted.predictor.manifest.version));
+    fitted.predictor.save(&dir)?;
+    std::fs::write(dir.join("config.toml"), toml::to_string_pretty(&cfg)?)?;
+    let json = serde_json::json!({
+        "manifest": fitted.predictor.manifest,
+        "timings_s": fitted.timings,
+        "windows": fitted.windows,
+    });
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&json)?)?;
+    let mut md = format!(
+        "# Fit {}\n\n{} series, {} training windows. Ensemble: {} (weights {:?}).\n\n## Validation (last {} periods of the training data)\n\n| model | sMAPE | MASE | OWA |\n| --- | ---: | ---: | ---: |\n",
+        fitted.predictor.manifest.version,
+        series.len(),
+        fitted.windows,
+        fitted.selection.members.join(" + "),
+        fitted.selection.weights,
+        cfg.horizon
+    );
+    for (name, acc) in &fitted.selection.candidates {
+        md.push_str(&format!(
+            "| {name} | {:.3} | {:.3} | {} |\n",
+            acc.smape,
+            acc.mase,
+            acc.owa.map_or("-".into(), |o| format!("{o:.3}"))
+        ));
+    }
+    let v = &fitted.selection.validation;
+    md.push_str(&format!(
+        "| **ensemble** | {:.3} | {:.3} | {} |\n\nTimings (s): {:?}\n",
+        v.smape,
+        v.mase,
+        v.owa.map_or("-".into(), |o| format!("{o:.3}")),
+        fitted.timings
+    ));
+    let hist: Vec<&[f64]> = series.iter().map(|s| s.values.as_slice()).collect();
+    let forecasts = fitted.predictor.forecast(&hist, cfg.horizon, &cfg.levels)?;
+    let plots = sample_plots(&dir, &series, &forecasts, None, 4)?;
+    append_plots(&mut md, &plots);
+    std::fs::write(dir.join("report.md"), md)?;
+    println!("{}", dir.display());
+    Ok(())
+}
+
+fn append_plots(md: &mut String, plots: &[(PathBuf, String)]) {
+    md.push_str(&format!("\n## Sample forecasts\n\n{PLOT_LEGEND}\n\n"));
+    for (file, label) in plots {
+        md.push_str(&format!("**{label}**\n\n![{label}]({})\n\n", file.display()));
+    }
+}
+
+async fn cmd_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
+    let cfg = a.config.build()?;
+    let all = a.input.load().await?;
+    let (train, test) = match (&a.test, a.holdout) {
+        (Some(t), _) => {
+            let test = data::load_m4_test(t, &all)?;
+            (all, test)
+        }
+        (None, n) => data::holdout(&all, n.unwrap_or(cfg.horizon), cfg.horizon + 13)?,
+    };
+    let t = Instant::now();
+    let fitted = fit_logged(&train, &cfg)?;
+    let eval = evaluate(&fitted.predictor, &train, &test, &cfg.levels, cfg.metric_season)?;
+    let secs = t.elapsed().as_secs_f64();
+    let table = markdown_table(&eval);
+    println!("{table}\nfit + forecast: {secs:.1}s");
+    let dir = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("eval-{}", fitted.predictor.manifest.version)));
+    write_eval_report(&dir, &fitted, &eval, &train, &test, secs, &table)?;
+    eprintln!("report: {}", dir.join("report.md").display());
+    Ok(())
+}
+
+fn write_eval_report(
+    dir: &Path,
+    fitted: &Fitted,
+    eval: &Evaluation,
+    train: &[Series],
+    test: &[Vec<f64>],
+    secs: f64,
+    table: &str,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = serde_json::json!({
+        "manifest": fitted.predictor.manifest,
+        "evaluation": eval,
+        "fit_and_forecast_s": secs,
+        "timings_s": fitted.timings,
+    });
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&json)?)?;
+    let mut md = format!(
+        "# Evaluation {}\n\nEnsemble chosen on validation: {}.\n\n{table}\nFit + forecast: {secs:.1}s\n",
+        fitted.predictor.manifest.version,
+        fitted.selection.members.join(" + ")
+    );
+    let plots = sample_plots(dir, train, &eval.forecasts, Some(test), 6)?;
+    append_plots(&mut md, &plots);
+    std::fs::write(dir.join("report.md"), md)?;
+    Ok(())
+}
+
+async fn cmd_backtest(a: BacktestArgs) -> anyhow::Result<()> {
+    let cfg = a.config.build()?;
+    if a.windows == 0 {
+        bail!("--windows must be at least 1");
+    }
+    let all = a.input.load().await?;
+    let h = cfg.horizon;
+    let mut summaries = Vec::new();
+    for w in (1..=a.windows).rev() {
+        // Origin w: drop the last (w-1)·H periods, then hold out the next H.
+        let (cut, _) = data::holdout(&all, (w - 1) * h, 2 * h + 13)?;
+        let (train, test) = data::holdout(&cut, h, h + 13)?;
+        eprintln!("window {} of {}: origin {} periods before the end", a.windows - w + 1, a.windows, w * h);
+        let fitted = fit_logged(&train, &cfg)?;
+        let eval = evaluate(&fitted.predictor, &train, &test, &cfg.levels, cfg.metric_season)?;
+        println!("## origin -{}\n\n{}", w * h, markdown_table(&eval));
+        summaries.push(serde_json::json!({ "origin_from_end": w * h, "evaluation": eval }));
+    }
+    let dir = a.out.unwrap_or_else(|| PathBuf::from("runs").join(format!("backtest-{}", crate::pipeline::new_version(cfg.mlp.seed))));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&summaries)?)?;
+    eprintln!("report: {}", dir.join("report.json").display());
+    Ok(())
+}
+
+fn level_name(l: f64) -> String {
+    if l.fract() == 0.0 { format!("{l:.0}") } else { format!("{l}") }
+}
+
+/// Writes `id,step,mean,lo_L,hi_L...` rows.
+pub fn write_forecast_csv(path: &Path, series: &[Series], forecasts: &[Forecast], levels: &[f64]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("csv.partial");
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
+    );
+    let mut header = String::from("id,step,mean");
+    for l in levels {
+        header.push_str(&format!(",lo_{0},hi_{0}", level_name(*l)));
+    }
+    writeln!(f, "{header}")?;
+    for (s, fc) in series.iter().zip(forecasts) {
+        let id = if s.label.contains([',', '"']) { format!("\"{}\"", s.label.replace('"', "\"\"")) } else { s.label.clone() };
+        for k in 0..fc.mean.len() {
+            let mut line = format!("{id},{},{}", k + 1, fc.mean[k]);
+            for l in levels {
+                let iv = fc.interval(*l).context("interval level not calibrated")?;
+                line.push_str(&format!(",{},{}", iv.lo[k], iv.hi[k]));
+            }
+            writeln!(f, "{line}")?;
+        }
+    }
+    f.flush()?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+async fn cmd_forecast(a: ForecastArgs) -> anyhow::Result<()> {
+    let cfg = a.config.build()?;
+    let all = a.input.load().await?;
+    let series = if a.holdout > 0 {
+        data::holdout(&all, a.holdout, 2)?.0
+    } else {
+        all
+    };
+    let t = Instant::now();
+    let predictor = match &a.model {
+        Some(v) => {
+            let dir = a.input.data_dir.join("artifacts").join(v);
+            let dir = if dir.exists() {
+                dir
+            } else {
+                let store = kwi::store::connect(&a.input.database_url()).await?;
+                store.migrate().await?;
+                let rec = store
+                    .models()
+                    .await?
+                    .into_iter()
+                    .find(|m| &m.version == v)
+                    .with_context(|| format!("model {v} is neither in {} nor in the registry", a.input.data_dir.join("artifacts").display()))?;
+                PathBuf::from(rec.artifact)
+            };
+            Predictor::load(&dir).with_context(|| format!("cannot load model from {}", dir.display()))?
+        }
+        None => fit_logged(&series, &cfg)?.predictor,
+    };
+    let hist: Vec<&[f64]> = series.iter().map(|s| s.values.as_slice()).collect();
+    let forecasts = predictor.forecast(&hist, cfg.horizon, &cfg.levels)?;
+    write_forecast_csv(&a.out, &series, &forecasts, &cfg.levels)?;
+    eprintln!(
+        "wrote {} rows for {} series to {} in {:.1}s (model {})",
+        series.len() * cfg.horizon,
+        series.len(),
+        a.out.display(),
+        t.elapsed().as_secs_f64(),
+        predictor.manifest.version
+    );
+    Ok(())
+}
+
+async fn cmd_publish(a: PublishArgs) -> anyhow::Result<()> {
+    let predictor = Predictor::load(&a.artifact)
+        .with_context(|| format!("{} is not a loadable artifact", a.artifact.display()))?;
+    let m = &predictor.manifest;
+    let url = kwi::config::GlobalOpts {
+        database_url: a.database_url.clone(),
+        redis_url: None,
+        data_dir: a.data_dir.clone(),
+    }
+    .database_url();
+    let store = kwi::store::connect(&url).await?;
+    store.migrate().await?;
+    let artifact = std::fs::canonicalize(&a.artifact)?.display().to_string();
+    store
+        .register_model(
+            &ModelRecord {
+                name: m.name.clone(),
+                version: m.version.clone(),
+                kind: m.kind.clone(),
+                feature_schema_hash: m.feature_schema_hash.clone(),
+                metrics: m.metrics.clone(),
+                artifact,
+                created_at: chrono::Utc::now(),
+                active: !a.no_activate,
+            },
+            !a.no_activate,
+        )
+        .await
+        .with_context(|| format!("cannot register {}", m.version))?;
+    println!(
+        "published {}{}",
+        m.version,
+        if a.no_activate { "" } else { " (active)" }
+    );
+    Ok(())
+}

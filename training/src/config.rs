@@ -1,0 +1,124 @@
+//! Training configuration: a TOML file with documented defaults, overridable by flags.
+//!
+//! | Name | Default | Purpose | Range |
+//! | --- | --- | --- | --- |
+//! | `horizon` | 13 | steps to forecast (and to hold out for validation) | 1..=104 |
+//! | `season` | 52 | seasonal period (weekly data: a year) for seasonal naive | 1..=400 |
+//! | `metric_season` | 1 | MASE lag m and Naive2's season (M4 Weekly uses 1) | 1..=400 |
+//! | `levels` | [80, 95] | interval levels, percent | (0, 100) |
+//! | `max_windows_per_series` | 260 | most recent training windows taken per series | 1..=100000 |
+//! | `max_members` | 3 | most members in the ensemble | 1..=6 |
+//! | `candidates` | all six | members the ensemble may choose from | see `kwi::forecast::MEMBERS` |
+//! | `mlp.*` | see `kwi_models::mlp` | neural member | |
+//! | `linear.*` | see `kwi_models::linear` | linear member | |
+//!
+//! `mlp.lookback` is the input window of both global members.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use kwi_models::linear::LinearConfig;
+use kwi_models::mlp::MlpConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything `kwi-train` needs to fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Forecast horizon H.
+    pub horizon: usize,
+    /// Seasonal period for seasonal naive.
+    pub season: usize,
+    /// MASE lag and Naive2 season.
+    pub metric_season: usize,
+    /// Interval levels in percent.
+    pub levels: Vec<f64>,
+    /// Most recent windows per series for the global members.
+    pub max_windows_per_series: usize,
+    /// Largest ensemble.
+    pub max_members: usize,
+    /// Members the ensemble may use.
+    pub candidates: Vec<String>,
+    /// Neural member.
+    pub mlp: MlpConfig,
+    /// Linear member.
+    pub linear: LinearConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            horizon: 13,
+            season: 52,
+            metric_season: 1,
+            levels: vec![80.0, 95.0],
+            max_windows_per_series: 260,
+            max_members: 3,
+            candidates: kwi::forecast::MEMBERS.iter().map(|s| s.to_string()).collect(),
+            mlp: MlpConfig::default(),
+            linear: LinearConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML file (missing keys take their defaults; unknown keys are an error).
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    /// Checks every field; the model configs check their own.
+    pub fn check(&mut self) -> anyhow::Result<()> {
+        if !(1..=104).contains(&self.horizon) {
+            bail!("horizon {} is outside 1..=104", self.horizon);
+        }
+        if !(1..=400).contains(&self.season) || !(1..=400).contains(&self.metric_season) {
+            bail!("season and metric_season must be in 1..=400");
+        }
+        if let Some(l) = self.levels.iter().find(|l| !(**l > 0.0 && **l < 100.0)) {
+            bail!("interval level {l} is outside (0, 100)");
+        }
+        if !(1..=100_000).contains(&self.max_windows_per_series) {
+            bail!("max_windows_per_series must be in 1..=100000");
+        }
+        if !(1..=6).contains(&self.max_members) {
+            bail!("max_members must be in 1..=6");
+        }
+        if self.candidates.is_empty() {
+            bail!("candidates is empty");
+        }
+        if let Some(c) = self
+            .candidates
+            .iter()
+            .find(|c| !kwi::forecast::MEMBERS.contains(&c.as_str()))
+        {
+            bail!(
+                "unknown candidate `{c}`; expected some of {}",
+                kwi::forecast::MEMBERS.join(", ")
+            );
+        }
+        self.mlp.horizon = self.horizon;
+        self.mlp.check()?;
+        self.linear.check()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let c: TrainConfig = toml::from_str("horizon = 8\n[mlp]\nsteps = 10\n").unwrap();
+        assert_eq!((c.horizon, c.mlp.steps, c.mlp.hidden), (8, 10, 256));
+        assert!(toml::from_str::<TrainConfig>("horizn = 8").is_err());
+        let mut bad = TrainConfig { horizon: 0, ..TrainConfig::default() };
+        assert!(bad.check().unwrap_err().to_string().contains("horizon"));
+        let mut ok = TrainConfig { horizon: 6, ..TrainConfig::default() };
+        ok.check().unwrap();
+        assert_eq!(ok.mlp.horizon, 6);
+    }
+}
