@@ -1,18 +1,21 @@
-//! Global linear forecaster in Linfa: a multi-task ridge regression (linfa-elasticnet's
-//! `MultiTaskElasticNet` with `l1_ratio = 0`) from the scaled input window (the lags) to the
-//! `horizon` scaled targets' change from the last input, one set of coefficients shared by all
-//! series; with `lookback` ≥ 52 the lags include last year's values, so it captures seasonality. Linfa's elastic net does not serialise, so the coefficients are kept and saved here.
+//! Global linear forecaster (Linfa ecosystem): a multi-output ridge regression from the scaled input
+//! window (the lags) to the `horizon` scaled targets' change from the last input, one set of
+//! coefficients shared by all series; with `lookback` ≥ 52 the lags include last year's values, so
+//! it captures seasonality.
+//!
+//! Solved in closed form, `(XᵀX + λ·n·I) W = XᵀY` with an unpenalised intercept (inputs centred),
+//! by linfa-linalg's Cholesky solver. linfa-elasticnet's `MultiTaskElasticNet` (coordinate descent)
+//! fits the same model but took 350 s on the M4 Weekly windows here, against well under a second for
+//! the normal equations, because the lag columns are highly correlated. Linfa's models do not
+//! serialise, so the coefficients are kept and saved here.
 //!
 //! | Name | Default | Purpose | Range |
 //! | --- | --- | --- | --- |
-//! | `penalty` | 1e-3 | ridge strength (on scaled data) | (0, 10] |
+//! | `penalty` | 1e-2 | ridge strength λ (per window, on scaled data) | (0, 10] |
 //! | `max_windows` | 60000 | windows used for fitting (evenly thinned) | 100..=10^7 |
-//! | `tolerance` | 1e-4 | coordinate-descent stopping tolerance | (0, 1) |
-//! | `max_iterations` | 300 | coordinate-descent iterations | 1..=100000 |
 
-use linfa::prelude::*;
-use linfa_elasticnet::MultiTaskElasticNet;
-use ndarray::{Array1, Array2};
+use linfa_linalg::cholesky::SolveC;
+use ndarray::{Array1, Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -25,19 +28,13 @@ pub struct LinearConfig {
     pub penalty: f64,
     /// At most this many windows are used to fit (evenly thinned).
     pub max_windows: usize,
-    /// Coordinate-descent tolerance.
-    pub tolerance: f64,
-    /// Coordinate-descent iterations.
-    pub max_iterations: u32,
 }
 
 impl Default for LinearConfig {
     fn default() -> Self {
         Self {
-            penalty: 1e-3,
+            penalty: 1e-2,
             max_windows: 60_000,
-            tolerance: 1e-4,
-            max_iterations: 300,
         }
     }
 }
@@ -51,12 +48,6 @@ impl LinearConfig {
         }
         if !(100..=10_000_000).contains(&self.max_windows) {
             return bad("max_windows", "must be in 100..=10000000");
-        }
-        if !(self.tolerance > 0.0 && self.tolerance < 1.0) {
-            return bad("tolerance", "must be in (0, 1)");
-        }
-        if !(1..=100_000).contains(&self.max_iterations) {
-            return bad("max_iterations", "must be in 1..=100000");
         }
         Ok(())
     }
@@ -97,15 +88,21 @@ pub fn fit(x: &[f32], y: &[f32], n: usize, lookback: usize, horizon: usize, cfg:
             ya[[r, j]] = f64::from(y[i * horizon + j]) - last;
         }
     }
-    let model = MultiTaskElasticNet::params()
-        .penalty(cfg.penalty)
-        .l1_ratio(0.0)
-        .tolerance(cfg.tolerance)
-        .max_iterations(cfg.max_iterations)
-        .fit(&Dataset::new(xa, ya))
-        .map_err(|e| ModelError::Linfa(e.to_string()))?;
-    let w: &Array2<f64> = model.hyperplane();
-    let b: &Array1<f64> = model.intercept();
+    // Centre, so the intercept is not penalised; then solve the ridge normal equations.
+    let x_mean = xa.mean_axis(Axis(0)).expect("non-empty");
+    let y_mean = ya.mean_axis(Axis(0)).expect("non-empty");
+    let xc = &xa - &x_mean;
+    let yc = &ya - &y_mean;
+    let mut gram = xc.t().dot(&xc);
+    let ridge = cfg.penalty * rows.len() as f64;
+    for j in 0..lookback {
+        gram[[j, j]] += ridge;
+    }
+    let rhs = xc.t().dot(&yc);
+    let w: Array2<f64> = gram
+        .solvec(&rhs)
+        .map_err(|e| ModelError::Linfa(format!("ridge solve failed: {e}")))?;
+    let b: Array1<f64> = &y_mean - &x_mean.dot(&w);
     Ok(LinearModel {
         lookback,
         horizon,
@@ -155,7 +152,7 @@ mod tests {
                 if j < l { x.push(v) } else { y.push(v) }
             }
         }
-        let m = fit(&x, &y, n, l, h, &LinearConfig { penalty: 1e-6, tolerance: 1e-8, max_iterations: 20000, ..LinearConfig::default() }).unwrap();
+        let m = fit(&x, &y, n, l, h, &LinearConfig { penalty: 1e-6, ..LinearConfig::default() }).unwrap();
         let p = m.predict(&x[..l], 1).unwrap();
         for k in 0..h {
             assert!((p[k] - y[k]).abs() < 0.02, "{p:?} vs {:?}", &y[..h]);

@@ -14,7 +14,7 @@
 //! | `layers` | 3 | hidden layers | 1..=8 |
 //! | `learning_rate` | 1e-3 | AdamW step size, decayed linearly to 10 % | (0, 1) |
 //! | `weight_decay` | 1e-4 | AdamW decoupled weight decay | [0, 1) |
-//! | `steps` | 1500 | optimiser steps | 1..=1_000_000 |
+//! | `steps` | 3000 | optimiser steps | 1..=1_000_000 |
 //! | `batch_size` | 512 | windows per step | 1..=65536 |
 //! | `seed` | 42 | initialisation and batch order | any |
 
@@ -63,7 +63,7 @@ impl Default for MlpConfig {
             layers: 3,
             learning_rate: 1e-3,
             weight_decay: 1e-4,
-            steps: 1500,
+            steps: 3000,
             batch_size: 512,
             seed: 42,
         }

@@ -7,6 +7,7 @@
 //! | `metric_season` | 1 | MASE lag m and Naive2's season (M4 Weekly uses 1) | 1..=400 |
 //! | `levels` | [80, 95] | interval levels, percent | (0, 100) |
 //! | `max_windows_per_series` | 260 | most recent training windows taken per series | 1..=100000 |
+//! | `validation_windows` | 2 | consecutive held-out windows used to choose the ensemble and calibrate intervals | 1..=10 |
 //! | `max_members` | 3 | most members in the ensemble | 1..=6 |
 //! | `candidates` | all six | members the ensemble may choose from | see `kwi::forecast::MEMBERS` |
 //! | `mlp.*` | see `kwi_models::mlp` | neural member | |
@@ -35,6 +36,8 @@ pub struct TrainConfig {
     pub levels: Vec<f64>,
     /// Most recent windows per series for the global members.
     pub max_windows_per_series: usize,
+    /// Consecutive validation windows at the end of the training data.
+    pub validation_windows: usize,
     /// Largest ensemble.
     pub max_members: usize,
     /// Members the ensemble may use.
@@ -53,6 +56,7 @@ impl Default for TrainConfig {
             metric_season: 1,
             levels: vec![80.0, 95.0],
             max_windows_per_series: 260,
+            validation_windows: 2,
             max_members: 3,
             candidates: kwi::forecast::MEMBERS.iter().map(|s| s.to_string()).collect(),
             mlp: MlpConfig::default(),
@@ -82,6 +86,9 @@ impl TrainConfig {
         }
         if !(1..=100_000).contains(&self.max_windows_per_series) {
             bail!("max_windows_per_series must be in 1..=100000");
+        }
+        if !(1..=10).contains(&self.validation_windows) {
+            bail!("validation_windows must be in 1..=10");
         }
         if !(1..=6).contains(&self.max_members) {
             bail!("max_members must be in 1..=6");

@@ -1,12 +1,14 @@
 //! Fitting: validation split, global members, ensemble selection and interval calibration.
 //!
-//! 1. Every series' last `horizon` values are held out as the validation window (series too short
-//!    for that are still forecast, but not used to choose or calibrate).
+//! 1. The last `validation_windows` × `horizon` values of every series form that many consecutive
+//!    validation windows (series too short for that are still forecast, but not used to choose or
+//!    calibrate). Several windows make the choice and the intervals less noisy on small panels.
 //! 2. The global members (Candle MLP, Linfa ridge) are trained on windows whose targets lie before
-//!    the validation window. They are not retrained afterwards: a global model forecasts a series from
-//!    its latest window, so the same weights serve the final forecast.
-//! 3. Every candidate forecasts the validation window; the best equal-weight combination by OWA
-//!    (vs Naive2) is chosen, and its validation errors calibrate the intervals.
+//!    the earliest validation window. They are not retrained afterwards: a global model forecasts a
+//!    series from its latest window, so the same weights serve the final forecast.
+//! 3. Every candidate forecasts every validation window from the data before it; the best
+//!    equal-weight combination by OWA (vs Naive2) over all windows is chosen, and its validation
+//!    errors calibrate the intervals.
 //!
 //! The test part of any benchmark is never seen here.
 
@@ -76,21 +78,33 @@ pub fn new_version(seed: u64) -> String {
 pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
     let h = cfg.horizon;
     let mut timings = Timings::default();
+    let k = cfg.validation_windows;
     let eligible: Vec<&Series> = series
         .iter()
-        .filter(|s| s.values.len() >= h + MIN_VALIDATION_HISTORY)
+        .filter(|s| s.values.len() >= k * h + MIN_VALIDATION_HISTORY)
         .collect();
     anyhow::ensure!(
         !eligible.is_empty(),
-        "no series has the {} values validation needs (horizon {h} + {MIN_VALIDATION_HISTORY})",
-        h + MIN_VALIDATION_HISTORY
+        "no series has the {} values validation needs ({k} window(s) of horizon {h} + {MIN_VALIDATION_HISTORY})",
+        k * h + MIN_VALIDATION_HISTORY
     );
-    let history: Vec<&[f64]> = eligible.iter().map(|s| &s.values[..s.values.len() - h]).collect();
-    let actual: Vec<&[f64]> = eligible.iter().map(|s| &s.values[s.values.len() - h..]).collect();
+    // Validation windows j = 1..=k end j-1 horizons before each series' end; their (history, actual)
+    // pairs are stacked as if they were more series.
+    let mut history: Vec<&[f64]> = Vec::new();
+    let mut actual: Vec<&[f64]> = Vec::new();
+    for j in 1..=k {
+        for s in &eligible {
+            let end = s.values.len() - (j - 1) * h;
+            history.push(&s.values[..end - h]);
+            actual.push(&s.values[end - h..end]);
+        }
+    }
+    // Global members learn only from targets before the earliest validation window.
+    let fit_history: Vec<&[f64]> = eligible.iter().map(|s| &s.values[..s.values.len() - k * h]).collect();
 
     let t = Instant::now();
     let spec = WindowSpec { lookback: cfg.mlp.lookback, horizon: h };
-    let w = training_windows(&history, spec, cfg.max_windows_per_series, MIN_VALIDATION_HISTORY);
+    let w = training_windows(&fit_history, spec, cfg.max_windows_per_series, MIN_VALIDATION_HISTORY);
     anyhow::ensure!(!w.is_empty(), "no training windows could be cut from the data");
     timings.windows = t.elapsed().as_secs_f64();
 
@@ -141,6 +155,7 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
         training_data: serde_json::json!({
             "series": series.len(),
             "validation_series": eligible.len(),
+            "validation_windows": k,
             "first_period": series.iter().map(|s| s.start).min().map(|d| d.to_string()),
             "last_period": series.iter().map(|s| s.period(s.values.len().saturating_sub(1))).max().map(|d| d.to_string()),
         }),

@@ -1,0 +1,134 @@
+//! `kwi-train` end to end on the real Google Trends file: forecast CSV contract, determinism,
+//! artifact round trip through the registry, schema guard, and clear errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gtrends() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gtrends/pt_weekly_topics.csv")
+}
+
+fn kwi_train(args: &[&str], data_dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kwi-train"))
+        .args(args)
+        .env("KWI_DATA_DIR", data_dir)
+        .env_remove("KWI_DATABASE_URL")
+        .output()
+        .expect("run kwi-train")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "kwi-train failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Parses the forecast CSV into (id, step, [mean, lo80, hi80, lo95, hi95]).
+fn read_csv(path: &Path) -> (String, Vec<(String, usize, Vec<f64>)>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().to_string();
+    let rows = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].to_string(),
+                f[1].parse().unwrap(),
+                f[2..].iter().map(|v| v.parse().unwrap()).collect(),
+            )
+        })
+        .collect();
+    (header, rows)
+}
+
+const QUICK: [&str; 2] = ["--steps", "40"];
+
+#[test]
+fn forecast_csv_has_one_row_per_series_and_step_with_sane_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fc.csv");
+    let g = gtrends();
+    let mut args = vec![
+        "forecast", "--train", g.to_str().unwrap(), "--format", "gtrends", "--horizon", "13",
+        "--holdout", "13", "--levels", "80,95", "--out", out.to_str().unwrap(),
+    ];
+    args.extend(QUICK);
+    ok(kwi_train(&args, dir.path()));
+    let (header, rows) = read_csv(&out);
+    assert_eq!(header, "id,step,mean,lo_80,hi_80,lo_95,hi_95");
+    assert_eq!(rows.len(), 32 * 13);
+    assert_eq!(rows[0].0, "automotive industry", "ids as the input spells them");
+    assert!(rows.iter().any(|r| r.0 == "t-shirt"));
+    for (id, step, v) in &rows {
+        assert!((1..=13).contains(step));
+        let [mean, lo80, hi80, lo95, hi95] = v[..] else { panic!("5 numbers") };
+        assert!(lo95 >= 0.0, "{id}: never negative");
+        assert!(lo95 <= lo80 && lo80 <= mean && mean <= hi80 && hi80 <= hi95, "{id} step {step}: {v:?}");
+    }
+    // Intervals widen (never narrow) with the horizon, per series.
+    for s in rows.chunks(13) {
+        for w in s.windows(2) {
+            assert!(w[1].2[4] - w[1].2[3] >= w[0].2[4] - w[0].2[3] - 1e-9, "{}", s[0].0);
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_weights_and_published_model_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = gtrends();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    for out in [&a, &b] {
+        let mut args = vec!["fit", "--train", g.to_str().unwrap(), "--format", "gtrends", "--out", out.to_str().unwrap()];
+        args.extend(QUICK);
+        ok(kwi_train(&args, dir.path()));
+    }
+    let wa = std::fs::read(a.join("mlp.safetensors")).unwrap();
+    let wb = std::fs::read(b.join("mlp.safetensors")).unwrap();
+    assert_eq!(wa, wb, "same seed and data must give identical weights");
+    for f in ["manifest.json", "linear.json", "report.md", "report.json", "config.toml"] {
+        assert!(a.join(f).exists(), "{f} missing from the artifact");
+    }
+    assert!(std::fs::read_dir(&a).unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "png")));
+
+    // Publish into the embedded registry, then forecast with the published version.
+    let stdout = ok(kwi_train(&["publish", "--artifact", a.to_str().unwrap()], dir.path()));
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("manifest.json")).unwrap()).unwrap();
+    let version = manifest["version"].as_str().unwrap();
+    assert!(stdout.contains(&format!("published {version} (active)")), "{stdout}");
+    let fc = dir.path().join("fc.csv");
+    ok(kwi_train(
+        &["forecast", "--train", g.to_str().unwrap(), "--format", "gtrends", "--model", version, "--out", fc.to_str().unwrap()],
+        dir.path(),
+    ));
+    assert_eq!(read_csv(&fc).1.len(), 32 * 13);
+
+    // A model built on another feature schema is refused.
+    let mut m = manifest.clone();
+    m["feature_schema_hash"] = "0000000000000000".into();
+    std::fs::write(b.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let out = kwi_train(&["publish", "--artifact", b.to_str().unwrap()], dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("feature schema"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn bad_configuration_and_input_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = gtrends();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "horizn = 3\n").unwrap();
+    let out = kwi_train(&["fit", "--train", g.to_str().unwrap(), "--config", cfg.to_str().unwrap()], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("horizn"), "{err}");
+    let out = kwi_train(&["fit", "--train", g.to_str().unwrap(), "--horizon", "0"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("horizon 0 is outside 1..=104"));
+    let out = kwi_train(&["fit", "--train", "/nonexistent.csv"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let out = kwi_train(&["evaluate", "--train", g.to_str().unwrap(), "--holdout", "700"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too short"), "{}", String::from_utf8_lossy(&out.stderr));
+}
