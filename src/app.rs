@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::cache::{Cache, DEFAULT_TTL};
 use crate::config::{GlobalOpts, ServeArgs};
+use crate::serving::{Forecasting, load_active_model, spawn_model_watcher, spawn_persister};
 use crate::store::{self, Store};
 
 /// Entries the in-process cache holds before evicting.
@@ -20,6 +21,28 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Prediction cache.
     pub cache: Cache,
+    /// Active model, single flight, prediction writer.
+    pub forecasting: Forecasting,
+}
+
+impl AppState {
+    /// Builds the state: loads the active model (or the baseline) and starts the prediction writer.
+    /// Await the returned handle after the server stops (and every state clone is dropped) to make
+    /// sure every computed forecast is persisted.
+    pub async fn build(store: Arc<dyn Store>, cache: Cache) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+        crate::http::install_metrics();
+        let model = load_active_model(store.as_ref()).await.context("cannot load the active model")?;
+        tracing::info!(version = %model.manifest.version, members = ?model.manifest.ensemble.members, "serving model");
+        let (tx, writer) = spawn_persister(store.clone());
+        Ok((
+            Self {
+                store,
+                cache,
+                forecasting: Forecasting::new(model, tx),
+            },
+            writer,
+        ))
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
@@ -93,7 +116,12 @@ pub async fn run_server(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result
         tracing::info!(%summary, "store was empty: loaded the built-in sample data");
     }
     let cache = open_cache(global).await;
-    let state = AppState { store, cache };
+    let (state, writer) = AppState::build(store, cache).await?;
+    let watcher = spawn_model_watcher(
+        state.store.clone(),
+        state.forecasting.model.clone(),
+        std::time::Duration::from_secs(args.model_poll_secs.max(1)),
+    );
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -103,7 +131,12 @@ pub async fn run_server(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result
         cache = ?state.cache.kind(),
         "kwi listening"
     );
-    serve(listener, state, shutdown_signal()).await
+    serve(listener, state, shutdown_signal()).await?;
+    watcher.abort();
+    let _ = watcher.await;
+    tracing::info!("flushing computed forecasts");
+    writer.await.context("prediction writer failed")?;
+    Ok(())
 }
 
 /// Serves the router on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// Do not load the built-in sample data into an empty store
     #[arg(long, env = "KWI_NO_SAMPLE")]
     pub no_sample: bool,
+    /// Seconds between checks of the model registry for a newly activated model
+    #[arg(long, env = "KWI_MODEL_POLL_SECS", default_value_t = 5)]
+    pub model_poll_secs: u64,
 }
 
 /// `kwi import`.

@@ -120,6 +120,44 @@ impl Predictor {
         Ok(())
     }
 
+    /// The built-in baseline served until a trained model is published: seasonal naive (season
+    /// `season`), its intervals calibrated on the last `horizon` periods of the given series (the
+    /// store's data at start-up). Version `builtin-snaive-v1`.
+    pub fn baseline(series: &[&[f64]], season: usize, horizon: usize) -> Self {
+        let eligible: Vec<&[f64]> = series.iter().copied().filter(|s| s.len() > horizon + 2).collect();
+        let history: Vec<&[f64]> = eligible.iter().map(|s| &s[..s.len() - horizon]).collect();
+        let actual: Vec<&[f64]> = eligible.iter().map(|s| &s[s.len() - horizon..]).collect();
+        let fc: Vec<Vec<f64>> = history.iter().map(|s| seasonal_naive(s, horizon, season)).collect();
+        let conformal = Conformal::calibrate(&history, &actual, &fc, &Conformal::level_grid());
+        let cfg = kwi_models::mlp::MlpConfig::default();
+        let manifest = Manifest {
+            name: "builtin-snaive".into(),
+            version: "builtin-snaive-v1".into(),
+            kind: "forecaster".into(),
+            feature_schema_hash: window_schema_hash(),
+            created_at: String::new(),
+            season,
+            lookback: cfg.lookback,
+            horizon,
+            mlp: cfg,
+            linear: Default::default(),
+            ensemble: kwi_models::ensemble::Selection {
+                members: vec!["snaive".into()],
+                weights: vec![1.0],
+                validation: Default::default(),
+                candidates: Vec::new(),
+            },
+            conformal,
+            training_data: serde_json::json!({ "series": eligible.len() }),
+            metrics: serde_json::json!({ "note": "built-in seasonal-naive baseline; publish a model with kwi-train for better accuracy" }),
+        };
+        Self {
+            manifest,
+            mlp: None,
+            linear: None,
+        }
+    }
+
     /// Takes the predictor apart: manifest, MLP, linear model.
     pub fn into_parts(self) -> (Manifest, Option<TrainedMlp>, Option<LinearModel>) {
         (self.manifest, self.mlp, self.linear)

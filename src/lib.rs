@@ -11,4 +11,5 @@ pub mod config;
 pub mod forecast;
 pub mod http;
 pub mod import;
+pub mod serving;
 pub mod store;

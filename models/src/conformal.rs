@@ -80,18 +80,55 @@ impl Conformal {
         Self { levels, radius }
     }
 
-    /// Builds a forecast with intervals at the requested `levels` (each must have been calibrated,
-    /// else it is skipped) around `mean` (clipped at 0) for a series with `history`.
+    /// The calibrated levels: every whole percent from 1 to 99, so any level a user asks for in that
+    /// range is answered by interpolation.
+    pub fn level_grid() -> Vec<f64> {
+        (1..=99).map(f64::from).collect()
+    }
+
+    /// Whether `level` (percent) can be answered: within the calibrated range.
+    pub fn supports(&self, level: f64) -> bool {
+        match (self.levels.first(), self.levels.last()) {
+            (Some(lo), Some(hi)) => level >= *lo - 1e-9 && level <= *hi + 1e-9,
+            _ => false,
+        }
+    }
+
+    /// Radius (in scale units) at `level` and `step`, interpolated linearly between calibrated
+    /// levels; steps past the calibrated horizon take the last step's radius.
+    pub fn radius(&self, level: f64, step: usize) -> f64 {
+        let at = |j: usize| {
+            let r = &self.radius[j];
+            r.get(step).or(r.last()).copied().unwrap_or(0.0)
+        };
+        let n = self.levels.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let j = self.levels.partition_point(|l| *l < level);
+        if j == 0 {
+            return at(0);
+        }
+        if j >= n {
+            return at(n - 1);
+        }
+        let (l0, l1) = (self.levels[j - 1], self.levels[j]);
+        let t = if l1 > l0 { (level - l0) / (l1 - l0) } else { 0.0 };
+        at(j - 1) + t * (at(j) - at(j - 1))
+    }
+
+    /// Builds a forecast with intervals at the requested `levels` (levels outside the calibrated
+    /// range are skipped; check with [`Conformal::supports`]) around `mean` (clipped at 0) for a
+    /// series with `history`.
     pub fn apply(&self, history: &[f64], mean: Vec<f64>, levels: &[f64]) -> Forecast {
         let scale = series_scale(history);
         let mean: Vec<f64> = mean.into_iter().map(|v| v.max(0.0)).collect();
         let mut intervals = Vec::new();
         for lvl in levels {
-            let Some(j) = self.levels.iter().position(|l| (l - lvl).abs() < 1e-9) else {
+            if !self.supports(*lvl) {
                 continue;
-            };
-            let r = &self.radius[j];
-            let radius_at = |k: usize| r.get(k).or(r.last()).copied().unwrap_or(0.0) * scale;
+            }
+            let radius_at = |k: usize| self.radius(*lvl, k) * scale;
             intervals.push(Interval {
                 level: *lvl,
                 lo: mean.iter().enumerate().map(|(k, m)| (m - radius_at(k)).max(0.0)).collect(),
@@ -130,5 +167,9 @@ mod tests {
         // Step-1 errors are 0..=4 in equal shares (scale 1): the finite-sample 80 % quantile,
         // the ⌈51·0.8⌉ = 41st smallest of 50, is 4.
         assert_eq!(c.radius[0][0], 4.0);
+        // Interpolation between calibrated levels, and the range check.
+        let mid = c.radius(87.5, 0);
+        assert!(mid >= c.radius[0][0] && mid <= c.radius[1][0]);
+        assert!(c.supports(80.0) && c.supports(90.0) && !c.supports(50.0) && !c.supports(99.0));
     }
 }

@@ -18,6 +18,8 @@ pub enum ApiError {
     },
     /// The thing asked for does not exist.
     NotFound(String),
+    /// The request conflicts with the current state (e.g. a model that cannot be loaded).
+    Conflict(String),
     /// A dependency (store) failed; details are logged, not returned.
     Internal(String),
 }
@@ -42,6 +44,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::BAD_REQUEST, "bad_request", Some(*field), message.as_str())
             }
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", None, m.as_str()),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", None, m.as_str()),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

@@ -2,12 +2,16 @@
 //! cache through [`crate::app::AppState`]; they never touch tensors or SQL.
 
 mod error;
+mod forecast;
 mod keywords;
+mod telemetry;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub use error::ApiError;
+pub use forecast::{MAX_BATCH, MAX_HORIZON};
+pub use telemetry::install_metrics;
 
 use crate::app::AppState;
 
@@ -16,8 +20,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(keywords::healthz))
         .route("/readyz", get(keywords::readyz))
+        .route("/metrics", get(telemetry::metrics))
         .route("/v1/keywords/{platform}/{keyword}", get(keywords::keyword))
+        .route("/v1/keywords/{platform}/{keyword}/forecast", get(forecast::forecast))
+        .route("/v1/forecasts", post(forecast::batch))
+        .route("/v1/models", get(forecast::models))
+        .route("/v1/models/{version}/activate", post(forecast::activate))
         .fallback(error::not_found)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(telemetry::track))
         .with_state(state)
 }

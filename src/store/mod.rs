@@ -114,6 +114,25 @@ pub struct ModelRecord {
     pub active: bool,
 }
 
+/// One computed forecast, as persisted in `predictions`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictionRecord {
+    /// Platform.
+    pub platform: Platform,
+    /// Keyword.
+    pub keyword: Keyword,
+    /// Model version that produced it.
+    pub model_version: String,
+    /// Last period of the data it was computed from.
+    pub data_as_of: NaiveDate,
+    /// Steps.
+    pub horizon: i32,
+    /// Mean per step.
+    pub mean: Vec<f64>,
+    /// `{"80": {"lo": [...], "hi": [...]}, ...}`.
+    pub quantiles: serde_json::Value,
+}
+
 /// The storage interface the rest of the service talks to.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -147,6 +166,10 @@ pub trait Store: Send + Sync + 'static {
     async fn activate_model(&self, version: &str) -> Result<bool>;
     /// Registered models, newest first.
     async fn models(&self) -> Result<Vec<ModelRecord>>;
+    /// Persists computed forecasts in one transaction.
+    async fn insert_predictions(&self, rows: &[PredictionRecord]) -> Result<()>;
+    /// Number of persisted predictions for a keyword (all models).
+    async fn prediction_count(&self, platform: Platform, keyword: &Keyword) -> Result<i64>;
 }
 
 /// Opens the store a URL names (`postgres://`, `postgresql://` or `sqlite:`), creating an SQLite

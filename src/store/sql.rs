@@ -46,6 +46,10 @@ pub const MODEL_INSERT: &str = "INSERT INTO models (id, name, version, kind, fea
 pub const MODELS: &str = "SELECT name, version, kind, feature_schema_hash, metrics, artifact, created_at, active \
     FROM models ORDER BY created_at DESC, version DESC";
 
+/// Prediction insert.
+pub const PREDICTION_INSERT: &str = "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, \
+    created_at, horizon, mean, quantiles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
 /// Implements [`super::Store`] for `$store` (a struct with a `pool: $pool` field) on database `$db`.
 /// `$refresh` is the backend's snapshot-refresh statement (JSON aggregation differs between backends).
 macro_rules! sql_store {
@@ -302,6 +306,42 @@ macro_rules! sql_store {
                         })
                     })
                     .collect()
+            }
+
+            async fn insert_predictions(
+                &self,
+                rows: &[$crate::store::PredictionRecord],
+            ) -> $crate::store::Result<()> {
+                let now = chrono::Utc::now();
+                let mut tx = self.pool.begin().await?;
+                for r in rows {
+                    sqlx::query($crate::store::sql::PREDICTION_INSERT)
+                        .bind(uuid::Uuid::now_v7())
+                        .bind(r.platform.as_str())
+                        .bind(r.keyword.as_str())
+                        .bind(r.model_version.as_str())
+                        .bind(r.data_as_of)
+                        .bind(now)
+                        .bind(r.horizon)
+                        .bind(sqlx::types::Json(&r.mean))
+                        .bind(sqlx::types::Json(&r.quantiles))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn prediction_count(
+                &self,
+                platform: kwi_features::Platform,
+                keyword: &kwi_features::Keyword,
+            ) -> $crate::store::Result<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM predictions WHERE platform = $1 AND keyword = $2")
+                    .bind(platform.as_str())
+                    .bind(keyword.as_str())
+                    .fetch_one(&self.pool)
+                    .await?)
             }
         }
     };

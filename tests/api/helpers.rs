@@ -66,7 +66,6 @@ impl TestDb {
 /// Both backends, migrated and empty: `(label, store, url, guard)`.
 pub struct Backends {
     pub sqlite: Arc<dyn Store>,
-    pub sqlite_url: String,
     pub pg: Arc<dyn Store>,
     pub pg_db: TestDb,
     _dir: tempfile::TempDir,
@@ -83,7 +82,6 @@ impl Backends {
         pg.migrate().await.unwrap();
         Self {
             sqlite,
-            sqlite_url: format!("sqlite:{}", path.display()),
             pg,
             pg_db,
             _dir: dir,

@@ -31,7 +31,7 @@ async fn keyword_endpoint_health_and_errors_on_both_backends() {
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
         let cache = if name == "postgres" { redis.clone() } else { Cache::in_process(100, DEFAULT_TTL) };
-        let state = AppState { store: store.clone(), cache };
+        let (state, _writer) = AppState::build(store.clone(), cache).await.unwrap();
 
         let (s, body) = get(&state, "/healthz").await;
         assert_eq!((s, body["status"].as_str()), (StatusCode::OK, Some("ok")), "{name}");

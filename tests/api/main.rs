@@ -9,4 +9,5 @@ mod cache;
 mod helpers;
 mod http;
 mod import;
+mod serving;
 mod store;

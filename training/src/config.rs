@@ -7,7 +7,7 @@
 //! | `metric_season` | 1 | MASE lag m and Naive2's season (M4 Weekly uses 1) | 1..=400 |
 //! | `levels` | [80, 95] | interval levels, percent | (0, 100) |
 //! | `max_windows_per_series` | 260 | most recent training windows taken per series | 1..=100000 |
-//! | `validation_windows` | 2 | consecutive held-out windows used to choose the ensemble and calibrate intervals | 1..=10 |
+//! | `validation_windows` | 1 | consecutive held-out windows used to choose the ensemble and calibrate intervals | 1..=10 |
 //! | `max_members` | 3 | most members in the ensemble | 1..=6 |
 //! | `candidates` | all six | members the ensemble may choose from | see `kwi::forecast::MEMBERS` |
 //! | `mlp.*` | see `kwi_models::mlp` | neural member | |
@@ -56,7 +56,7 @@ impl Default for TrainConfig {
             metric_season: 1,
             levels: vec![80.0, 95.0],
             max_windows_per_series: 260,
-            validation_windows: 2,
+            validation_windows: 1,
             max_members: 3,
             candidates: kwi::forecast::MEMBERS.iter().map(|s| s.to_string()).collect(),
             mlp: MlpConfig::default(),

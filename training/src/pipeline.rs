@@ -184,7 +184,7 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
             kwi_models::ensemble::combine(&ms, &selection.weights)
         })
         .collect();
-    manifest.conformal = Conformal::calibrate(&history, &actual, &chosen, &cfg.levels);
+    manifest.conformal = Conformal::calibrate(&history, &actual, &chosen, &Conformal::level_grid());
     manifest.ensemble = selection.clone();
     manifest.metrics = serde_json::json!({ "validation": selection.validation, "validation_candidates": selection.candidates });
     // Every trained member is kept (evaluation reports each one alone); the ensemble uses its own.

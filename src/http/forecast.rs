@@ -1,0 +1,278 @@
+//! Forecast and model-registry endpoints.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kwi_features::series::Series;
+use kwi_features::{Frequency, Keyword, Platform};
+use serde::Deserialize;
+
+use super::ApiError;
+use super::keywords::parse_key;
+use crate::app::AppState;
+use crate::forecast::Predictor;
+use crate::serving::{ForecastBody, cache_key, cached_or_compute, forecast_series, prediction_record, series_from_history};
+
+/// Longest horizon served.
+pub const MAX_HORIZON: usize = 104;
+/// Most keywords or series in one batch request.
+pub const MAX_BATCH: usize = 1000;
+
+/// Query of the forecast endpoint.
+#[derive(Debug, Deserialize)]
+pub struct ForecastQuery {
+    horizon: Option<String>,
+    levels: Option<String>,
+}
+
+/// Parses `horizon` (default 13, 1..=104).
+pub fn parse_horizon(raw: Option<&str>) -> Result<usize, ApiError> {
+    let Some(raw) = raw else { return Ok(13) };
+    let bad = || ApiError::BadRequest {
+        field: "horizon",
+        message: format!("`{raw}` is not a whole number of periods in 1..={MAX_HORIZON}"),
+    };
+    let h: usize = raw.trim().parse().map_err(|_| bad())?;
+    if (1..=MAX_HORIZON).contains(&h) { Ok(h) } else { Err(bad()) }
+}
+
+/// Parses `levels` (default `80,95`): each a percentage the model's calibration covers.
+pub fn parse_levels(raw: Option<&str>, model: &Predictor) -> Result<Vec<f64>, ApiError> {
+    let Some(raw) = raw else { return Ok(vec![80.0, 95.0]) };
+    let mut out = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let v: f64 = part.parse().map_err(|_| ApiError::BadRequest {
+            field: "levels",
+            message: format!("`{part}` is not a number"),
+        })?;
+        if !(v > 0.0 && v < 100.0) {
+            return Err(ApiError::BadRequest {
+                field: "levels",
+                message: format!("{v} is outside (0, 100): levels are coverage percentages"),
+            });
+        }
+        if !model.manifest.conformal.supports(v) {
+            return Err(ApiError::BadRequest {
+                field: "levels",
+                message: format!(
+                    "{v} is outside the range model {} is calibrated for ({}..={})",
+                    model.manifest.version,
+                    model.manifest.conformal.levels.first().copied().unwrap_or(f64::NAN),
+                    model.manifest.conformal.levels.last().copied().unwrap_or(f64::NAN)
+                ),
+            });
+        }
+        out.push(v);
+    }
+    if out.is_empty() || out.len() > 10 {
+        return Err(ApiError::BadRequest { field: "levels", message: "give 1 to 10 levels, e.g. 80,95".into() });
+    }
+    out.sort_by(|a, b| a.total_cmp(b));
+    out.dedup();
+    Ok(out)
+}
+
+fn json_bytes(body: Arc<[u8]>, cached: bool) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json"), (header::HeaderName::from_static("x-cache"), if cached { "hit" } else { "miss" })],
+        Body::from(body.to_vec()),
+    )
+        .into_response()
+}
+
+async fn keyword_forecast(state: &AppState, platform: Platform, keyword: &Keyword, horizon: usize, levels: &[f64], model: Arc<Predictor>) -> Result<(Arc<[u8]>, bool), ApiError> {
+    let snap = state
+        .store
+        .snapshot(platform, keyword)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no data for keyword `{keyword}` on {platform}")))?;
+    let key = cache_key(&model.manifest.version, platform, keyword, snap.last_updated.timestamp_micros(), horizon, levels);
+    let st = state.clone();
+    let kw = keyword.clone();
+    let lv = levels.to_vec();
+    cached_or_compute(&state.cache, &state.forecasting.inflight, key, async move {
+        let history = st.store.history(platform, &kw).await?;
+        let series = series_from_history(platform, &kw, &history)
+            .ok_or_else(|| anyhow::anyhow!("keyword has no search-volume history"))?;
+        let body = run_model(model, series, horizon, lv).await?;
+        if let Some(rec) = prediction_record(&body, &kw) {
+            // Back-pressure only when the writer is 10,000 rows behind; never dropped.
+            let _ = st.forecasting.persist.send(rec).await;
+        }
+        Ok(Arc::from(serde_json::to_vec(&body)?))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+async fn run_model(model: Arc<Predictor>, series: Series, horizon: usize, levels: Vec<f64>) -> anyhow::Result<ForecastBody> {
+    let t = std::time::Instant::now();
+    let body = tokio::task::spawn_blocking(move || forecast_series(&model, &series, horizon, &levels)).await??;
+    metrics::histogram!("kwi_inference_seconds").record(t.elapsed().as_secs_f64());
+    Ok(body)
+}
+
+/// `GET /v1/keywords/{platform}/{keyword}/forecast?horizon=13&levels=80,95`.
+pub async fn forecast(
+    State(state): State<AppState>,
+    Path((platform, keyword)): Path<(String, String)>,
+    Query(q): Query<ForecastQuery>,
+) -> Result<Response, ApiError> {
+    let (platform, keyword) = parse_key(&platform, &keyword)?;
+    let horizon = parse_horizon(q.horizon.as_deref())?;
+    let model = state.forecasting.model.current();
+    let levels = parse_levels(q.levels.as_deref(), &model)?;
+    let (bytes, cached) = keyword_forecast(&state, platform, &keyword, horizon, &levels, model).await?;
+    Ok(json_bytes(bytes, cached))
+}
+
+/// One keyword of a batch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchKeyword {
+    platform: String,
+    keyword: String,
+}
+
+/// An ad-hoc series (not stored): forecast it like TimeGPT's forecast call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdHocSeries {
+    id: String,
+    /// Search volumes, oldest first, one per period.
+    values: Vec<f64>,
+    /// First period (default 2000-01-02).
+    start: Option<chrono::NaiveDate>,
+}
+
+/// Body of `POST /v1/forecasts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    #[serde(default)]
+    keywords: Vec<BatchKeyword>,
+    #[serde(default)]
+    series: Vec<AdHocSeries>,
+    horizon: Option<usize>,
+    levels: Option<Vec<f64>>,
+}
+
+/// `POST /v1/forecasts`: up to 1,000 stored keywords and/or ad-hoc series.
+pub async fn batch(State(state): State<AppState>, body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest { field: "body", message: e.body_text() })?;
+    let n = req.keywords.len() + req.series.len();
+    if n == 0 || n > MAX_BATCH {
+        return Err(ApiError::BadRequest {
+            field: "keywords",
+            message: format!("a batch holds 1 to {MAX_BATCH} keywords and series; got {n}"),
+        });
+    }
+    let horizon = parse_horizon(req.horizon.map(|h| h.to_string()).as_deref())?;
+    let model = state.forecasting.model.current();
+    let levels = parse_levels(
+        req.levels.map(|l| l.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")).as_deref(),
+        &model,
+    )?;
+    let mut keys = Vec::with_capacity(req.keywords.len());
+    for (i, k) in req.keywords.iter().enumerate() {
+        let key = parse_key(&k.platform, &k.keyword).map_err(|e| match e {
+            ApiError::BadRequest { field, message } => ApiError::BadRequest {
+                field: if field == "platform" { "keywords[].platform" } else { "keywords[].keyword" },
+                message: format!("keywords[{i}]: {message}"),
+            },
+            other => other,
+        })?;
+        keys.push(key);
+    }
+    let mut adhoc = Vec::with_capacity(req.series.len());
+    for (i, s) in req.series.iter().enumerate() {
+        if s.values.is_empty() || s.values.len() > 10_000 {
+            return Err(ApiError::BadRequest { field: "series[].values", message: format!("series[{i}]: give 1 to 10000 values") });
+        }
+        if let Some(v) = s.values.iter().find(|v| !v.is_finite() || **v < 0.0) {
+            return Err(ApiError::BadRequest { field: "series[].values", message: format!("series[{i}]: {v} is not a non-negative number") });
+        }
+        let keyword = Keyword::parse(&s.id).map_err(|e| ApiError::BadRequest { field: "series[].id", message: format!("series[{i}]: {e}") })?;
+        adhoc.push(Series {
+            platform: Platform::Benchmark,
+            keyword,
+            label: s.id.clone(),
+            start: s.start.unwrap_or_else(|| chrono::NaiveDate::from_ymd_opt(2000, 1, 2).expect("valid")),
+            freq: Frequency::Weekly,
+            observed: vec![true; s.values.len()],
+            values: s.values.clone(),
+            gaps: 0,
+        });
+    }
+    let mut results: Vec<serde_json::Value> = Vec::with_capacity(n);
+    // Stored keywords: through the cache, a few at a time.
+    let mut futs = Vec::new();
+    for (platform, keyword) in &keys {
+        let (st, m, lv) = (state.clone(), model.clone(), levels.clone());
+        let (p, k) = (*platform, keyword.clone());
+        futs.push(tokio::spawn(async move { (p, k.clone(), keyword_forecast(&st, p, &k, horizon, &lv, m).await) }));
+    }
+    for f in futs {
+        let (p, k, r) = f.await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        results.push(match r {
+            Ok((bytes, _)) => serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(e.to_string()))?,
+            Err(ApiError::NotFound(m)) => serde_json::json!({ "platform": p, "keyword": k, "error": { "code": "not_found", "message": m } }),
+            Err(e) => return Err(e),
+        });
+    }
+    // Ad-hoc series: one model call for all of them, off the async workers.
+    if !adhoc.is_empty() {
+        let (m, lv) = (model.clone(), levels.clone());
+        let bodies = tokio::task::spawn_blocking(move || {
+            adhoc
+                .iter()
+                .map(|s| {
+                    forecast_series(&m, s, horizon, &lv).map(|mut b| {
+                        b.platform = None;
+                        b.keyword = s.label.clone();
+                        b
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        for b in bodies {
+            results.push(serde_json::to_value(b).map_err(|e| ApiError::Internal(e.to_string()))?);
+        }
+    }
+    Ok(Json(serde_json::json!({ "model_version": model.manifest.version, "horizon": horizon, "results": results })).into_response())
+}
+
+/// `GET /v1/models`: the registry and the model being served.
+pub async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = state.store.models().await?;
+    Ok(Json(serde_json::json!({
+        "serving": state.forecasting.model.current().manifest.version,
+        "models": list,
+    })))
+}
+
+/// `POST /v1/models/{version}/activate`: loads the model, marks it active, swaps it in.
+pub async fn activate(State(state): State<AppState>, Path(version): Path<String>) -> Result<Response, ApiError> {
+    let rec = state
+        .store
+        .models()
+        .await?
+        .into_iter()
+        .find(|m| m.version == version)
+        .ok_or_else(|| ApiError::NotFound(format!("no model version `{version}` in the registry")))?;
+    let dir = std::path::PathBuf::from(&rec.artifact);
+    let loaded = tokio::task::spawn_blocking(move || Predictor::load(&dir))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Conflict(format!("model {version} cannot be loaded: {e}")))?;
+    state.store.activate_model(&version).await?;
+    state.forecasting.model.swap(loaded);
+    Ok((StatusCode::OK, Json(serde_json::json!({ "serving": version }))).into_response())
+}

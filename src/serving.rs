@@ -1,0 +1,319 @@
+//! The forecasting service behind the HTTP layer: the active model (hot-swappable), cached and
+//! single-flight forecasts, and the background writer that persists every computed forecast.
+//!
+//! - The active model lives in an `ArcSwap`: a request takes an `Arc` to the model at its start, so
+//!   a swap never disturbs in-flight requests; the old model is freed when the last one finishes.
+//! - Cache keys carry the model version and the keyword's data version (`keyword_data.last_updated`),
+//!   so new data or a new model can never be answered from a stale entry.
+//! - Concurrent misses on one key compute once (a short-lived moka cache coalesces them).
+//! - Inference runs on the blocking pool, never on the async workers.
+//! - Computed forecasts go through a bounded queue to a writer that inserts them in batches; on
+//!   shutdown the queue is drained before the process exits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::{Duration as Days, NaiveDate};
+use kwi_features::ingest::Observation;
+use kwi_features::series::{Series, regularise};
+use kwi_features::{Frequency, Keyword, Platform};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::cache::Cache;
+use crate::forecast::Predictor;
+use crate::store::{HistoryPoint, PredictionRecord, Store};
+
+/// Queue length of the prediction writer (back-pressure beyond it, never loss).
+pub const PERSIST_QUEUE: usize = 10_000;
+/// Largest batch the writer inserts at once.
+pub const PERSIST_BATCH: usize = 500;
+
+/// One step of a served forecast.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// 1-based step.
+    pub step: usize,
+    /// First day of the forecast period.
+    pub period_start: NaiveDate,
+    /// Mean.
+    pub mean: f64,
+    /// `[{level, lo, hi}]`.
+    pub intervals: Vec<Band>,
+}
+
+/// One interval of one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Band {
+    /// Level in percent.
+    pub level: f64,
+    /// Lower bound.
+    pub lo: f64,
+    /// Upper bound.
+    pub hi: f64,
+}
+
+/// A served forecast (the JSON body of the forecast endpoints).
+#[derive(Debug, Clone, Serialize)]
+pub struct ForecastBody {
+    /// Platform (absent for ad-hoc series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// Keyword or ad-hoc series id.
+    pub keyword: String,
+    /// Model that produced it.
+    pub model_version: String,
+    /// Last period of the data used.
+    pub data_as_of: NaiveDate,
+    /// Steps forecast.
+    pub horizon: usize,
+    /// The model's measured accuracy (validation/backtest metrics from its manifest).
+    pub model_accuracy: serde_json::Value,
+    /// Periods with a gap in the input (interpolated before forecasting).
+    pub input_gaps: usize,
+    /// The forecast.
+    pub forecast: Vec<Step>,
+}
+
+/// Holds the active model.
+#[derive(Clone)]
+pub struct ModelSlot(Arc<ArcSwap<Predictor>>);
+
+impl ModelSlot {
+    /// A slot holding `p`.
+    pub fn new(p: Predictor) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(p)))
+    }
+    /// The current model (kept alive by the caller for as long as it needs it).
+    pub fn current(&self) -> Arc<Predictor> {
+        self.0.load_full()
+    }
+    /// Replaces the model; requests already holding the old one finish on it.
+    pub fn swap(&self, p: Predictor) {
+        tracing::info!(version = %p.manifest.version, "model swapped in");
+        metrics::counter!("kwi_model_swaps_total").increment(1);
+        self.0.store(Arc::new(p));
+    }
+}
+
+/// Builds a keyword's regular series from its stored history.
+pub fn series_from_history(platform: Platform, keyword: &Keyword, history: &[HistoryPoint]) -> Option<Series> {
+    let rows: Vec<Observation> = history
+        .iter()
+        .filter_map(|h| {
+            h.search_volume.map(|v| {
+                let mut values = [None; 10];
+                values[0] = Some(v);
+                Observation {
+                    platform,
+                    keyword: keyword.clone(),
+                    period_start: h.period_start,
+                    values,
+                    source: h.source.clone(),
+                    line: 0,
+                }
+            })
+        })
+        .collect();
+    regularise(&rows, Frequency::Weekly, &Default::default()).into_iter().next()
+}
+
+/// Runs the model on one series (blocking: call from the blocking pool).
+pub fn forecast_series(model: &Predictor, series: &Series, horizon: usize, levels: &[f64]) -> anyhow::Result<ForecastBody> {
+    let f = model
+        .forecast(&[series.values.as_slice()], horizon, levels)?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("model returned no forecast"))?;
+    let last = series.period(series.values.len() - 1);
+    let step_days = series.freq.days();
+    let forecast = (0..horizon)
+        .map(|k| Step {
+            step: k + 1,
+            period_start: last + Days::days(step_days * (k as i64 + 1)),
+            mean: f.mean[k],
+            intervals: f
+                .intervals
+                .iter()
+                .map(|i| Band { level: i.level, lo: i.lo[k], hi: i.hi[k] })
+                .collect(),
+        })
+        .collect();
+    Ok(ForecastBody {
+        platform: Some(series.platform),
+        keyword: series.keyword.to_string(),
+        model_version: model.manifest.version.clone(),
+        data_as_of: last,
+        horizon,
+        model_accuracy: model.manifest.metrics.clone(),
+        input_gaps: series.gaps,
+        forecast,
+    })
+}
+
+/// The prediction row for a served forecast.
+pub fn prediction_record(body: &ForecastBody, keyword: &Keyword) -> Option<PredictionRecord> {
+    let platform = body.platform?;
+    let mut quantiles = serde_json::Map::new();
+    let levels: Vec<f64> = body.forecast.first().map(|s| s.intervals.iter().map(|b| b.level).collect()).unwrap_or_default();
+    for (j, lvl) in levels.iter().enumerate() {
+        quantiles.insert(
+            format!("{lvl}"),
+            serde_json::json!({
+                "lo": body.forecast.iter().map(|s| s.intervals[j].lo).collect::<Vec<_>>(),
+                "hi": body.forecast.iter().map(|s| s.intervals[j].hi).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    Some(PredictionRecord {
+        platform,
+        keyword: keyword.clone(),
+        model_version: body.model_version.clone(),
+        data_as_of: body.data_as_of,
+        horizon: body.horizon as i32,
+        mean: body.forecast.iter().map(|s| s.mean).collect(),
+        quantiles: serde_json::Value::Object(quantiles),
+    })
+}
+
+/// Starts the prediction writer; it ends (after draining) once every sender is dropped.
+pub fn spawn_persister(store: Arc<dyn Store>) -> (mpsc::Sender<PredictionRecord>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<PredictionRecord>(PERSIST_QUEUE);
+    let handle = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(PERSIST_BATCH);
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            // Gather what is already queued (up to a batch) without waiting long.
+            let deadline = tokio::time::sleep(Duration::from_millis(50));
+            tokio::pin!(deadline);
+            while batch.len() < PERSIST_BATCH {
+                tokio::select! {
+                    more = rx.recv() => match more { Some(r) => batch.push(r), None => break },
+                    () = &mut deadline => break,
+                }
+            }
+            let n = batch.len();
+            let mut attempt = 0;
+            loop {
+                match store.insert_predictions(&batch).await {
+                    Ok(()) => {
+                        metrics::counter!("kwi_predictions_persisted_total").increment(n as u64);
+                        break;
+                    }
+                    Err(e) if attempt < 5 => {
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, "persisting predictions failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, rows = n, "persisting predictions failed; batch dropped");
+                        metrics::counter!("kwi_predictions_persist_failed_total").increment(n as u64);
+                        break;
+                    }
+                }
+            }
+            batch.clear();
+        }
+        tracing::info!("prediction writer drained and stopped");
+    });
+    (tx, handle)
+}
+
+/// Cache key of a keyword forecast: model version and data version make stale answers impossible.
+pub fn cache_key(model: &str, platform: Platform, keyword: &Keyword, data_version: i64, horizon: usize, levels: &[f64]) -> String {
+    let lv: Vec<String> = levels.iter().map(|l| format!("{l}")).collect();
+    format!("kwi:fc:v1:{model}:{platform}:{keyword}:{data_version}:{horizon}:{}", lv.join(","))
+}
+
+/// Everything the forecast handlers need.
+#[derive(Clone)]
+pub struct Forecasting {
+    /// Active model.
+    pub model: ModelSlot,
+    /// Coalesces concurrent misses of one key.
+    pub inflight: moka::future::Cache<String, Arc<[u8]>>,
+    /// Writer queue.
+    pub persist: mpsc::Sender<PredictionRecord>,
+}
+
+impl Forecasting {
+    /// Builds the service around a model and a writer queue.
+    pub fn new(model: Predictor, persist: mpsc::Sender<PredictionRecord>) -> Self {
+        Self {
+            model: ModelSlot::new(model),
+            inflight: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(2))
+                .build(),
+            persist,
+        }
+    }
+}
+
+/// Loads the active forecaster from the registry, or the built-in baseline calibrated on `store`'s
+/// data when none is active (or it cannot be loaded, which is logged).
+pub async fn load_active_model(store: &dyn Store) -> anyhow::Result<Predictor> {
+    let active = store
+        .models()
+        .await?
+        .into_iter()
+        .find(|m| m.active && m.kind == "forecaster");
+    if let Some(m) = active {
+        let dir = std::path::PathBuf::from(&m.artifact);
+        match tokio::task::spawn_blocking(move || Predictor::load(&dir)).await? {
+            Ok(p) => return Ok(p),
+            Err(e) => tracing::error!(version = %m.version, error = %e, "active model cannot be loaded; serving the built-in baseline"),
+        }
+    }
+    let rows = store.observations(None).await?;
+    tokio::task::spawn_blocking(move || {
+        let series = regularise(&rows, Frequency::Weekly, &Default::default());
+        let refs: Vec<&[f64]> = series.iter().map(|s| s.values.as_slice()).take(5000).collect();
+        Predictor::baseline(&refs, 52, 13)
+    })
+    .await
+    .map_err(Into::into)
+}
+
+/// Polls the registry and swaps in a newly activated model (every `every`).
+pub fn spawn_model_watcher(store: Arc<dyn Store>, slot: ModelSlot, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Ok(models) = store.models().await else { continue };
+            let Some(active) = models.into_iter().find(|m| m.active && m.kind == "forecaster") else { continue };
+            if active.version == slot.current().manifest.version {
+                continue;
+            }
+            let dir = std::path::PathBuf::from(&active.artifact);
+            match tokio::task::spawn_blocking(move || Predictor::load(&dir)).await {
+                Ok(Ok(p)) => slot.swap(p),
+                Ok(Err(e)) => tracing::error!(version = %active.version, error = %e, "newly active model cannot be loaded; keeping the current one"),
+                Err(e) => tracing::error!(error = %e, "model loader panicked"),
+            }
+        }
+    })
+}
+
+/// Shared by handlers: the cache, for forecasts.
+pub async fn cached_or_compute<F>(cache: &Cache, inflight: &moka::future::Cache<String, Arc<[u8]>>, key: String, compute: F) -> Result<(Arc<[u8]>, bool), Arc<anyhow::Error>>
+where
+    F: std::future::Future<Output = anyhow::Result<Arc<[u8]>>>,
+{
+    if let Some(hit) = cache.get(&key).await {
+        metrics::counter!("kwi_cache_hits_total").increment(1);
+        return Ok((hit, true));
+    }
+    metrics::counter!("kwi_cache_misses_total").increment(1);
+    let bytes = inflight
+        .try_get_with(key.clone(), async {
+            let b = compute.await?;
+            cache.set(&key, b.clone()).await;
+            Ok::<_, anyhow::Error>(b)
+        })
+        .await?;
+    Ok((bytes, false))
+}

@@ -1,0 +1,232 @@
+//! Forecast API through the real router: forecast → cached → persisted, bad input, batch, model
+//! hot swap, and a Redis that dies mid-test.
+
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use kwi::app::AppState;
+use kwi::cache::{Cache, DEFAULT_TTL};
+use kwi::forecast::Predictor;
+use kwi::store::{ModelRecord, Store};
+use kwi_features::{Keyword, Platform};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::helpers::{Backends, redis_url};
+
+async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
+    let res = kwi::http::router(state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let cache = res.headers().get("x-cache").map(|v| v.to_str().unwrap().to_string());
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, cache, json)
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post(uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
+}
+
+async fn wait_persisted(store: &Arc<dyn Store>, keyword: &str, at_least: i64) {
+    let k = Keyword::parse(keyword).unwrap();
+    for _ in 0..100 {
+        if store.prediction_count(Platform::Google, &k).await.unwrap() >= at_least {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("forecast for {keyword} was not persisted");
+}
+
+#[tokio::test]
+async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
+    let b = Backends::new().await;
+    let redis = Cache::redis(&redis_url(), DEFAULT_TTL).await.expect("Redis is required for these tests");
+    for (name, store) in b.all() {
+        kwi::import::load_sample(store.as_ref()).await.unwrap();
+        let cache = if name == "postgres" { redis.clone() } else { Cache::in_process(1000, DEFAULT_TTL) };
+        let (state, writer) = AppState::build(store.clone(), cache).await.unwrap();
+
+        let (s, c, body) = call(&state, get("/v1/keywords/google/coffee/forecast?horizon=20&levels=80,95")).await;
+        assert_eq!(s, StatusCode::OK, "{name}: {body}");
+        assert_eq!(c.as_deref(), Some("miss"), "{name}");
+        assert_eq!(body["model_version"], "builtin-snaive-v1");
+        assert_eq!(body["data_as_of"], "2018-12-30");
+        let steps = body["forecast"].as_array().unwrap();
+        assert_eq!(steps.len(), 20);
+        assert_eq!(steps[0]["period_start"], "2019-01-06");
+        for st in steps {
+            let (m, i80, i95) = (st["mean"].as_f64().unwrap(), &st["intervals"][0], &st["intervals"][1]);
+            assert_eq!((i80["level"].as_f64(), i95["level"].as_f64()), (Some(80.0), Some(95.0)));
+            let (l80, h80, l95, h95) = (i80["lo"].as_f64().unwrap(), i80["hi"].as_f64().unwrap(), i95["lo"].as_f64().unwrap(), i95["hi"].as_f64().unwrap());
+            assert!(0.0 <= l95 && l95 <= l80 && l80 <= m && m <= h80 && h80 <= h95, "{name}: {st}");
+        }
+        // Seasonal naive: step 1 is the value 52 weeks before the first forecast week.
+        let history = store.history(Platform::Google, &Keyword::parse("coffee").unwrap()).await.unwrap();
+        assert_eq!(steps[0]["mean"].as_f64(), history[history.len() - 52].search_volume, "{name}");
+
+        let (s, c, again) = call(&state, get("/v1/keywords/google/coffee/forecast?horizon=20&levels=80,95")).await;
+        assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("hit")), "{name}");
+        assert_eq!(again, body, "{name}: a hit returns the same forecast");
+        wait_persisted(store, "coffee", 1).await;
+
+        for (uri, field) in [
+            ("/v1/keywords/google/coffee/forecast?horizon=0", "horizon"),
+            ("/v1/keywords/google/coffee/forecast?horizon=105", "horizon"),
+            ("/v1/keywords/google/coffee/forecast?horizon=ten", "horizon"),
+            ("/v1/keywords/google/coffee/forecast?levels=0", "levels"),
+            ("/v1/keywords/google/coffee/forecast?levels=100", "levels"),
+            ("/v1/keywords/google/coffee/forecast?levels=80,abc", "levels"),
+            ("/v1/keywords/nowhere/coffee/forecast", "platform"),
+            ("/v1/keywords/google/%20/forecast", "keyword"),
+        ] {
+            let (s, _, body) = call(&state, get(uri)).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{name} {uri}: {body}");
+            assert_eq!(body["error"]["field"], field, "{name} {uri}: {body}");
+        }
+        let (s, _, _) = call(&state, get("/v1/keywords/google/never%20seen/forecast")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+
+        // Batch: stored keywords, an unknown one, and an ad-hoc series.
+        let req = json!({
+            "keywords": [{"platform": "google", "keyword": "Coffee"}, {"platform": "google", "keyword": "jam"},
+                         {"platform": "google", "keyword": "unknown thing"}],
+            "series": [{"id": "my series", "values": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]}],
+            "horizon": 4, "levels": [90]
+        });
+        let (s, _, body) = call(&state, post("/v1/forecasts", &req.to_string())).await;
+        assert_eq!(s, StatusCode::OK, "{name}: {body}");
+        let results = body["results"].as_array().unwrap();
+        assert_eq!(results.len(), 4);
+        assert_eq!(results[0]["keyword"], "coffee");
+        assert_eq!(results[1]["forecast"].as_array().unwrap().len(), 4);
+        assert_eq!(results[2]["error"]["code"], "not_found");
+        assert_eq!(results[3]["keyword"], "my series");
+        assert_eq!(results[3]["forecast"][0]["mean"], 8.0, "naive for a series shorter than a season");
+        for (bad, field) in [
+            ("{not json", "body"),
+            (r#"{"keywords": []}"#, "keywords"),
+            (r#"{"keywords": [{"platform": "mars", "keyword": "x"}]}"#, "keywords[].platform"),
+            (r#"{"series": [{"id": "a", "values": [-1.0]}]}"#, "series[].values"),
+            (r#"{"keywords": [{"platform": "google", "keyword": "x"}], "horizon": 500}"#, "horizon"),
+        ] {
+            let (s, _, body) = call(&state, post("/v1/forecasts", bad)).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{name} {bad}: {body}");
+            assert_eq!(body["error"]["field"], field, "{name} {bad}: {body}");
+        }
+        let many: Vec<Value> = (0..1001).map(|i| json!({"platform": "google", "keyword": format!("k{i}")})).collect();
+        let (s, _, body) = call(&state, post("/v1/forecasts", &json!({"keywords": many}).to_string())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        let wrong_type = Request::post("/v1/forecasts").header("content-type", "text/plain").body(Body::from("{}")).unwrap();
+        let (s, _, _) = call(&state, wrong_type).await;
+        assert!(s.is_client_error());
+
+        // Metrics count the requests and cache outcomes.
+        let (s, _, text) = call(&state, get("/metrics")).await;
+        assert_eq!(s, StatusCode::OK);
+        let text = text.as_str().unwrap().to_string();
+        assert!(text.contains("kwi_http_request_duration_seconds"), "{text}");
+        assert!(text.contains("kwi_cache_hits_total"));
+
+        // Graceful stop: dropping every state clone ends the writer after draining.
+        drop(state);
+        tokio::time::timeout(Duration::from_secs(10), writer).await.expect("writer drains").unwrap();
+        assert!(store.prediction_count(Platform::Google, &Keyword::parse("jam").unwrap()).await.unwrap() >= 1);
+    }
+    b.cleanup().await;
+}
+
+#[tokio::test]
+async fn activating_a_model_swaps_it_in_without_restart() {
+    let b = Backends::new().await;
+    let store = b.sqlite.clone();
+    kwi::import::load_sample(store.as_ref()).await.unwrap();
+    let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL)).await.unwrap();
+    let (_, _, before) = call(&state, get("/v1/keywords/google/coffee/forecast")).await;
+    assert_eq!(before["model_version"], "builtin-snaive-v1");
+
+    // A second model: the baseline re-labelled, with naive as its only member.
+    let series: Vec<Vec<f64>> = vec![(0..60).map(f64::from).collect()];
+    let refs: Vec<&[f64]> = series.iter().map(Vec::as_slice).collect();
+    let mut p = Predictor::baseline(&refs, 52, 13);
+    p.manifest.version = "test-naive-v2".into();
+    p.manifest.ensemble.members = vec!["naive".into()];
+    let dir = tempfile::tempdir().unwrap();
+    p.save(dir.path()).unwrap();
+    let record = ModelRecord {
+        name: "test".into(),
+        version: "test-naive-v2".into(),
+        kind: "forecaster".into(),
+        feature_schema_hash: p.manifest.feature_schema_hash.clone(),
+        metrics: json!({}),
+        artifact: dir.path().display().to_string(),
+        created_at: chrono::Utc::now(),
+        active: false,
+    };
+    store.register_model(&record, false).await.unwrap();
+    let (s, _, body) = call(&state, post("/v1/models/test-naive-v2/activate", "")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, cache, after) = call(&state, get("/v1/keywords/google/coffee/forecast")).await;
+    assert_eq!(after["model_version"], "test-naive-v2");
+    assert_eq!(cache.as_deref(), Some("miss"), "a new model never answers from the old model's cache");
+    let last = store.history(Platform::Google, &Keyword::parse("coffee").unwrap()).await.unwrap().last().unwrap().search_volume;
+    assert_eq!(after["forecast"][0]["mean"].as_f64(), last, "naive forecast = last value");
+    let (_, _, models) = call(&state, get("/v1/models")).await;
+    assert_eq!(models["serving"], "test-naive-v2");
+    assert!(models["models"].as_array().unwrap().iter().any(|m| m["version"] == "test-naive-v2" && m["active"] == true));
+    let (s, _, _) = call(&state, post("/v1/models/nope/activate", "")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    b.cleanup().await;
+}
+
+/// A private Redis on a free port, so killing it does not disturb other tests.
+fn private_redis() -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed for this test (.ci/run installs it)");
+    (child, port)
+}
+
+#[tokio::test]
+async fn redis_dying_mid_test_never_fails_a_request() {
+    let b = Backends::new().await;
+    let store = b.sqlite.clone();
+    kwi::import::load_sample(store.as_ref()).await.unwrap();
+    let (mut child, port) = private_redis();
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut cache = None;
+    for _ in 0..50 {
+        if let Ok(c) = Cache::redis(&url, DEFAULT_TTL).await {
+            cache = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (state, _w) = AppState::build(store.clone(), cache.expect("private redis started")).await.unwrap();
+    let (s, c, _) = call(&state, get("/v1/keywords/google/jam/forecast")).await;
+    assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")));
+    let (_, c, _) = call(&state, get("/v1/keywords/google/jam/forecast")).await;
+    assert_eq!(c.as_deref(), Some("hit"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for kw in ["jam", "coffee"] {
+        let (s, _, body) = call(&state, get(&format!("/v1/keywords/google/{kw}/forecast"))).await;
+        assert_eq!(s, StatusCode::OK, "Redis down must not fail a request: {body}");
+    }
+    let (s, _, ready) = call(&state, get("/readyz")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert!(ready["cache"]["errors_since_start"].as_u64().unwrap() > 0);
+    b.cleanup().await;
+}
