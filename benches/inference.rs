@@ -14,11 +14,11 @@ use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use kwi::forecast::Predictor;
+use kwi_features::Frequency;
 use kwi_features::ingest::{IngestOptions, InputFormat, read_observations};
 use kwi_features::schema::window_schema_hash;
 use kwi_features::series::regularise;
 use kwi_features::windows::{WindowSpec, training_windows};
-use kwi_features::Frequency;
 use kwi_models::artifact::Manifest;
 use kwi_models::conformal::Conformal;
 use kwi_models::ensemble::Selection;
@@ -26,7 +26,9 @@ use kwi_models::linear::{self, LinearConfig};
 use kwi_models::mlp::{self, MlpConfig};
 
 fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel)
 }
 
 fn load(rel: &str, format: InputFormat) -> Vec<Vec<f64>> {
@@ -43,11 +45,25 @@ fn load(rel: &str, format: InputFormat) -> Vec<Vec<f64>> {
 }
 
 fn predictor(members: &[&str], train: &[&[f64]]) -> Predictor {
-    let cfg = MlpConfig { steps: 20, ..MlpConfig::default() };
-    let spec = WindowSpec { lookback: cfg.lookback, horizon: cfg.horizon };
+    let cfg = MlpConfig {
+        steps: 20,
+        ..MlpConfig::default()
+    };
+    let spec = WindowSpec {
+        lookback: cfg.lookback,
+        horizon: cfg.horizon,
+    };
     let w = training_windows(train, spec, 50, 13);
     let m = mlp::train(&w.x, &w.y, w.len(), &cfg, &mut |_, _| {}).unwrap();
-    let l = linear::fit(&w.x, &w.y, w.len(), spec.lookback, spec.horizon, &LinearConfig::default()).unwrap();
+    let l = linear::fit(
+        &w.x,
+        &w.y,
+        w.len(),
+        spec.lookback,
+        spec.horizon,
+        &LinearConfig::default(),
+    )
+    .unwrap();
     let n = members.len() as f64;
     let manifest = Manifest {
         name: "bench".into(),
@@ -66,7 +82,10 @@ fn predictor(members: &[&str], train: &[&[f64]]) -> Predictor {
             validation: Default::default(),
             candidates: Vec::new(),
         },
-        conformal: Conformal { levels: vec![80.0, 95.0], radius: vec![vec![1.0; 13], vec![2.0; 13]] },
+        conformal: Conformal {
+            levels: vec![80.0, 95.0],
+            radius: vec![vec![1.0; 13], vec![2.0; 13]],
+        },
         training_data: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
     };

@@ -29,9 +29,14 @@ impl AppState {
     /// Builds the state: loads the active model (or the baseline) and starts the prediction writer.
     /// Await the returned handle after the server stops (and every state clone is dropped) to make
     /// sure every computed forecast is persisted.
-    pub async fn build(store: Arc<dyn Store>, cache: Cache) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+    pub async fn build(
+        store: Arc<dyn Store>,
+        cache: Cache,
+    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
         crate::http::install_metrics();
-        let model = load_active_model(store.as_ref()).await.context("cannot load the active model")?;
+        let model = load_active_model(store.as_ref())
+            .await
+            .context("cannot load the active model")?;
         tracing::info!(version = %model.manifest.version, members = ?model.manifest.ensemble.members, "serving model");
         let (tx, writer) = spawn_persister(store.clone());
         Ok((

@@ -73,7 +73,8 @@ impl Predictor {
     }
 
     fn check_member(&self, m: &str) -> Result<(), ForecastError> {
-        let missing = (m == "mlp" && self.mlp.is_none()) || (m == "linear" && self.linear.is_none());
+        let missing =
+            (m == "mlp" && self.mlp.is_none()) || (m == "linear" && self.linear.is_none());
         if missing {
             return Err(ForecastError::MissingMember(
                 self.manifest.version.clone(),
@@ -96,7 +97,10 @@ impl Predictor {
         }
         let uses = |m: &str| manifest.ensemble.members.iter().any(|x| x == m);
         let mlp = if uses("mlp") {
-            Some(TrainedMlp::load(&dir.join("mlp.safetensors"), &manifest.mlp)?)
+            Some(TrainedMlp::load(
+                &dir.join("mlp.safetensors"),
+                &manifest.mlp,
+            )?)
         } else {
             None
         };
@@ -124,10 +128,17 @@ impl Predictor {
     /// `season`), its intervals calibrated on the last `horizon` periods of the given series (the
     /// store's data at start-up). Version `builtin-snaive-v1`.
     pub fn baseline(series: &[&[f64]], season: usize, horizon: usize) -> Self {
-        let eligible: Vec<&[f64]> = series.iter().copied().filter(|s| s.len() > horizon + 2).collect();
+        let eligible: Vec<&[f64]> = series
+            .iter()
+            .copied()
+            .filter(|s| s.len() > horizon + 2)
+            .collect();
         let history: Vec<&[f64]> = eligible.iter().map(|s| &s[..s.len() - horizon]).collect();
         let actual: Vec<&[f64]> = eligible.iter().map(|s| &s[s.len() - horizon..]).collect();
-        let fc: Vec<Vec<f64>> = history.iter().map(|s| seasonal_naive(s, horizon, season)).collect();
+        let fc: Vec<Vec<f64>> = history
+            .iter()
+            .map(|s| seasonal_naive(s, horizon, season))
+            .collect();
         let conformal = Conformal::calibrate(&history, &actual, &fc, &Conformal::level_grid());
         let cfg = kwi_models::mlp::MlpConfig::default();
         let manifest = Manifest {
@@ -164,7 +175,12 @@ impl Predictor {
     }
 
     /// Point forecasts of one member for every series.
-    pub fn member(&self, name: &str, series: &[&[f64]], h: usize) -> Result<Vec<Vec<f64>>, ForecastError> {
+    pub fn member(
+        &self,
+        name: &str,
+        series: &[&[f64]],
+        h: usize,
+    ) -> Result<Vec<Vec<f64>>, ForecastError> {
         let m = self.manifest.season;
         Ok(match name {
             "naive" => series.iter().map(|s| naive(s, h)).collect(),
@@ -174,16 +190,24 @@ impl Predictor {
             "mlp" => {
                 self.check_member(name)?;
                 let mlp = self.mlp.as_ref().expect("checked");
-                recursive(series, h, self.manifest.lookback, self.manifest.horizon, |x, n| {
-                    mlp.predict(x, n)
-                })?
+                recursive(
+                    series,
+                    h,
+                    self.manifest.lookback,
+                    self.manifest.horizon,
+                    |x, n| mlp.predict(x, n),
+                )?
             }
             "linear" => {
                 self.check_member(name)?;
                 let lin = self.linear.as_ref().expect("checked");
-                recursive(series, h, self.manifest.lookback, self.manifest.horizon, |x, n| {
-                    lin.predict(x, n)
-                })?
+                recursive(
+                    series,
+                    h,
+                    self.manifest.lookback,
+                    self.manifest.horizon,
+                    |x, n| lin.predict(x, n),
+                )?
             }
             other => {
                 return Err(ForecastError::Model(ModelError::Input(format!(
@@ -194,12 +218,12 @@ impl Predictor {
         })
     }
 
-    /// Ensemble point forecasts (before intervals), every member's forecasts included.
+    /// Ensemble point forecasts (before intervals).
     pub fn ensemble_means(
         &self,
         series: &[&[f64]],
         h: usize,
-    ) -> Result<(Vec<Vec<f64>>, BTreeMap<String, Vec<Vec<f64>>>), ForecastError> {
+    ) -> Result<Vec<Vec<f64>>, ForecastError> {
         let mut members = BTreeMap::new();
         for name in &self.manifest.ensemble.members {
             members.insert(name.clone(), self.member(name, series, h)?);
@@ -217,12 +241,17 @@ impl Predictor {
                 combine(&ms, w)
             })
             .collect();
-        Ok((means, members))
+        Ok(means)
     }
 
     /// Forecasts `h` steps for every series with intervals at `levels` (percent).
-    pub fn forecast(&self, series: &[&[f64]], h: usize, levels: &[f64]) -> Result<Vec<Forecast>, ForecastError> {
-        let (means, _) = self.ensemble_means(series, h)?;
+    pub fn forecast(
+        &self,
+        series: &[&[f64]],
+        h: usize,
+        levels: &[f64],
+    ) -> Result<Vec<Forecast>, ForecastError> {
+        let means = self.ensemble_means(series, h)?;
         let conformal = extend(&self.manifest.conformal, h);
         Ok(series
             .iter()

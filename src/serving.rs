@@ -99,7 +99,11 @@ impl ModelSlot {
 }
 
 /// Builds a keyword's regular series from its stored history.
-pub fn series_from_history(platform: Platform, keyword: &Keyword, history: &[HistoryPoint]) -> Option<Series> {
+pub fn series_from_history(
+    platform: Platform,
+    keyword: &Keyword,
+    history: &[HistoryPoint],
+) -> Option<Series> {
     let rows: Vec<Observation> = history
         .iter()
         .filter_map(|h| {
@@ -117,11 +121,18 @@ pub fn series_from_history(platform: Platform, keyword: &Keyword, history: &[His
             })
         })
         .collect();
-    regularise(&rows, Frequency::Weekly, &Default::default()).into_iter().next()
+    regularise(&rows, Frequency::Weekly, &Default::default())
+        .into_iter()
+        .next()
 }
 
 /// Runs the model on one series (blocking: call from the blocking pool).
-pub fn forecast_series(model: &Predictor, series: &Series, horizon: usize, levels: &[f64]) -> anyhow::Result<ForecastBody> {
+pub fn forecast_series(
+    model: &Predictor,
+    series: &Series,
+    horizon: usize,
+    levels: &[f64],
+) -> anyhow::Result<ForecastBody> {
     let f = model
         .forecast(&[series.values.as_slice()], horizon, levels)?
         .pop()
@@ -136,7 +147,11 @@ pub fn forecast_series(model: &Predictor, series: &Series, horizon: usize, level
             intervals: f
                 .intervals
                 .iter()
-                .map(|i| Band { level: i.level, lo: i.lo[k], hi: i.hi[k] })
+                .map(|i| Band {
+                    level: i.level,
+                    lo: i.lo[k],
+                    hi: i.hi[k],
+                })
                 .collect(),
         })
         .collect();
@@ -156,7 +171,11 @@ pub fn forecast_series(model: &Predictor, series: &Series, horizon: usize, level
 pub fn prediction_record(body: &ForecastBody, keyword: &Keyword) -> Option<PredictionRecord> {
     let platform = body.platform?;
     let mut quantiles = serde_json::Map::new();
-    let levels: Vec<f64> = body.forecast.first().map(|s| s.intervals.iter().map(|b| b.level).collect()).unwrap_or_default();
+    let levels: Vec<f64> = body
+        .forecast
+        .first()
+        .map(|s| s.intervals.iter().map(|b| b.level).collect())
+        .unwrap_or_default();
     for (j, lvl) in levels.iter().enumerate() {
         quantiles.insert(
             format!("{lvl}"),
@@ -208,7 +227,8 @@ pub fn spawn_persister(store: Arc<dyn Store>) -> (mpsc::Sender<PredictionRecord>
                     }
                     Err(e) => {
                         tracing::error!(error = %e, rows = n, "persisting predictions failed; batch dropped");
-                        metrics::counter!("kwi_predictions_persist_failed_total").increment(n as u64);
+                        metrics::counter!("kwi_predictions_persist_failed_total")
+                            .increment(n as u64);
                         break;
                     }
                 }
@@ -221,9 +241,19 @@ pub fn spawn_persister(store: Arc<dyn Store>) -> (mpsc::Sender<PredictionRecord>
 }
 
 /// Cache key of a keyword forecast: model version and data version make stale answers impossible.
-pub fn cache_key(model: &str, platform: Platform, keyword: &Keyword, data_version: i64, horizon: usize, levels: &[f64]) -> String {
+pub fn cache_key(
+    model: &str,
+    platform: Platform,
+    keyword: &Keyword,
+    data_version: i64,
+    horizon: usize,
+    levels: &[f64],
+) -> String {
     let lv: Vec<String> = levels.iter().map(|l| format!("{l}")).collect();
-    format!("kwi:fc:v1:{model}:{platform}:{keyword}:{data_version}:{horizon}:{}", lv.join(","))
+    format!(
+        "kwi:fc:v1:{model}:{platform}:{keyword}:{data_version}:{horizon}:{}",
+        lv.join(",")
+    )
 }
 
 /// Everything the forecast handlers need.
@@ -263,13 +293,19 @@ pub async fn load_active_model(store: &dyn Store) -> anyhow::Result<Predictor> {
         let dir = std::path::PathBuf::from(&m.artifact);
         match tokio::task::spawn_blocking(move || Predictor::load(&dir)).await? {
             Ok(p) => return Ok(p),
-            Err(e) => tracing::error!(version = %m.version, error = %e, "active model cannot be loaded; serving the built-in baseline"),
+            Err(e) => {
+                tracing::error!(version = %m.version, error = %e, "active model cannot be loaded; serving the built-in baseline")
+            }
         }
     }
     let rows = store.observations(None).await?;
     tokio::task::spawn_blocking(move || {
         let series = regularise(&rows, Frequency::Weekly, &Default::default());
-        let refs: Vec<&[f64]> = series.iter().map(|s| s.values.as_slice()).take(5000).collect();
+        let refs: Vec<&[f64]> = series
+            .iter()
+            .map(|s| s.values.as_slice())
+            .take(5000)
+            .collect();
         Predictor::baseline(&refs, 52, 13)
     })
     .await
@@ -277,21 +313,34 @@ pub async fn load_active_model(store: &dyn Store) -> anyhow::Result<Predictor> {
 }
 
 /// Polls the registry and swaps in a newly activated model (every `every`).
-pub fn spawn_model_watcher(store: Arc<dyn Store>, slot: ModelSlot, every: Duration) -> JoinHandle<()> {
+pub fn spawn_model_watcher(
+    store: Arc<dyn Store>,
+    slot: ModelSlot,
+    every: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
             tick.tick().await;
-            let Ok(models) = store.models().await else { continue };
-            let Some(active) = models.into_iter().find(|m| m.active && m.kind == "forecaster") else { continue };
+            let Ok(models) = store.models().await else {
+                continue;
+            };
+            let Some(active) = models
+                .into_iter()
+                .find(|m| m.active && m.kind == "forecaster")
+            else {
+                continue;
+            };
             if active.version == slot.current().manifest.version {
                 continue;
             }
             let dir = std::path::PathBuf::from(&active.artifact);
             match tokio::task::spawn_blocking(move || Predictor::load(&dir)).await {
                 Ok(Ok(p)) => slot.swap(p),
-                Ok(Err(e)) => tracing::error!(version = %active.version, error = %e, "newly active model cannot be loaded; keeping the current one"),
+                Ok(Err(e)) => {
+                    tracing::error!(version = %active.version, error = %e, "newly active model cannot be loaded; keeping the current one")
+                }
                 Err(e) => tracing::error!(error = %e, "model loader panicked"),
             }
         }
@@ -299,7 +348,12 @@ pub fn spawn_model_watcher(store: Arc<dyn Store>, slot: ModelSlot, every: Durati
 }
 
 /// Shared by handlers: the cache, for forecasts.
-pub async fn cached_or_compute<F>(cache: &Cache, inflight: &moka::future::Cache<String, Arc<[u8]>>, key: String, compute: F) -> Result<(Arc<[u8]>, bool), Arc<anyhow::Error>>
+pub async fn cached_or_compute<F>(
+    cache: &Cache,
+    inflight: &moka::future::Cache<String, Arc<[u8]>>,
+    key: String,
+    compute: F,
+) -> Result<(Arc<[u8]>, bool), Arc<anyhow::Error>>
 where
     F: std::future::Future<Output = anyhow::Result<Arc<[u8]>>>,
 {

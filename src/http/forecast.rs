@@ -15,7 +15,10 @@ use super::ApiError;
 use super::keywords::parse_key;
 use crate::app::AppState;
 use crate::forecast::Predictor;
-use crate::serving::{ForecastBody, cache_key, cached_or_compute, forecast_series, prediction_record, series_from_history};
+use crate::serving::{
+    ForecastBody, cache_key, cached_or_compute, forecast_series, prediction_record,
+    series_from_history,
+};
 
 /// Longest horizon served.
 pub const MAX_HORIZON: usize = 104;
@@ -37,12 +40,18 @@ pub fn parse_horizon(raw: Option<&str>) -> Result<usize, ApiError> {
         message: format!("`{raw}` is not a whole number of periods in 1..={MAX_HORIZON}"),
     };
     let h: usize = raw.trim().parse().map_err(|_| bad())?;
-    if (1..=MAX_HORIZON).contains(&h) { Ok(h) } else { Err(bad()) }
+    if (1..=MAX_HORIZON).contains(&h) {
+        Ok(h)
+    } else {
+        Err(bad())
+    }
 }
 
 /// Parses `levels` (default `80,95`): each a percentage the model's calibration covers.
 pub fn parse_levels(raw: Option<&str>, model: &Predictor) -> Result<Vec<f64>, ApiError> {
-    let Some(raw) = raw else { return Ok(vec![80.0, 95.0]) };
+    let Some(raw) = raw else {
+        return Ok(vec![80.0, 95.0]);
+    };
     let mut out = Vec::new();
     for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let v: f64 = part.parse().map_err(|_| ApiError::BadRequest {
@@ -61,15 +70,30 @@ pub fn parse_levels(raw: Option<&str>, model: &Predictor) -> Result<Vec<f64>, Ap
                 message: format!(
                     "{v} is outside the range model {} is calibrated for ({}..={})",
                     model.manifest.version,
-                    model.manifest.conformal.levels.first().copied().unwrap_or(f64::NAN),
-                    model.manifest.conformal.levels.last().copied().unwrap_or(f64::NAN)
+                    model
+                        .manifest
+                        .conformal
+                        .levels
+                        .first()
+                        .copied()
+                        .unwrap_or(f64::NAN),
+                    model
+                        .manifest
+                        .conformal
+                        .levels
+                        .last()
+                        .copied()
+                        .unwrap_or(f64::NAN)
                 ),
             });
         }
         out.push(v);
     }
     if out.is_empty() || out.len() > 10 {
-        return Err(ApiError::BadRequest { field: "levels", message: "give 1 to 10 levels, e.g. 80,95".into() });
+        return Err(ApiError::BadRequest {
+            field: "levels",
+            message: "give 1 to 10 levels, e.g. 80,95".into(),
+        });
     }
     out.sort_by(|a, b| a.total_cmp(b));
     out.dedup();
@@ -78,19 +102,41 @@ pub fn parse_levels(raw: Option<&str>, model: &Predictor) -> Result<Vec<f64>, Ap
 
 fn json_bytes(body: Arc<[u8]>, cached: bool) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/json"), (header::HeaderName::from_static("x-cache"), if cached { "hit" } else { "miss" })],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::HeaderName::from_static("x-cache"),
+                if cached { "hit" } else { "miss" },
+            ),
+        ],
         Body::from(body.to_vec()),
     )
         .into_response()
 }
 
-async fn keyword_forecast(state: &AppState, platform: Platform, keyword: &Keyword, horizon: usize, levels: &[f64], model: Arc<Predictor>) -> Result<(Arc<[u8]>, bool), ApiError> {
+async fn keyword_forecast(
+    state: &AppState,
+    platform: Platform,
+    keyword: &Keyword,
+    horizon: usize,
+    levels: &[f64],
+    model: Arc<Predictor>,
+) -> Result<(Arc<[u8]>, bool), ApiError> {
     let snap = state
         .store
         .snapshot(platform, keyword)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no data for keyword `{keyword}` on {platform}")))?;
-    let key = cache_key(&model.manifest.version, platform, keyword, snap.last_updated.timestamp_micros(), horizon, levels);
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no data for keyword `{keyword}` on {platform}"))
+        })?;
+    let key = cache_key(
+        &model.manifest.version,
+        platform,
+        keyword,
+        snap.last_updated.timestamp_micros(),
+        horizon,
+        levels,
+    );
     let st = state.clone();
     let kw = keyword.clone();
     let lv = levels.to_vec();
@@ -109,9 +155,16 @@ async fn keyword_forecast(state: &AppState, platform: Platform, keyword: &Keywor
     .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-async fn run_model(model: Arc<Predictor>, series: Series, horizon: usize, levels: Vec<f64>) -> anyhow::Result<ForecastBody> {
+async fn run_model(
+    model: Arc<Predictor>,
+    series: Series,
+    horizon: usize,
+    levels: Vec<f64>,
+) -> anyhow::Result<ForecastBody> {
     let t = std::time::Instant::now();
-    let body = tokio::task::spawn_blocking(move || forecast_series(&model, &series, horizon, &levels)).await??;
+    let body =
+        tokio::task::spawn_blocking(move || forecast_series(&model, &series, horizon, &levels))
+            .await??;
     metrics::histogram!("kwi_inference_seconds").record(t.elapsed().as_secs_f64());
     Ok(body)
 }
@@ -126,7 +179,8 @@ pub async fn forecast(
     let horizon = parse_horizon(q.horizon.as_deref())?;
     let model = state.forecasting.model.current();
     let levels = parse_levels(q.levels.as_deref(), &model)?;
-    let (bytes, cached) = keyword_forecast(&state, platform, &keyword, horizon, &levels, model).await?;
+    let (bytes, cached) =
+        keyword_forecast(&state, platform, &keyword, horizon, &levels, model).await?;
     Ok(json_bytes(bytes, cached))
 }
 
@@ -162,8 +216,14 @@ pub struct BatchRequest {
 }
 
 /// `POST /v1/forecasts`: up to 1,000 stored keywords and/or ad-hoc series.
-pub async fn batch(State(state): State<AppState>, body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::BadRequest { field: "body", message: e.body_text() })?;
+pub async fn batch(
+    State(state): State<AppState>,
+    body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest {
+        field: "body",
+        message: e.body_text(),
+    })?;
     let n = req.keywords.len() + req.series.len();
     if n == 0 || n > MAX_BATCH {
         return Err(ApiError::BadRequest {
@@ -174,14 +234,25 @@ pub async fn batch(State(state): State<AppState>, body: Result<Json<BatchRequest
     let horizon = parse_horizon(req.horizon.map(|h| h.to_string()).as_deref())?;
     let model = state.forecasting.model.current();
     let levels = parse_levels(
-        req.levels.map(|l| l.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")).as_deref(),
+        req.levels
+            .map(|l| {
+                l.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .as_deref(),
         &model,
     )?;
     let mut keys = Vec::with_capacity(req.keywords.len());
     for (i, k) in req.keywords.iter().enumerate() {
         let key = parse_key(&k.platform, &k.keyword).map_err(|e| match e {
             ApiError::BadRequest { field, message } => ApiError::BadRequest {
-                field: if field == "platform" { "keywords[].platform" } else { "keywords[].keyword" },
+                field: if field == "platform" {
+                    "keywords[].platform"
+                } else {
+                    "keywords[].keyword"
+                },
                 message: format!("keywords[{i}]: {message}"),
             },
             other => other,
@@ -191,17 +262,28 @@ pub async fn batch(State(state): State<AppState>, body: Result<Json<BatchRequest
     let mut adhoc = Vec::with_capacity(req.series.len());
     for (i, s) in req.series.iter().enumerate() {
         if s.values.is_empty() || s.values.len() > 10_000 {
-            return Err(ApiError::BadRequest { field: "series[].values", message: format!("series[{i}]: give 1 to 10000 values") });
+            return Err(ApiError::BadRequest {
+                field: "series[].values",
+                message: format!("series[{i}]: give 1 to 10000 values"),
+            });
         }
         if let Some(v) = s.values.iter().find(|v| !v.is_finite() || **v < 0.0) {
-            return Err(ApiError::BadRequest { field: "series[].values", message: format!("series[{i}]: {v} is not a non-negative number") });
+            return Err(ApiError::BadRequest {
+                field: "series[].values",
+                message: format!("series[{i}]: {v} is not a non-negative number"),
+            });
         }
-        let keyword = Keyword::parse(&s.id).map_err(|e| ApiError::BadRequest { field: "series[].id", message: format!("series[{i}]: {e}") })?;
+        let keyword = Keyword::parse(&s.id).map_err(|e| ApiError::BadRequest {
+            field: "series[].id",
+            message: format!("series[{i}]: {e}"),
+        })?;
         adhoc.push(Series {
             platform: Platform::Benchmark,
             keyword,
             label: s.id.clone(),
-            start: s.start.unwrap_or_else(|| chrono::NaiveDate::from_ymd_opt(2000, 1, 2).expect("valid")),
+            start: s
+                .start
+                .unwrap_or_else(|| chrono::NaiveDate::from_ymd_opt(2000, 1, 2).expect("valid")),
             freq: Frequency::Weekly,
             observed: vec![true; s.values.len()],
             values: s.values.clone(),
@@ -214,7 +296,13 @@ pub async fn batch(State(state): State<AppState>, body: Result<Json<BatchRequest
     for (platform, keyword) in &keys {
         let (st, m, lv) = (state.clone(), model.clone(), levels.clone());
         let (p, k) = (*platform, keyword.clone());
-        futs.push(tokio::spawn(async move { (p, k.clone(), keyword_forecast(&st, p, &k, horizon, &lv, m).await) }));
+        futs.push(tokio::spawn(async move {
+            (
+                p,
+                k.clone(),
+                keyword_forecast(&st, p, &k, horizon, &lv, m).await,
+            )
+        }));
     }
     for f in futs {
         let (p, k, r) = f.await.map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -259,14 +347,19 @@ pub async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Va
 }
 
 /// `POST /v1/models/{version}/activate`: loads the model, marks it active, swaps it in.
-pub async fn activate(State(state): State<AppState>, Path(version): Path<String>) -> Result<Response, ApiError> {
+pub async fn activate(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
     let rec = state
         .store
         .models()
         .await?
         .into_iter()
         .find(|m| m.version == version)
-        .ok_or_else(|| ApiError::NotFound(format!("no model version `{version}` in the registry")))?;
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no model version `{version}` in the registry"))
+        })?;
     let dir = std::path::PathBuf::from(&rec.artifact);
     let loaded = tokio::task::spawn_blocking(move || Predictor::load(&dir))
         .await
@@ -274,5 +367,9 @@ pub async fn activate(State(state): State<AppState>, Path(version): Path<String>
         .map_err(|e| ApiError::Conflict(format!("model {version} cannot be loaded: {e}")))?;
     state.store.activate_model(&version).await?;
     state.forecasting.model.swap(loaded);
-    Ok((StatusCode::OK, Json(serde_json::json!({ "serving": version }))).into_response())
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({ "serving": version })),
+    )
+        .into_response())
 }

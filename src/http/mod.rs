@@ -22,7 +22,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(keywords::readyz))
         .route("/metrics", get(telemetry::metrics))
         .route("/v1/keywords/{platform}/{keyword}", get(keywords::keyword))
-        .route("/v1/keywords/{platform}/{keyword}/forecast", get(forecast::forecast))
+        .route(
+            "/v1/keywords/{platform}/{keyword}/forecast",
+            get(forecast::forecast),
+        )
         .route("/v1/forecasts", post(forecast::batch))
         .route("/v1/models", get(forecast::models))
         .route("/v1/models/{version}/activate", post(forecast::activate))

@@ -16,7 +16,9 @@ pub fn install_metrics() -> &'static PrometheusHandle {
         PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Suffix("_seconds".into()),
-                &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
             )
             .expect("static buckets")
             .install_recorder()
@@ -42,7 +44,10 @@ pub async fn track(req: Request, next: Next) -> Response {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics() -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         install_metrics().render(),
     )
         .into_response()

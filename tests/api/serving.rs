@@ -21,9 +21,13 @@ use crate::helpers::{Backends, redis_url};
 async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
     let res = kwi::http::router(state.clone()).oneshot(req).await.unwrap();
     let status = res.status();
-    let cache = res.headers().get("x-cache").map(|v| v.to_str().unwrap().to_string());
+    let cache = res
+        .headers()
+        .get("x-cache")
+        .map(|v| v.to_str().unwrap().to_string());
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, cache, json)
 }
 
@@ -32,7 +36,10 @@ fn get(uri: &str) -> Request<Body> {
 }
 
 fn post(uri: &str, body: &str) -> Request<Body> {
-    Request::post(uri).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
+    Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
 }
 
 async fn wait_persisted(store: &Arc<dyn Store>, keyword: &str, at_least: i64) {
@@ -49,13 +56,23 @@ async fn wait_persisted(store: &Arc<dyn Store>, keyword: &str, at_least: i64) {
 #[tokio::test]
 async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
     let b = Backends::new().await;
-    let redis = Cache::redis(&redis_url(), DEFAULT_TTL).await.expect("Redis is required for these tests");
+    let redis = Cache::redis(&redis_url(), DEFAULT_TTL)
+        .await
+        .expect("Redis is required for these tests");
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let cache = if name == "postgres" { redis.clone() } else { Cache::in_process(1000, DEFAULT_TTL) };
+        let cache = if name == "postgres" {
+            redis.clone()
+        } else {
+            Cache::in_process(1000, DEFAULT_TTL)
+        };
         let (state, writer) = AppState::build(store.clone(), cache).await.unwrap();
 
-        let (s, c, body) = call(&state, get("/v1/keywords/google/coffee/forecast?horizon=20&levels=80,95")).await;
+        let (s, c, body) = call(
+            &state,
+            get("/v1/keywords/google/coffee/forecast?horizon=20&levels=80,95"),
+        )
+        .await;
         assert_eq!(s, StatusCode::OK, "{name}: {body}");
         assert_eq!(c.as_deref(), Some("miss"), "{name}");
         assert_eq!(body["model_version"], "builtin-snaive-v1");
@@ -64,16 +81,42 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
         assert_eq!(steps.len(), 20);
         assert_eq!(steps[0]["period_start"], "2019-01-06");
         for st in steps {
-            let (m, i80, i95) = (st["mean"].as_f64().unwrap(), &st["intervals"][0], &st["intervals"][1]);
-            assert_eq!((i80["level"].as_f64(), i95["level"].as_f64()), (Some(80.0), Some(95.0)));
-            let (l80, h80, l95, h95) = (i80["lo"].as_f64().unwrap(), i80["hi"].as_f64().unwrap(), i95["lo"].as_f64().unwrap(), i95["hi"].as_f64().unwrap());
-            assert!(0.0 <= l95 && l95 <= l80 && l80 <= m && m <= h80 && h80 <= h95, "{name}: {st}");
+            let (m, i80, i95) = (
+                st["mean"].as_f64().unwrap(),
+                &st["intervals"][0],
+                &st["intervals"][1],
+            );
+            assert_eq!(
+                (i80["level"].as_f64(), i95["level"].as_f64()),
+                (Some(80.0), Some(95.0))
+            );
+            let (l80, h80, l95, h95) = (
+                i80["lo"].as_f64().unwrap(),
+                i80["hi"].as_f64().unwrap(),
+                i95["lo"].as_f64().unwrap(),
+                i95["hi"].as_f64().unwrap(),
+            );
+            assert!(
+                0.0 <= l95 && l95 <= l80 && l80 <= m && m <= h80 && h80 <= h95,
+                "{name}: {st}"
+            );
         }
         // Seasonal naive: step 1 is the value 52 weeks before the first forecast week.
-        let history = store.history(Platform::Google, &Keyword::parse("coffee").unwrap()).await.unwrap();
-        assert_eq!(steps[0]["mean"].as_f64(), history[history.len() - 52].search_volume, "{name}");
+        let history = store
+            .history(Platform::Google, &Keyword::parse("coffee").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            steps[0]["mean"].as_f64(),
+            history[history.len() - 52].search_volume,
+            "{name}"
+        );
 
-        let (s, c, again) = call(&state, get("/v1/keywords/google/coffee/forecast?horizon=20&levels=80,95")).await;
+        let (s, c, again) = call(
+            &state,
+            get("/v1/keywords/google/coffee/forecast?horizon=20&levels=80,95"),
+        )
+        .await;
         assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("hit")), "{name}");
         assert_eq!(again, body, "{name}: a hit returns the same forecast");
         wait_persisted(store, "coffee", 1).await;
@@ -84,7 +127,10 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
             ("/v1/keywords/google/coffee/forecast?horizon=ten", "horizon"),
             ("/v1/keywords/google/coffee/forecast?levels=0", "levels"),
             ("/v1/keywords/google/coffee/forecast?levels=100", "levels"),
-            ("/v1/keywords/google/coffee/forecast?levels=80,abc", "levels"),
+            (
+                "/v1/keywords/google/coffee/forecast?levels=80,abc",
+                "levels",
+            ),
             ("/v1/keywords/nowhere/coffee/forecast", "platform"),
             ("/v1/keywords/google/%20/forecast", "keyword"),
         ] {
@@ -110,22 +156,43 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
         assert_eq!(results[1]["forecast"].as_array().unwrap().len(), 4);
         assert_eq!(results[2]["error"]["code"], "not_found");
         assert_eq!(results[3]["keyword"], "my series");
-        assert_eq!(results[3]["forecast"][0]["mean"], 8.0, "naive for a series shorter than a season");
+        assert_eq!(
+            results[3]["forecast"][0]["mean"], 8.0,
+            "naive for a series shorter than a season"
+        );
         for (bad, field) in [
             ("{not json", "body"),
             (r#"{"keywords": []}"#, "keywords"),
-            (r#"{"keywords": [{"platform": "mars", "keyword": "x"}]}"#, "keywords[].platform"),
-            (r#"{"series": [{"id": "a", "values": [-1.0]}]}"#, "series[].values"),
-            (r#"{"keywords": [{"platform": "google", "keyword": "x"}], "horizon": 500}"#, "horizon"),
+            (
+                r#"{"keywords": [{"platform": "mars", "keyword": "x"}]}"#,
+                "keywords[].platform",
+            ),
+            (
+                r#"{"series": [{"id": "a", "values": [-1.0]}]}"#,
+                "series[].values",
+            ),
+            (
+                r#"{"keywords": [{"platform": "google", "keyword": "x"}], "horizon": 500}"#,
+                "horizon",
+            ),
         ] {
             let (s, _, body) = call(&state, post("/v1/forecasts", bad)).await;
             assert_eq!(s, StatusCode::BAD_REQUEST, "{name} {bad}: {body}");
             assert_eq!(body["error"]["field"], field, "{name} {bad}: {body}");
         }
-        let many: Vec<Value> = (0..1001).map(|i| json!({"platform": "google", "keyword": format!("k{i}")})).collect();
-        let (s, _, body) = call(&state, post("/v1/forecasts", &json!({"keywords": many}).to_string())).await;
+        let many: Vec<Value> = (0..1001)
+            .map(|i| json!({"platform": "google", "keyword": format!("k{i}")}))
+            .collect();
+        let (s, _, body) = call(
+            &state,
+            post("/v1/forecasts", &json!({"keywords": many}).to_string()),
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
-        let wrong_type = Request::post("/v1/forecasts").header("content-type", "text/plain").body(Body::from("{}")).unwrap();
+        let wrong_type = Request::post("/v1/forecasts")
+            .header("content-type", "text/plain")
+            .body(Body::from("{}"))
+            .unwrap();
         let (s, _, _) = call(&state, wrong_type).await;
         assert!(s.is_client_error());
 
@@ -138,8 +205,17 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
 
         // Graceful stop: dropping every state clone ends the writer after draining.
         drop(state);
-        tokio::time::timeout(Duration::from_secs(10), writer).await.expect("writer drains").unwrap();
-        assert!(store.prediction_count(Platform::Google, &Keyword::parse("jam").unwrap()).await.unwrap() >= 1);
+        tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .expect("writer drains")
+            .unwrap();
+        assert!(
+            store
+                .prediction_count(Platform::Google, &Keyword::parse("jam").unwrap())
+                .await
+                .unwrap()
+                >= 1
+        );
     }
     b.cleanup().await;
 }
@@ -149,7 +225,9 @@ async fn activating_a_model_swaps_it_in_without_restart() {
     let b = Backends::new().await;
     let store = b.sqlite.clone();
     kwi::import::load_sample(store.as_ref()).await.unwrap();
-    let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL)).await.unwrap();
+    let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
+        .await
+        .unwrap();
     let (_, _, before) = call(&state, get("/v1/keywords/google/coffee/forecast")).await;
     assert_eq!(before["model_version"], "builtin-snaive-v1");
 
@@ -176,12 +254,32 @@ async fn activating_a_model_swaps_it_in_without_restart() {
     assert_eq!(s, StatusCode::OK, "{body}");
     let (_, cache, after) = call(&state, get("/v1/keywords/google/coffee/forecast")).await;
     assert_eq!(after["model_version"], "test-naive-v2");
-    assert_eq!(cache.as_deref(), Some("miss"), "a new model never answers from the old model's cache");
-    let last = store.history(Platform::Google, &Keyword::parse("coffee").unwrap()).await.unwrap().last().unwrap().search_volume;
-    assert_eq!(after["forecast"][0]["mean"].as_f64(), last, "naive forecast = last value");
+    assert_eq!(
+        cache.as_deref(),
+        Some("miss"),
+        "a new model never answers from the old model's cache"
+    );
+    let last = store
+        .history(Platform::Google, &Keyword::parse("coffee").unwrap())
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .search_volume;
+    assert_eq!(
+        after["forecast"][0]["mean"].as_f64(),
+        last,
+        "naive forecast = last value"
+    );
     let (_, _, models) = call(&state, get("/v1/models")).await;
     assert_eq!(models["serving"], "test-naive-v2");
-    assert!(models["models"].as_array().unwrap().iter().any(|m| m["version"] == "test-naive-v2" && m["active"] == true));
+    assert!(
+        models["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["version"] == "test-naive-v2" && m["active"] == true)
+    );
     let (s, _, _) = call(&state, post("/v1/models/nope/activate", "")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     b.cleanup().await;
@@ -189,9 +287,22 @@ async fn activating_a_model_swaps_it_in_without_restart() {
 
 /// A private Redis on a free port, so killing it does not disturb other tests.
 fn private_redis() -> (Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server must be installed for this test (.ci/run installs it)");
@@ -213,7 +324,9 @@ async fn redis_dying_mid_test_never_fails_a_request() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (state, _w) = AppState::build(store.clone(), cache.expect("private redis started")).await.unwrap();
+    let (state, _w) = AppState::build(store.clone(), cache.expect("private redis started"))
+        .await
+        .unwrap();
     let (s, c, _) = call(&state, get("/v1/keywords/google/jam/forecast")).await;
     assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")));
     let (_, c, _) = call(&state, get("/v1/keywords/google/jam/forecast")).await;
@@ -222,7 +335,11 @@ async fn redis_dying_mid_test_never_fails_a_request() {
     child.wait().unwrap();
     for kw in ["jam", "coffee"] {
         let (s, _, body) = call(&state, get(&format!("/v1/keywords/google/{kw}/forecast"))).await;
-        assert_eq!(s, StatusCode::OK, "Redis down must not fail a request: {body}");
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "Redis down must not fail a request: {body}"
+        );
     }
     let (s, _, ready) = call(&state, get("/readyz")).await;
     assert_eq!(s, StatusCode::OK);

@@ -52,27 +52,50 @@ fn forecast_csv_has_one_row_per_series_and_step_with_sane_intervals() {
     let out = dir.path().join("fc.csv");
     let g = gtrends();
     let mut args = vec![
-        "forecast", "--train", g.to_str().unwrap(), "--format", "gtrends", "--horizon", "13",
-        "--holdout", "13", "--levels", "80,95", "--out", out.to_str().unwrap(),
+        "forecast",
+        "--train",
+        g.to_str().unwrap(),
+        "--format",
+        "gtrends",
+        "--horizon",
+        "13",
+        "--holdout",
+        "13",
+        "--levels",
+        "80,95",
+        "--out",
+        out.to_str().unwrap(),
     ];
     args.extend(QUICK);
     ok(kwi_train(&args, dir.path()));
     let (header, rows) = read_csv(&out);
     assert_eq!(header, "id,step,mean,lo_80,hi_80,lo_95,hi_95");
     assert_eq!(rows.len(), 32 * 13);
-    assert_eq!(rows[0].0, "auto insurance", "series in keyword order, ids as the input spells them");
+    assert_eq!(
+        rows[0].0, "auto insurance",
+        "series in keyword order, ids as the input spells them"
+    );
     assert!(rows.iter().any(|r| r.0 == "automotive industry"));
     assert!(rows.iter().any(|r| r.0 == "t-shirt"));
     for (id, step, v) in &rows {
         assert!((1..=13).contains(step));
-        let [mean, lo80, hi80, lo95, hi95] = v[..] else { panic!("5 numbers") };
+        let [mean, lo80, hi80, lo95, hi95] = v[..] else {
+            panic!("5 numbers")
+        };
         assert!(lo95 >= 0.0, "{id}: never negative");
-        assert!(lo95 <= lo80 && lo80 <= mean && mean <= hi80 && hi80 <= hi95, "{id} step {step}: {v:?}");
+        assert!(
+            lo95 <= lo80 && lo80 <= mean && mean <= hi80 && hi80 <= hi95,
+            "{id} step {step}: {v:?}"
+        );
     }
     // Intervals widen (never narrow) with the horizon, per series.
     for s in rows.chunks(13) {
         for w in s.windows(2) {
-            assert!(w[1].2[4] - w[1].2[3] >= w[0].2[4] - w[0].2[3] - 1e-9, "{}", s[0].0);
+            assert!(
+                w[1].2[4] - w[1].2[3] >= w[0].2[4] - w[0].2[3] - 1e-9,
+                "{}",
+                s[0].0
+            );
         }
     }
 }
@@ -84,26 +107,63 @@ fn same_seed_same_weights_and_published_model_is_reused() {
     let a = dir.path().join("a");
     let b = dir.path().join("b");
     for out in [&a, &b] {
-        let mut args = vec!["fit", "--train", g.to_str().unwrap(), "--format", "gtrends", "--out", out.to_str().unwrap()];
+        let mut args = vec![
+            "fit",
+            "--train",
+            g.to_str().unwrap(),
+            "--format",
+            "gtrends",
+            "--out",
+            out.to_str().unwrap(),
+        ];
         args.extend(QUICK);
         ok(kwi_train(&args, dir.path()));
     }
     let wa = std::fs::read(a.join("mlp.safetensors")).unwrap();
     let wb = std::fs::read(b.join("mlp.safetensors")).unwrap();
     assert_eq!(wa, wb, "same seed and data must give identical weights");
-    for f in ["manifest.json", "linear.json", "report.md", "report.json", "config.toml"] {
+    for f in [
+        "manifest.json",
+        "linear.json",
+        "report.md",
+        "report.json",
+        "config.toml",
+    ] {
         assert!(a.join(f).exists(), "{f} missing from the artifact");
     }
-    assert!(std::fs::read_dir(&a).unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "png")));
+    assert!(
+        std::fs::read_dir(&a).unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "png"))
+    );
 
     // Publish into the embedded registry, then forecast with the published version.
-    let stdout = ok(kwi_train(&["publish", "--artifact", a.to_str().unwrap()], dir.path()));
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("manifest.json")).unwrap()).unwrap();
+    let stdout = ok(kwi_train(
+        &["publish", "--artifact", a.to_str().unwrap()],
+        dir.path(),
+    ));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("manifest.json")).unwrap()).unwrap();
     let version = manifest["version"].as_str().unwrap();
-    assert!(stdout.contains(&format!("published {version} (active)")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("published {version} (active)")),
+        "{stdout}"
+    );
     let fc = dir.path().join("fc.csv");
     ok(kwi_train(
-        &["forecast", "--train", g.to_str().unwrap(), "--format", "gtrends", "--model", version, "--out", fc.to_str().unwrap()],
+        &[
+            "forecast",
+            "--train",
+            g.to_str().unwrap(),
+            "--format",
+            "gtrends",
+            "--model",
+            version,
+            "--out",
+            fc.to_str().unwrap(),
+        ],
         dir.path(),
     ));
     assert_eq!(read_csv(&fc).1.len(), 32 * 13);
@@ -114,7 +174,11 @@ fn same_seed_same_weights_and_published_model_is_reused() {
     std::fs::write(b.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
     let out = kwi_train(&["publish", "--artifact", b.to_str().unwrap()], dir.path());
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("feature schema"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("feature schema"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -123,13 +187,38 @@ fn bad_configuration_and_input_get_clear_errors() {
     let g = gtrends();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "horizn = 3\n").unwrap();
-    let out = kwi_train(&["fit", "--train", g.to_str().unwrap(), "--config", cfg.to_str().unwrap()], dir.path());
+    let out = kwi_train(
+        &[
+            "fit",
+            "--train",
+            g.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("horizn"), "{err}");
-    let out = kwi_train(&["fit", "--train", g.to_str().unwrap(), "--horizon", "0"], dir.path());
+    let out = kwi_train(
+        &["fit", "--train", g.to_str().unwrap(), "--horizon", "0"],
+        dir.path(),
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("horizon 0 is outside 1..=104"));
     let out = kwi_train(&["fit", "--train", "/nonexistent.csv"], dir.path());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
-    let out = kwi_train(&["evaluate", "--train", g.to_str().unwrap(), "--holdout", "700"], dir.path());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("too short"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kwi_train(
+        &[
+            "evaluate",
+            "--train",
+            g.to_str().unwrap(),
+            "--holdout",
+            "700",
+        ],
+        dir.path(),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("too short"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
