@@ -92,3 +92,69 @@ pub async fn keyword(
         history,
     }))
 }
+
+/// Query of `GET /v1/keywords/search`.
+#[derive(Debug, serde::Deserialize)]
+pub struct SearchQuery {
+    q: Option<String>,
+    platform: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /v1/keywords/search?q=tar&platform=etsy&limit=10`: prefix matches first, then fuzzy ones.
+pub async fn search(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<SearchQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let raw = q.q.unwrap_or_default();
+    let query = Keyword::parse(&raw).map_err(|e| ApiError::BadRequest {
+        field: "q",
+        message: e.to_string(),
+    })?;
+    let platform = q
+        .platform
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| p.parse::<Platform>())
+        .transpose()
+        .map_err(|e| ApiError::BadRequest {
+            field: "platform",
+            message: e.to_string(),
+        })?;
+    let limit = match q.limit.as_deref() {
+        None => 10,
+        Some(l) => l
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::BadRequest {
+                field: "limit",
+                message: format!("`{l}` is not a whole number in 1..=100"),
+            })?,
+    };
+    let hits = state.store.search(query.as_str(), platform, limit).await?;
+    Ok(Json(json!({ "query": query, "results": hits })))
+}
+
+/// `GET /v1/keywords/{keyword}/markets`: the same keyword on every platform that has it. (A keyword
+/// literally named "markets" is reached through the forecast and history routes.)
+pub async fn markets(
+    State(state): State<AppState>,
+    Path(keyword): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let keyword = Keyword::parse(&keyword).map_err(|e| ApiError::BadRequest {
+        field: "keyword",
+        message: e.to_string(),
+    })?;
+    let markets = state.store.markets(&keyword).await?;
+    if markets.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no platform has data for keyword `{keyword}`"
+        )));
+    }
+    let list: Vec<serde_json::Value> = markets
+        .into_iter()
+        .map(|(platform, snapshot)| json!({ "platform": platform, "snapshot": snapshot }))
+        .collect();
+    Ok(Json(json!({ "keyword": keyword, "markets": list })))
+}

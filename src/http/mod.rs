@@ -21,6 +21,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(keywords::healthz))
         .route("/readyz", get(keywords::readyz))
         .route("/metrics", get(telemetry::metrics))
+        .route("/v1/keywords/search", get(keywords::search))
+        // Same capture name as the route below (the router requires it); it holds the keyword here.
+        .route("/v1/keywords/{platform}/markets", get(keywords::markets))
         .route("/v1/keywords/{platform}/{keyword}", get(keywords::keyword))
         .route(
             "/v1/keywords/{platform}/{keyword}/forecast",

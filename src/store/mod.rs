@@ -133,6 +133,19 @@ pub struct PredictionRecord {
     pub quantiles: serde_json::Value,
 }
 
+/// A keyword found by search.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    /// Platform.
+    pub platform: String,
+    /// Keyword.
+    pub keyword: String,
+    /// Latest search volume.
+    pub search_volume: Option<f64>,
+    /// True when the keyword starts with the query (ranked first).
+    pub prefix: bool,
+}
+
 /// The storage interface the rest of the service talks to.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -166,6 +179,16 @@ pub trait Store: Send + Sync + 'static {
     async fn activate_model(&self, version: &str) -> Result<bool>;
     /// Registered models, newest first.
     async fn models(&self) -> Result<Vec<ModelRecord>>;
+    /// Keywords starting with `q` (first) or resembling it (trigram similarity on PostgreSQL,
+    /// substring on SQLite), by volume; optionally one platform.
+    async fn search(
+        &self,
+        q: &str,
+        platform: Option<Platform>,
+        limit: i64,
+    ) -> Result<Vec<SearchHit>>;
+    /// The keyword's snapshot on every platform that has it.
+    async fn markets(&self, keyword: &Keyword) -> Result<Vec<(String, Snapshot)>>;
     /// Persists computed forecasts in one transaction.
     async fn insert_predictions(&self, rows: &[PredictionRecord]) -> Result<()>;
     /// Number of persisted predictions for a keyword (all models).

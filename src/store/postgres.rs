@@ -42,10 +42,17 @@ const REFRESH: &str = "INSERT INTO keyword_data (id, platform, keyword, search_v
     ON CONFLICT (platform, keyword) DO UPDATE SET search_volume = excluded.search_volume, cpc = excluded.cpc, \
       trend_data = excluded.trend_data, last_updated = excluded.last_updated";
 
+/// Prefix matches first, then trigram-similar keywords (pg_trgm `%` operator, GIN index), by
+/// similarity and volume.
+const SEARCH: &str = "SELECT platform, keyword, search_volume, keyword LIKE $2 ESCAPE '\\' AS prefix \
+    FROM keyword_data WHERE ($3::text IS NULL OR platform = $3) AND (keyword LIKE $2 ESCAPE '\\' OR keyword % $1) \
+    ORDER BY prefix DESC, similarity(keyword, $1) DESC, search_volume DESC NULLS LAST, keyword LIMIT $4";
+
 sql_store!(
     PgStore,
     sqlx::Postgres,
     Backend::Postgres,
     sqlx::migrate!("migrations/postgres"),
-    REFRESH
+    REFRESH,
+    SEARCH
 );

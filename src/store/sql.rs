@@ -50,10 +50,27 @@ pub const MODELS: &str = "SELECT name, version, kind, feature_schema_hash, metri
 pub const PREDICTION_INSERT: &str = "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, \
     created_at, horizon, mean, quantiles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
+/// Snapshots of one keyword on every platform.
+pub const MARKETS: &str = "SELECT platform, search_volume, competition, cpc, trend_data, last_updated \
+    FROM keyword_data WHERE keyword = $1 ORDER BY platform";
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern (used with `ESCAPE '\'`).
+pub fn like_prefix(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 1);
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 /// Implements [`super::Store`] for `$store` (a struct with a `pool: $pool` field) on database `$db`.
 /// `$refresh` is the backend's snapshot-refresh statement (JSON aggregation differs between backends).
 macro_rules! sql_store {
-    ($store:ty, $db:ty, $backend:expr, $migrator:expr, $refresh:expr) => {
+    ($store:ty, $db:ty, $backend:expr, $migrator:expr, $refresh:expr, $search:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> $crate::store::Backend {
@@ -336,6 +353,58 @@ macro_rules! sql_store {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn search(
+                &self,
+                q: &str,
+                platform: Option<kwi_features::Platform>,
+                limit: i64,
+            ) -> $crate::store::Result<Vec<$crate::store::SearchHit>> {
+                use sqlx::Row;
+                let rows = sqlx::query($search)
+                    .bind(q)
+                    .bind($crate::store::sql::like_prefix(q))
+                    .bind(platform.map(|p| p.as_str()))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::SearchHit {
+                            platform: r.try_get(0)?,
+                            keyword: r.try_get(1)?,
+                            search_volume: r.try_get(2)?,
+                            prefix: r.try_get(3)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn markets(
+                &self,
+                keyword: &kwi_features::Keyword,
+            ) -> $crate::store::Result<Vec<(String, $crate::store::Snapshot)>> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::MARKETS)
+                    .bind(keyword.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let trend: sqlx::types::Json<serde_json::Value> = r.try_get(4)?;
+                        Ok((
+                            r.try_get(0)?,
+                            $crate::store::Snapshot {
+                                search_volume: r.try_get(1)?,
+                                competition: r.try_get(2)?,
+                                cpc: r.try_get(3)?,
+                                trend_data: trend.0,
+                                last_updated: r.try_get(5)?,
+                            },
+                        ))
+                    })
+                    .collect()
             }
 
             async fn prediction_count(

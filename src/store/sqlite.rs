@@ -65,10 +65,16 @@ const REFRESH: &str = "INSERT INTO keyword_data (id, platform, keyword, search_v
     ON CONFLICT (platform, keyword) DO UPDATE SET search_volume = excluded.search_volume, cpc = excluded.cpc, \
       trend_data = excluded.trend_data, last_updated = excluded.last_updated";
 
+/// Prefix matches first, then keywords containing the query, by volume (no trigram index here).
+const SEARCH: &str = "SELECT platform, keyword, search_volume, keyword LIKE $2 ESCAPE '\\' AS prefix \
+    FROM keyword_data WHERE ($3 IS NULL OR platform = $3) AND (keyword LIKE $2 ESCAPE '\\' OR instr(keyword, $1) > 0) \
+    ORDER BY prefix DESC, search_volume DESC, keyword LIMIT $4";
+
 sql_store!(
     SqliteStore,
     sqlx::Sqlite,
     Backend::Sqlite,
     sqlx::migrate!("migrations/sqlite"),
-    REFRESH
+    REFRESH,
+    SEARCH
 );

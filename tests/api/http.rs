@@ -110,3 +110,100 @@ async fn keyword_endpoint_health_and_errors_on_both_backends() {
     }
     b.cleanup().await;
 }
+
+#[tokio::test]
+async fn search_and_markets_on_both_backends() {
+    let b = Backends::new().await;
+    for (name, store) in b.all() {
+        kwi::import::load_sample(store.as_ref()).await.unwrap();
+        // The same keyword on a second platform, for the cross-market view.
+        let mut values = [None; 10];
+        values[0] = Some(42.0);
+        let etsy_coffee = kwi_features::ingest::Observation {
+            platform: kwi_features::Platform::Etsy,
+            keyword: kwi_features::Keyword::parse("coffee").unwrap(),
+            period_start: chrono::NaiveDate::from_ymd_opt(2024, 1, 7).unwrap(),
+            values,
+            source: "test".into(),
+            line: 1,
+        };
+        store.import(&[etsy_coffee], &|_| {}).await.unwrap();
+        let (state, _w) = AppState::build(store.clone(), Cache::in_process(10, DEFAULT_TTL))
+            .await
+            .unwrap();
+
+        let (s, body) = get(&state, "/v1/keywords/search?q=CO&limit=5").await;
+        assert_eq!(s, StatusCode::OK, "{name}: {body}");
+        let hits = body["results"].as_array().unwrap();
+        assert!(!hits.is_empty() && hits.len() <= 5, "{name}: {body}");
+        assert_eq!(hits[0]["keyword"], "coffee", "{name}: {body}");
+        // Prefix matches rank before the fuzzy ones ("tobacco" contains "co").
+        let flags: Vec<bool> = hits
+            .iter()
+            .map(|h| h["prefix"].as_bool().unwrap())
+            .collect();
+        assert!(flags.windows(2).all(|w| w[0] >= w[1]), "{name}: {body}");
+        for h in hits {
+            let k = h["keyword"].as_str().unwrap();
+            assert_eq!(
+                h["prefix"].as_bool().unwrap(),
+                k.starts_with("co"),
+                "{name}: {k}"
+            );
+        }
+        let (_, body) = get(&state, "/v1/keywords/search?q=coffee&platform=etsy").await;
+        assert_eq!(
+            body["results"].as_array().unwrap().len(),
+            1,
+            "{name}: {body}"
+        );
+        // Not a prefix, but similar / contained: "insurance" finds "auto insurance", "life insurance".
+        let (_, body) = get(&state, "/v1/keywords/search?q=insurance").await;
+        let found: Vec<&str> = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["keyword"].as_str().unwrap())
+            .collect();
+        assert!(
+            found.contains(&"auto insurance") && found.contains(&"life insurance"),
+            "{name}: {found:?}"
+        );
+        // LIKE wildcards in the query are literal.
+        let (_, body) = get(&state, "/v1/keywords/search?q=%25").await;
+        assert!(
+            body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["prefix"] == false),
+            "{name}: {body}"
+        );
+        for (uri, field) in [
+            ("/v1/keywords/search?q=", "q"),
+            ("/v1/keywords/search?q=a&limit=0", "limit"),
+            ("/v1/keywords/search?q=a&platform=mars", "platform"),
+        ] {
+            let (s, body) = get(&state, uri).await;
+            assert_eq!(
+                (s, body["error"]["field"].as_str()),
+                (StatusCode::BAD_REQUEST, Some(field)),
+                "{uri}"
+            );
+        }
+
+        let (s, body) = get(&state, "/v1/keywords/Coffee/markets").await;
+        assert_eq!(s, StatusCode::OK, "{name}: {body}");
+        let platforms: Vec<&str> = body["markets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["platform"].as_str().unwrap())
+            .collect();
+        assert_eq!(platforms, vec!["etsy", "google"], "{name}");
+        assert_eq!(body["markets"][0]["snapshot"]["search_volume"], 42.0);
+        let (s, _) = get(&state, "/v1/keywords/never%20seen/markets").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+    b.cleanup().await;
+}
