@@ -324,7 +324,10 @@ impl Ctx {
 const DATE_COLUMNS: [&str; 6] = ["period_start", "date", "week", "day", "month", "time"];
 
 fn detect_format(path: &Path, names: &[String]) -> Result<InputFormat> {
-    let lower: Vec<String> = names.iter().map(|n| n.trim().to_ascii_lowercase()).collect();
+    let lower: Vec<String> = names
+        .iter()
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
     if lower.iter().any(|n| n == "keyword") {
         return Ok(InputFormat::Long);
     }
@@ -397,7 +400,9 @@ fn parse_value(cell: &str, bound: Bound) -> std::result::Result<Option<f64>, Str
         return Err(format!("`{t}` is not a finite number"));
     }
     match bound {
-        Bound::NonNegative if v < 0.0 => Err(format!("{v} is negative; volumes and prices must be ≥ 0")),
+        Bound::NonNegative if v < 0.0 => {
+            Err(format!("{v} is negative; volumes and prices must be ≥ 0"))
+        }
         Bound::Count if v < 0.0 || v.fract() != 0.0 => {
             Err(format!("{v} is not a non-negative whole count"))
         }
@@ -468,8 +473,14 @@ fn read_long(
 
     let keywords = str_column(df, &keyword_col)?;
     let dates = str_column(df, &date_col)?;
-    let platforms = platform_col.as_deref().map(|c| str_column(df, c)).transpose()?;
-    let sources = source_col.as_deref().map(|c| str_column(df, c)).transpose()?;
+    let platforms = platform_col
+        .as_deref()
+        .map(|c| str_column(df, c))
+        .transpose()?;
+    let sources = source_col
+        .as_deref()
+        .map(|c| str_column(df, c))
+        .transpose()?;
     let values: Vec<(usize, &str, &StringChunked)> = value_cols
         .iter()
         .map(|(i, n)| Ok((*i, n.as_str(), str_column(df, n)?)))
@@ -574,7 +585,8 @@ fn read_gtrends(
     if names.len() < 2 {
         return Err(FeatureError::Layout {
             path: path.to_path_buf(),
-            reason: "a Google Trends file needs a period column and at least one keyword column".into(),
+            reason: "a Google Trends file needs a period column and at least one keyword column"
+                .into(),
         });
     }
     let platform = opts.platform.unwrap_or(Platform::Google);
@@ -596,7 +608,8 @@ fn read_gtrends(
     for name in &names[1..] {
         match Keyword::parse(gtrends_topic(name)) {
             Ok(k) => {
-                out.labels.insert((platform, k.clone()), gtrends_topic(name).to_string());
+                out.labels
+                    .insert((platform, k.clone()), gtrends_topic(name).to_string());
                 topics.push((name, k));
             }
             Err(e) => {
@@ -679,7 +692,10 @@ fn read_m4(
                 continue;
             }
         };
-        let cells: Vec<&str> = value_cols.iter().map(|c| c.get(row).unwrap_or("")).collect();
+        let cells: Vec<&str> = value_cols
+            .iter()
+            .map(|c| c.get(row).unwrap_or(""))
+            .collect();
         let len = cells
             .iter()
             .rposition(|c| !c.trim().is_empty())
@@ -736,7 +752,12 @@ fn reject_duplicates(ctx: &Ctx, out: &mut Ingested) {
     let mut seen: HashMap<(Platform, &str, NaiveDate, &str), usize> = HashMap::new();
     let mut dup_lines = Vec::new();
     for (i, o) in out.rows.iter().enumerate() {
-        let key = (o.platform, o.keyword.as_str(), o.period_start, o.source.as_str());
+        let key = (
+            o.platform,
+            o.keyword.as_str(),
+            o.period_start,
+            o.source.as_str(),
+        );
         if let Some(first) = seen.insert(key, o.line) {
             dup_lines.push((i, first));
         }

@@ -185,7 +185,9 @@ impl FromStr for Frequency {
         match s.trim().to_ascii_lowercase().as_str() {
             "daily" | "day" | "d" => Ok(Frequency::Daily),
             "weekly" | "week" | "w" => Ok(Frequency::Weekly),
-            other => Err(format!("unknown frequency `{other}`; expected daily or weekly")),
+            other => Err(format!(
+                "unknown frequency `{other}`; expected daily or weekly"
+            )),
         }
     }
 }

@@ -11,8 +11,10 @@
 //! same code, so they cannot drift apart.
 
 pub mod error;
+pub mod frame;
 pub mod ingest;
 pub mod keyword;
+pub mod regular;
 pub mod schema;
 pub mod series;
 pub mod windows;

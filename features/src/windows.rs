@@ -74,7 +74,9 @@ pub fn training_windows(
             continue;
         }
         let last = s.len() - spec.horizon;
-        let first = min_input.max(1).max(last.saturating_sub(max_per_series.saturating_sub(1)));
+        let first = min_input
+            .max(1)
+            .max(last.saturating_sub(max_per_series.saturating_sub(1)));
         for origin in first..=last {
             let scale = push_input(s, origin, spec.lookback, &mut w);
             w.y.extend(
@@ -105,7 +107,10 @@ mod tests {
     #[test]
     fn windows_round_trip_to_the_series() {
         let s: Vec<f64> = (1..=10).map(f64::from).collect();
-        let spec = WindowSpec { lookback: 4, horizon: 2 };
+        let spec = WindowSpec {
+            lookback: 4,
+            horizon: 2,
+        };
         let w = training_windows(&[&s], spec, 100, 2);
         // origins 2..=8
         assert_eq!(w.len(), 7);
@@ -131,7 +136,15 @@ mod tests {
     #[test]
     fn max_per_series_keeps_the_most_recent_origins() {
         let s: Vec<f64> = (0..100).map(f64::from).collect();
-        let w = training_windows(&[&s], WindowSpec { lookback: 8, horizon: 4 }, 5, 8);
+        let w = training_windows(
+            &[&s],
+            WindowSpec {
+                lookback: 8,
+                horizon: 4,
+            },
+            5,
+            8,
+        );
         let origins: Vec<usize> = w.origin.iter().map(|o| o.1).collect();
         assert_eq!(origins, vec![92, 93, 94, 95, 96]);
     }
