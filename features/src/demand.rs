@@ -39,8 +39,7 @@ use polars::prelude::*;
 
 use crate::error::{FeatureError, Result};
 use crate::frame::{
-    KEYWORD, OBSERVED, PERIOD_START, PLATFORM, SERIES, T, VALUE, is_date, is_numeric, is_string,
-    require,
+    KEYWORD, OBSERVED, PERIOD_START, PLATFORM, SERIES, T, VALUE, is_date, is_numeric, require,
 };
 use crate::keyword::Frequency;
 use crate::schema::{DEMAND_SCHEMA_NAME, DEMAND_SCHEMA_VERSION, FeatureSchema, from_polars};
@@ -209,27 +208,43 @@ fn checked_input(lf: &mut LazyFrame) -> Result<()> {
         |d| matches!(d, DataType::Boolean),
         "Boolean",
     )?;
-    require(&schema, PLATFORM, is_string, "String")?;
-    require(&schema, KEYWORD, is_string, "String")?;
     Ok(())
 }
 
-/// Autocorrelation at lag `k` over the `n = window − k` pairs ending at `t`, from rolling variances
-/// (numerically stable): `cov(x, y) = (var(x + y) − var x − var y) / 2`.
-fn acf(k: usize, window: usize) -> Expr {
+/// Intermediate columns of the autocorrelation at lag `k` (stage one): over the `n = window − k`
+/// pairs `(x_s, x_{s−k})` ending at `t`, the rolling mean `_m_k` and population variance `_v_k` of
+/// `x`, and the rolling mean `_c_k` of `x·y` with `y = x` shifted by `k`. The moments of `y` are
+/// those of `x` shifted by `k` (same window length), so they are not computed again. Shifts are
+/// filled with 0 instead of null so the kernels take their fast no-null path; the filled rows are
+/// masked anyway (`t < window − 1`).
+fn acf_parts(k: usize, window: usize) -> Vec<Expr> {
     let n = window - k;
-    let y = x().shift(lit(k as i64));
-    let vx = x().rolling_var(fixed(n));
-    let vy = y.clone().rolling_var(fixed(n));
-    let vs = (x() + y.clone()).rolling_var(fixed(n));
+    let y = x().shift_and_fill(lit(k as i64), lit(0.0));
+    let pop = (n as f64 - 1.0) / n as f64;
+    vec![
+        x().rolling_mean(fixed(n)).alias(format!("_m_{k}")),
+        (x().rolling_var(fixed(n)) * lit(pop)).alias(format!("_v_{k}")),
+        (x() * y).rolling_mean(fixed(n)).alias(format!("_c_{k}")),
+    ]
+}
+
+/// Autocorrelation at lag `k` from [`acf_parts`] (stage two):
+/// `(mean(x·y) − mean x · mean y) / sqrt(var x · var y)`.
+fn acf(k: usize, window: usize) -> Expr {
+    let sh = |c: String| col(c).shift_and_fill(lit(k as i64), lit(0.0));
+    let (mx, vx, c) = (
+        col(format!("_m_{k}")),
+        col(format!("_v_{k}")),
+        col(format!("_c_{k}")),
+    );
+    let (my, vy) = (sh(format!("_m_{k}")), sh(format!("_v_{k}")));
+    let cov = c - mx.clone() * my.clone();
     // A (near-)constant window has no autocorrelation. "Near": whole-column rolling kernels leave
     // floating-point residue of the size ε·mean², so the test is relative to the level.
     let flat = |v: Expr, m: Expr| v.lt_eq(lit(1e-9) * m.clone() * m + lit(1e-12));
-    let r = when(
-        flat(vx.clone(), x().rolling_mean(fixed(n))).or(flat(vy.clone(), y.rolling_mean(fixed(n)))),
-    )
-    .then(lit(NULL).cast(DataType::Float64))
-    .otherwise((vs - vx.clone() - vy.clone()) / (lit(2.0) * (vx * vy).sqrt()));
+    let r = when(flat(vx.clone(), mx).or(flat(vy.clone(), my)))
+        .then(lit(NULL).cast(DataType::Float64))
+        .otherwise(cov / (vx * vy).sqrt());
     inside(r, window - 1)
 }
 
@@ -262,9 +277,11 @@ fn scale_expr(w: usize) -> Expr {
         .otherwise(lit(1.0))
 }
 
-/// Day-of-year → Fourier terms, a 366-row table joined on the day of year (Polars has no `sin`
-/// without its `trigonometry` feature; a join against a tiny table is as fast and keeps the build).
-fn fourier_table(terms: usize) -> Result<LazyFrame> {
+/// Calendar terms of every distinct period in `lf` (a few hundred rows, however many series):
+/// ISO week, month, and Fourier terms from a 366-row day-of-year table (Polars has no `sin` without
+/// its `trigonometry` feature; a table computed in Rust and joined is as fast and keeps the build).
+/// Joined back on `period_start`, so the per-row cost is one join instead of several date kernels.
+fn calendar(lf: LazyFrame, terms: usize) -> Result<LazyFrame> {
     let doy: Vec<i16> = (1..=366).collect();
     let mut cols = vec![Column::new("doy".into(), doy)];
     for j in 1..=terms {
@@ -274,16 +291,51 @@ fn fourier_table(terms: usize) -> Result<LazyFrame> {
         cols.push(Column::new(format!("fourier_sin_{j}").into(), sin));
         cols.push(Column::new(format!("fourier_cos_{j}").into(), cos));
     }
-    Ok(DataFrame::new_infer_height(cols)?.lazy())
+    let fourier = DataFrame::new_infer_height(cols)?.lazy();
+    Ok(lf
+        .select([col(PERIOD_START)])
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_columns([
+            col(PERIOD_START)
+                .dt()
+                .week()
+                .cast(DataType::Float32)
+                .alias("week_of_year"),
+            col(PERIOD_START)
+                .dt()
+                .month()
+                .cast(DataType::Float32)
+                .alias("month"),
+            col(PERIOD_START)
+                .dt()
+                .ordinal_day()
+                .cast(DataType::Int16)
+                .alias("doy"),
+        ])
+        .join(
+            fourier,
+            [col("doy")],
+            [col("doy")],
+            JoinArgs::new(JoinType::Left),
+        ))
 }
 
-/// Demand features of a regular frame, lazily. Input columns: `series`, `platform`, `keyword`, `t`,
-/// `period_start`, `value`, `observed` (others are dropped); it is sorted by `(series, t)` here.
-/// Output: those key columns then the feature columns in the order of [`demand_schema`].
-pub fn demand_features(regular: LazyFrame, cfg: &DemandConfig) -> Result<LazyFrame> {
-    cfg.check()?;
-    let mut lf = regular;
-    checked_input(&mut lf)?;
+/// The expressions of [`demand_features`]: the first stage (everything but the seasonality
+/// summary and the Fourier join) and the second (seasonality strength and dominant period, which
+/// read the `acf_k` columns). Public so other pipelines can compose them and profiling can time
+/// them one by one; they assume a frame sorted by `(series, t)`.
+pub fn demand_exprs(cfg: &DemandConfig) -> Vec<Vec<Expr>> {
+    // Stage one: intermediates shared by several features (underscore names, dropped at the end).
+    let mut parts: Vec<Expr> = vec![
+        x().rolling_mean(fixed(cfg.trend_window))
+            .alias("_mean_trend"),
+        x().rolling_mean(fixed(cfg.volatility_window))
+            .alias("_mean_vol"),
+        scale_expr(cfg.scale_window).alias("scale"),
+    ];
+    for &k in &cfg.seasonal_lags {
+        parts.extend(acf_parts(k, cfg.acf_window));
+    }
     let mut feats: Vec<Expr> = Vec::new();
     for &k in &cfg.lags {
         feats.push(f32c(
@@ -329,7 +381,7 @@ pub fn demand_features(regular: LazyFrame, cfg: &DemandConfig) -> Result<LazyFra
         }) / lit(denom),
         w - 1,
     );
-    let mean_w = x().rolling_mean(fixed(w));
+    let mean_w = col("_mean_trend");
     feats.push(f32c(slope.clone(), &format!("trend_slope_{w}")));
     feats.push(f32c(
         when(mean_w.clone().gt(lit(TINY)))
@@ -339,7 +391,7 @@ pub fn demand_features(regular: LazyFrame, cfg: &DemandConfig) -> Result<LazyFra
     ));
     let v = cfg.volatility_window;
     let diff_std = inside((x() - x().shift(lit(1))).rolling_std(fixed(v)), v);
-    let mean_v = x().rolling_mean(fixed(v));
+    let mean_v = col("_mean_vol");
     feats.push(f32c(
         when(mean_v.clone().gt(lit(TINY)))
             .then(diff_std / mean_v)
@@ -359,30 +411,7 @@ pub fn demand_features(regular: LazyFrame, cfg: &DemandConfig) -> Result<LazyFra
     for &k in &cfg.seasonal_lags {
         feats.push(f32c(acf(k, cfg.acf_window), &format!("acf_{k}")));
     }
-    feats.push(
-        col(PERIOD_START)
-            .dt()
-            .week()
-            .cast(DataType::Float32)
-            .alias("week_of_year"),
-    );
-    feats.push(
-        col(PERIOD_START)
-            .dt()
-            .month()
-            .cast(DataType::Float32)
-            .alias("month"),
-    );
-    feats.push(
-        col(PERIOD_START)
-            .dt()
-            .ordinal_day()
-            .cast(DataType::Int16)
-            .alias("doy"),
-    );
-    let scale = scale_expr(cfg.scale_window);
-    feats.push(scale.clone().alias("scale"));
-    feats.push(f32c(x() / scale, "scaled_value"));
+    feats.push(f32c(x() / col("scale"), "scaled_value"));
     feats.push(f32c(x().log1p(), "log1p_value"));
     feats.push(running_sum(col(OBSERVED).not().cast(DataType::UInt32)).alias("gaps_to_date"));
 
@@ -414,36 +443,51 @@ pub fn demand_features(regular: LazyFrame, cfg: &DemandConfig) -> Result<LazyFra
         .otherwise(lit(NULL).cast(DataType::Float32))
         .alias("dominant_period");
 
-    let fourier = fourier_table(cfg.fourier_terms)?;
-    let mut order: Vec<Expr> = [SERIES, PLATFORM, KEYWORD, T, PERIOD_START, VALUE, OBSERVED]
-        .into_iter()
-        .map(col)
-        .collect();
+    vec![parts, feats, vec![strength, period]]
+}
+
+pub fn demand_features(regular: LazyFrame, cfg: &DemandConfig) -> Result<LazyFrame> {
+    cfg.check()?;
+    let mut lf = regular;
+    checked_input(&mut lf)?;
+    let mut order: Vec<Expr> = KEY_COLUMNS.into_iter().map(col).collect();
     let names = feature_names(cfg);
     order.extend(names.iter().map(|n| col(n.as_str())));
-    Ok(lf
+    let mut lf = lf
         .select([
             col(SERIES),
-            col(PLATFORM),
-            col(KEYWORD),
             col(T),
             col(PERIOD_START),
             col(VALUE).cast(DataType::Float64),
             col(OBSERVED),
         ])
-        .sort([SERIES, T], SortMultipleOptions::default())
-        .with_columns(feats)
-        .with_columns([strength, period])
+        .sort([SERIES, T], SortMultipleOptions::default());
+    let calendar = calendar(lf.clone(), cfg.fourier_terms)?;
+    for stage in demand_exprs(cfg) {
+        lf = lf.with_columns(stage);
+    }
+    Ok(lf
         .join(
-            fourier,
-            [col("doy")],
-            [col("doy")],
+            calendar,
+            [col(PERIOD_START)],
+            [col(PERIOD_START)],
             JoinArgs {
                 maintain_order: MaintainOrderJoin::Left,
                 ..JoinArgs::new(JoinType::Left)
             },
         )
         .select(order))
+}
+
+/// Key columns at the front of [`demand_features`]'s output. Platform and keyword are not repeated
+/// on every row (two strings × 15.6 M rows is half a gigabyte): join [`series_keys`] on `series`.
+pub const KEY_COLUMNS: [&str; 5] = [SERIES, T, PERIOD_START, VALUE, OBSERVED];
+
+/// `series → (platform, keyword)`, one row per series of a regular frame.
+pub fn series_keys(regular: LazyFrame) -> LazyFrame {
+    regular
+        .select([col(SERIES), col(PLATFORM), col(KEYWORD)])
+        .unique_stable(Some(cols([SERIES])), UniqueKeepStrategy::First)
 }
 
 /// Names of the feature columns [`demand_features`] adds for `cfg`, in output order.
@@ -477,15 +521,17 @@ pub fn feature_names(cfg: &DemandConfig) -> Vec<String> {
     n
 }
 
-/// Demand features of a large regular frame, `series_per_batch` series at a time (exactly the same
-/// result as [`demand_features`]: every feature is per series). Bounds peak memory: the rolling
-/// intermediates of one batch are freed before the next starts. The frame must be sorted by
-/// `(series, t)`.
-pub fn demand_features_batched(
+/// Demand features of a large regular frame, `series_per_batch` series at a time, each batch's
+/// result handed to `sink` in series order (e.g. to write it to disk without ever holding every
+/// feature in memory). Exactly the same values as [`demand_features`]: every feature is per
+/// series. Faster too: one batch's rolling intermediates stay in cache-friendly sizes. The frame
+/// must be sorted by `(series, t)`.
+pub fn demand_features_for_each(
     regular: &DataFrame,
     cfg: &DemandConfig,
     series_per_batch: usize,
-) -> Result<DataFrame> {
+    mut sink: impl FnMut(DataFrame) -> Result<()>,
+) -> Result<()> {
     let ids = regular.column(SERIES)?.cast(&DataType::UInt32)?;
     let ids = ids.u32()?;
     // Row offsets where a batch starts: every `series_per_batch`-th change of series id.
@@ -504,17 +550,29 @@ pub fn demand_features_batched(
         }
     }
     cuts.push(regular.height());
-    let mut out: Option<DataFrame> = None;
     for pair in cuts.windows(2) {
         let part = regular.slice(pair[0] as i64, pair[1] - pair[0]);
-        let feats = demand_features(part.lazy(), cfg)?.collect()?;
+        sink(demand_features(part.lazy(), cfg)?.collect()?)?;
+    }
+    Ok(())
+}
+
+/// [`demand_features_for_each`] collected into one frame (the batches stay separate chunks).
+pub fn demand_features_batched(
+    regular: &DataFrame,
+    cfg: &DemandConfig,
+    series_per_batch: usize,
+) -> Result<DataFrame> {
+    let mut out: Option<DataFrame> = None;
+    demand_features_for_each(regular, cfg, series_per_batch, |feats| {
         match out.as_mut() {
             None => out = Some(feats),
             Some(df) => {
                 df.vstack_mut_owned(feats)?;
             }
         }
-    }
+        Ok(())
+    })?;
     match out {
         Some(df) => Ok(df),
         None => Ok(demand_features(regular.clone().lazy(), cfg)?.collect()?),
@@ -556,8 +614,17 @@ mod tests {
 
     fn features_of(rows: &[Observation]) -> DataFrame {
         let regular = regular_frame(&observations_frame(rows).unwrap(), Frequency::Weekly).unwrap();
-        demand_features(regular, &DemandConfig::weekly())
+        demand_features(regular.clone(), &DemandConfig::weekly())
             .unwrap()
+            .join(
+                series_keys(regular),
+                [col(SERIES)],
+                [col(SERIES)],
+                JoinArgs {
+                    maintain_order: MaintainOrderJoin::Left,
+                    ..JoinArgs::new(JoinType::Left)
+                },
+            )
             .collect()
             .unwrap()
     }

@@ -12,10 +12,12 @@
 
 pub mod demand;
 pub mod error;
+pub mod export;
 pub mod frame;
 pub mod ingest;
 pub mod keyword;
 pub mod regular;
+pub mod resample;
 pub mod schema;
 pub mod series;
 pub mod windows;
