@@ -838,11 +838,8 @@ mod tests {
         assert!(DemandConfig::daily().check().is_ok());
         let s = demand_schema(&DemandConfig::weekly()).unwrap();
         let names = s.column_names();
-        assert_eq!(
-            &names[..7],
-            &[SERIES, PLATFORM, KEYWORD, T, PERIOD_START, VALUE, OBSERVED]
-        );
-        assert_eq!(&names[7..], feature_names(&DemandConfig::weekly()));
+        assert_eq!(&names[..5], &KEY_COLUMNS);
+        assert_eq!(&names[5..], feature_names(&DemandConfig::weekly()));
         assert!(s.canonical().starts_with("kwi.demand.v1: "));
         assert_ne!(
             s.hash(),
