@@ -10,6 +10,7 @@
 //! This crate knows nothing of models, HTTP, SQL or Redis: the training binary and the server call the
 //! same code, so they cannot drift apart.
 
+pub mod competition;
 pub mod demand;
 pub mod error;
 pub mod export;
