@@ -542,7 +542,7 @@ pub fn demand_features_for_each(
         if id != prev {
             if prev.is_some() {
                 seen += 1;
-                if seen % series_per_batch.max(1) == 0 {
+                if seen.is_multiple_of(series_per_batch.max(1)) {
                     cuts.push(row);
                 }
             }

@@ -536,11 +536,8 @@ fn read_long(
             }
         }
         if !bad && vals.iter().all(Option::is_none) {
-            out.errors.push(ctx.err(
-                row,
-                &values[0].1.to_string(),
-                "row has no value in any value column",
-            ));
+            out.errors
+                .push(ctx.err(row, values[0].1, "row has no value in any value column"));
             bad = true;
         }
         if bad {

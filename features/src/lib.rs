@@ -21,6 +21,7 @@ pub mod regular;
 pub mod resample;
 pub mod schema;
 pub mod series;
+pub mod tabular;
 pub mod windows;
 
 pub use error::{FeatureError, Result};

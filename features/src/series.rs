@@ -113,8 +113,8 @@ fn interpolate(v: &mut [f64]) {
                 && i > p + 1
             {
                 let (a, b) = (v[p], v[i]);
-                for k in p + 1..i {
-                    v[k] = a + (b - a) * (k - p) as f64 / (i - p) as f64;
+                for (k, slot) in v.iter_mut().enumerate().take(i).skip(p + 1) {
+                    *slot = a + (b - a) * (k - p) as f64 / (i - p) as f64;
                 }
             }
             last = Some(i);
