@@ -5,8 +5,12 @@
 //! ```sh
 //! CARGO_TARGET_DIR=/work/main/target cargo run -p kwi-features --example bench_features -- \
 //!     [--series 100000] [--weeks 156] [--parquet /tmp/kwi_bench_panel.parquet] \
-//!     [--batch 10000] [--mode memory|ipc] [--out /tmp/kwi_bench_features]
+//!     [--batch 5000] [--mode memory|ipc] [--out /tmp/kwi_bench_features]
 //! ```
+//!
+//! `--from-parquet` reads the panel from `--parquet` (written by an earlier run) instead of building
+//! it, as the training binary would read a file; the memory figures then exclude the allocator's
+//! leftovers of the build.
 //!
 //! `--mode memory` (default) keeps every feature in one frame; `--mode ipc` writes each batch to
 //! `OUT/part-NNNN.arrow` (Arrow IPC) as it is computed, so the features never all sit in memory.
@@ -76,13 +80,24 @@ fn checksums(df: &DataFrame) -> anyhow::Result<String> {
 fn main() -> anyhow::Result<()> {
     let n_series: usize = arg("--series", 100_000);
     let weeks: usize = arg("--weeks", 156);
-    let batch: usize = arg("--batch", 10_000);
+    let batch: usize = arg("--batch", 5_000);
     let mode: String = arg("--mode", "memory".to_string());
     let out_dir: PathBuf = arg("--out", PathBuf::from("/tmp/kwi_bench_features"));
     let parquet: PathBuf = arg("--parquet", PathBuf::from("/tmp/kwi_bench_panel.parquet"));
     let data_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
 
     let t0 = Instant::now();
+    if std::env::args().any(|a| a == "--from-parquet") {
+        let panel = kwi_features::export::read_parquet(&parquet)
+            .with_context(|| format!("reading {}", parquet.display()))?;
+        println!(
+            "panel: {} rows read from {} in {:.1} s",
+            panel.height(),
+            parquet.display(),
+            t0.elapsed().as_secs_f64()
+        );
+        return run(panel, batch, &mode, &out_dir);
+    }
     let pool = reference_pool(&data_dir).context("reading the reference series")?;
     let usable = pool.iter().filter(|p| p.values.len() >= weeks).count();
     let start = chrono::NaiveDate::from_ymd_opt(2016, 1, 3).expect("valid date");
@@ -99,13 +114,22 @@ fn main() -> anyhow::Result<()> {
         write_parquet(&mut panel, &parquet)?;
         println!("wrote {}", parquet.display());
     }
+    run(panel, batch, &mode, &out_dir)
+}
+
+fn run(
+    panel: DataFrame,
+    batch: usize,
+    mode: &str,
+    out_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     println!("rss before features: {:.0} MiB", peak_rss_mib());
 
     reset_peak();
     let cfg = DemandConfig::weekly();
     let t1 = Instant::now();
     if mode == "ipc" {
-        std::fs::create_dir_all(&out_dir)?;
+        std::fs::create_dir_all(out_dir)?;
         let mut part = 0usize;
         let mut rows = 0usize;
         demand_features_for_each(&panel, &cfg, batch.max(1), |mut df| {
