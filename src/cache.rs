@@ -97,8 +97,7 @@ impl Cache {
             Inner::Local(c) => c.get(key).await,
             Inner::Redis(m) => {
                 let mut m = m.clone();
-                match tokio::time::timeout(REDIS_OP_TIMEOUT, m.get::<_, Option<Vec<u8>>>(key)).await
-                {
+                match tokio::time::timeout(REDIS_OP_TIMEOUT, m.get::<_, Option<Vec<u8>>>(key)).await {
                     Ok(Ok(v)) => v.map(Arc::from),
                     Ok(Err(e)) => {
                         self.failed("get", e);
@@ -120,12 +119,7 @@ impl Cache {
             Inner::Redis(m) => {
                 let mut m = m.clone();
                 let secs = self.ttl.as_secs().max(1);
-                match tokio::time::timeout(
-                    REDIS_OP_TIMEOUT,
-                    m.set_ex::<_, _, ()>(key, &*value, secs),
-                )
-                .await
-                {
+                match tokio::time::timeout(REDIS_OP_TIMEOUT, m.set_ex::<_, _, ()>(key, &*value, secs)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => self.failed("set", e),
                     Err(_) => self.failed("set", "timeout"),
@@ -140,12 +134,7 @@ impl Cache {
             Inner::Local(_) => Ok(()),
             Inner::Redis(m) => {
                 let mut m = m.clone();
-                match tokio::time::timeout(
-                    REDIS_OP_TIMEOUT,
-                    redis::cmd("PING").query_async::<String>(&mut m),
-                )
-                .await
-                {
+                match tokio::time::timeout(REDIS_OP_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut m)).await {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("timeout".into()),

@@ -73,8 +73,7 @@ impl Predictor {
     }
 
     fn check_member(&self, m: &str) -> Result<(), ForecastError> {
-        let missing =
-            (m == "mlp" && self.mlp.is_none()) || (m == "linear" && self.linear.is_none());
+        let missing = (m == "mlp" && self.mlp.is_none()) || (m == "linear" && self.linear.is_none());
         if missing {
             return Err(ForecastError::MissingMember(
                 self.manifest.version.clone(),
@@ -97,10 +96,7 @@ impl Predictor {
         }
         let uses = |m: &str| manifest.ensemble.members.iter().any(|x| x == m);
         let mlp = if uses("mlp") {
-            Some(TrainedMlp::load(
-                &dir.join("mlp.safetensors"),
-                &manifest.mlp,
-            )?)
+            Some(TrainedMlp::load(&dir.join("mlp.safetensors"), &manifest.mlp)?)
         } else {
             None
         };
@@ -130,12 +126,7 @@ impl Predictor {
     }
 
     /// Point forecasts of one member for every series.
-    pub fn member(
-        &self,
-        name: &str,
-        series: &[&[f64]],
-        h: usize,
-    ) -> Result<Vec<Vec<f64>>, ForecastError> {
+    pub fn member(&self, name: &str, series: &[&[f64]], h: usize) -> Result<Vec<Vec<f64>>, ForecastError> {
         let m = self.manifest.season;
         Ok(match name {
             "naive" => series.iter().map(|s| naive(s, h)).collect(),
@@ -145,24 +136,16 @@ impl Predictor {
             "mlp" => {
                 self.check_member(name)?;
                 let mlp = self.mlp.as_ref().expect("checked");
-                recursive(
-                    series,
-                    h,
-                    self.manifest.lookback,
-                    self.manifest.horizon,
-                    |x, n| mlp.predict(x, n),
-                )?
+                recursive(series, h, self.manifest.lookback, self.manifest.horizon, |x, n| {
+                    mlp.predict(x, n)
+                })?
             }
             "linear" => {
                 self.check_member(name)?;
                 let lin = self.linear.as_ref().expect("checked");
-                recursive(
-                    series,
-                    h,
-                    self.manifest.lookback,
-                    self.manifest.horizon,
-                    |x, n| lin.predict(x, n),
-                )?
+                recursive(series, h, self.manifest.lookback, self.manifest.horizon, |x, n| {
+                    lin.predict(x, n)
+                })?
             }
             other => {
                 return Err(ForecastError::Model(ModelError::Input(format!(
@@ -200,12 +183,7 @@ impl Predictor {
     }
 
     /// Forecasts `h` steps for every series with intervals at `levels` (percent).
-    pub fn forecast(
-        &self,
-        series: &[&[f64]],
-        h: usize,
-        levels: &[f64],
-    ) -> Result<Vec<Forecast>, ForecastError> {
+    pub fn forecast(&self, series: &[&[f64]], h: usize, levels: &[f64]) -> Result<Vec<Forecast>, ForecastError> {
         let (means, _) = self.ensemble_means(series, h)?;
         let conformal = extend(&self.manifest.conformal, h);
         Ok(series

@@ -121,8 +121,7 @@ impl Parsed {
         let mut seen: HashMap<(Platform, &Keyword, NaiveDate, &str), usize> = HashMap::new();
         let mut drop = BTreeSet::new();
         for (i, o) in self.rows.iter().enumerate() {
-            if let Some(first) = seen.insert((o.platform, &o.keyword, o.period_start, &o.source), i)
-            {
+            if let Some(first) = seen.insert((o.platform, &o.keyword, o.period_start, &o.source), i) {
                 drop.insert(i);
                 self.errors.push(RowError {
                     file: self.files[self.origin[i]].clone(),

@@ -60,13 +60,7 @@ pub fn seasonal_indices(history: &[f64], m: usize) -> Option<Vec<f64>> {
     }
     let mut idx: Vec<f64> = ratios
         .iter()
-        .map(|r| {
-            if r.is_empty() {
-                1.0
-            } else {
-                r.iter().sum::<f64>() / r.len() as f64
-            }
-        })
+        .map(|r| if r.is_empty() { 1.0 } else { r.iter().sum::<f64>() / r.len() as f64 })
         .collect();
     let norm = idx.iter().sum::<f64>() / m as f64;
     idx.iter_mut().for_each(|v| *v /= norm);
@@ -101,10 +95,7 @@ mod tests {
     #[test]
     fn baselines_on_small_series() {
         assert_eq!(naive(&[1.0, 2.0, 3.0], 2), vec![3.0, 3.0]);
-        assert_eq!(
-            seasonal_naive(&[1.0, 2.0, 3.0, 4.0], 3, 2),
-            vec![3.0, 4.0, 3.0]
-        );
+        assert_eq!(seasonal_naive(&[1.0, 2.0, 3.0, 4.0], 3, 2), vec![3.0, 4.0, 3.0]);
         assert_eq!(seasonal_naive(&[1.0], 2, 4), vec![1.0, 1.0]);
         assert_eq!(naive2(&[5.0, 6.0, 7.0], 2, 1), vec![7.0, 7.0]);
     }

@@ -41,12 +41,7 @@ fn conformal_quantile(sorted: &[f64], q: f64) -> f64 {
 
 impl Conformal {
     /// Calibrates from validation data: per series its history (for the scale), actuals and forecasts.
-    pub fn calibrate(
-        history: &[&[f64]],
-        actual: &[&[f64]],
-        forecast: &[Vec<f64>],
-        levels: &[f64],
-    ) -> Self {
+    pub fn calibrate(history: &[&[f64]], actual: &[&[f64]], forecast: &[Vec<f64>], levels: &[f64]) -> Self {
         let h = actual.iter().map(|a| a.len()).max().unwrap_or(0);
         let mut per_step: Vec<Vec<f64>> = vec![Vec::new(); h];
         for i in 0..history.len().min(actual.len()).min(forecast.len()) {
@@ -99,16 +94,8 @@ impl Conformal {
             let radius_at = |k: usize| r.get(k).or(r.last()).copied().unwrap_or(0.0) * scale;
             intervals.push(Interval {
                 level: *lvl,
-                lo: mean
-                    .iter()
-                    .enumerate()
-                    .map(|(k, m)| (m - radius_at(k)).max(0.0))
-                    .collect(),
-                hi: mean
-                    .iter()
-                    .enumerate()
-                    .map(|(k, m)| m + radius_at(k))
-                    .collect(),
+                lo: mean.iter().enumerate().map(|(k, m)| (m - radius_at(k)).max(0.0)).collect(),
+                hi: mean.iter().enumerate().map(|(k, m)| m + radius_at(k)).collect(),
             });
         }
         intervals.sort_by(|a, b| a.level.total_cmp(&b.level));
@@ -124,9 +111,7 @@ mod tests {
     fn radii_widen_nest_and_bounds_stay_non_negative() {
         let hist: Vec<f64> = vec![10.0, 11.0, 10.0, 11.0];
         let histories: Vec<&[f64]> = (0..50).map(|_| hist.as_slice()).collect();
-        let actual: Vec<Vec<f64>> = (0..50)
-            .map(|i| vec![10.0 + (i % 5) as f64, 10.0, 10.0 + (i % 3) as f64])
-            .collect();
+        let actual: Vec<Vec<f64>> = (0..50).map(|i| vec![10.0 + (i % 5) as f64, 10.0, 10.0 + (i % 3) as f64]).collect();
         let actual_refs: Vec<&[f64]> = actual.iter().map(Vec::as_slice).collect();
         let fc: Vec<Vec<f64>> = (0..50).map(|_| vec![10.0; 3]).collect();
         let c = Conformal::calibrate(&histories, &actual_refs, &fc, &[95.0, 80.0]);

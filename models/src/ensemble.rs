@@ -39,12 +39,7 @@ pub fn select(
     let base = accuracy(history, actual, reference, m);
     let alone: Vec<(String, Accuracy)> = candidates
         .iter()
-        .map(|(name, f)| {
-            (
-                name.clone(),
-                accuracy(history, actual, f, m).with_owa(&base),
-            )
-        })
+        .map(|(name, f)| (name.clone(), accuracy(history, actual, f, m).with_owa(&base)))
         .collect();
     let k = candidates.len();
     let mut best: Option<(f64, Vec<usize>, Accuracy)> = None;
@@ -90,11 +85,7 @@ mod tests {
         let under = vec![vec![8.0, 8.0]; 2];
         let bad = vec![vec![30.0, 30.0]; 2];
         let naive2 = vec![vec![3.0, 3.0]; 2];
-        let cands = vec![
-            ("over".to_string(), over),
-            ("under".to_string(), under),
-            ("bad".to_string(), bad),
-        ];
+        let cands = vec![("over".to_string(), over), ("under".to_string(), under), ("bad".to_string(), bad)];
         let s = select(&cands, &naive2, &history, &actual, 1, 2);
         assert_eq!(s.members, vec!["over", "under"]);
         assert_eq!(s.weights, vec![0.5, 0.5]);

@@ -45,8 +45,6 @@ pub struct Forecast {
 impl Forecast {
     /// The interval at `level`, if computed.
     pub fn interval(&self, level: f64) -> Option<&Interval> {
-        self.intervals
-            .iter()
-            .find(|i| (i.level - level).abs() < 1e-9)
+        self.intervals.iter().find(|i| (i.level - level).abs() < 1e-9)
     }
 }

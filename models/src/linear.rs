@@ -45,12 +45,7 @@ impl Default for LinearConfig {
 impl LinearConfig {
     /// Validates every field against its documented range.
     pub fn check(&self) -> Result<()> {
-        let bad = |name, reason: &str| {
-            Err(ModelError::Param {
-                name,
-                reason: reason.into(),
-            })
-        };
+        let bad = |name, reason: &str| Err(ModelError::Param { name, reason: reason.into() });
         if !(self.penalty > 0.0 && self.penalty <= 10.0) {
             return bad("penalty", "must be in (0, 10]");
         }
@@ -82,14 +77,7 @@ pub struct LinearModel {
 }
 
 /// Fits on `n` scaled windows (`x`: `n × lookback`, `y`: `n × horizon`).
-pub fn fit(
-    x: &[f32],
-    y: &[f32],
-    n: usize,
-    lookback: usize,
-    horizon: usize,
-    cfg: &LinearConfig,
-) -> Result<LinearModel> {
+pub fn fit(x: &[f32], y: &[f32], n: usize, lookback: usize, horizon: usize, cfg: &LinearConfig) -> Result<LinearModel> {
     cfg.check()?;
     if n == 0 || x.len() != n * lookback || y.len() != n * horizon {
         return Err(ModelError::Input(format!(
@@ -131,9 +119,7 @@ impl LinearModel {
     pub fn predict(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         let (l, h) = (self.lookback, self.horizon);
         if x.len() != n * l || self.weights.len() != l * h {
-            return Err(ModelError::Input(format!(
-                "expected {n} windows of {l} values"
-            )));
+            return Err(ModelError::Input(format!("expected {n} windows of {l} values")));
         }
         let mut out = Vec::with_capacity(n * h);
         for i in 0..n {
@@ -169,33 +155,12 @@ mod tests {
                 if j < l { x.push(v) } else { y.push(v) }
             }
         }
-        let m = fit(
-            &x,
-            &y,
-            n,
-            l,
-            h,
-            &LinearConfig {
-                penalty: 1e-6,
-                tolerance: 1e-8,
-                max_iterations: 20000,
-                ..LinearConfig::default()
-            },
-        )
-        .unwrap();
+        let m = fit(&x, &y, n, l, h, &LinearConfig { penalty: 1e-6, tolerance: 1e-8, max_iterations: 20000, ..LinearConfig::default() }).unwrap();
         let p = m.predict(&x[..l], 1).unwrap();
         for k in 0..h {
             assert!((p[k] - y[k]).abs() < 0.02, "{p:?} vs {:?}", &y[..h]);
         }
-        let bad = LinearConfig {
-            penalty: 0.0,
-            ..LinearConfig::default()
-        };
-        assert!(
-            fit(&x, &y, n, l, h, &bad)
-                .unwrap_err()
-                .to_string()
-                .contains("`penalty`")
-        );
+        let bad = LinearConfig { penalty: 0.0, ..LinearConfig::default() };
+        assert!(fit(&x, &y, n, l, h, &bad).unwrap_err().to_string().contains("`penalty`"));
     }
 }

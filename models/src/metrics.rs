@@ -32,10 +32,7 @@ pub fn mase_scale(train: &[f64], m: usize) -> Option<f64> {
         return None;
     }
     let n = train.len() - m;
-    let s: f64 = (m..train.len())
-        .map(|t| (train[t] - train[t - m]).abs())
-        .sum::<f64>()
-        / n as f64;
+    let s: f64 = (m..train.len()).map(|t| (train[t] - train[t - m]).abs()).sum::<f64>() / n as f64;
     (s > 0.0 && s.is_finite()).then_some(s)
 }
 
@@ -146,12 +143,7 @@ mod tests {
 
     #[test]
     fn owa_of_the_reference_is_one() {
-        let a = Accuracy {
-            smape: 9.0,
-            mase: 2.5,
-            owa: None,
-            series: 3,
-        };
+        let a = Accuracy { smape: 9.0, mase: 2.5, owa: None, series: 3 };
         assert_eq!(a.with_owa(&a).owa, Some(1.0));
     }
 }

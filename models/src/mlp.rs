@@ -84,21 +84,9 @@ fn param(name: &'static str, ok: bool, reason: &str) -> Result<()> {
 impl MlpConfig {
     /// Validates every field against its documented range.
     pub fn check(&self) -> Result<()> {
-        param(
-            "lookback",
-            (1..=1024).contains(&self.lookback),
-            "must be in 1..=1024",
-        )?;
-        param(
-            "horizon",
-            (1..=104).contains(&self.horizon),
-            "must be in 1..=104",
-        )?;
-        param(
-            "hidden",
-            (8..=4096).contains(&self.hidden),
-            "must be in 8..=4096",
-        )?;
+        param("lookback", (1..=1024).contains(&self.lookback), "must be in 1..=1024")?;
+        param("horizon", (1..=104).contains(&self.horizon), "must be in 1..=104")?;
+        param("hidden", (8..=4096).contains(&self.hidden), "must be in 8..=4096")?;
         param("layers", (1..=8).contains(&self.layers), "must be in 1..=8")?;
         param(
             "learning_rate",
@@ -110,16 +98,8 @@ impl MlpConfig {
             (0.0..1.0).contains(&self.weight_decay),
             "must be in [0, 1)",
         )?;
-        param(
-            "steps",
-            (1..=1_000_000).contains(&self.steps),
-            "must be in 1..=1000000",
-        )?;
-        param(
-            "batch_size",
-            (1..=65536).contains(&self.batch_size),
-            "must be in 1..=65536",
-        )
+        param("steps", (1..=1_000_000).contains(&self.steps), "must be in 1..=1000000")?;
+        param("batch_size", (1..=65536).contains(&self.batch_size), "must be in 1..=65536")
     }
 }
 
@@ -172,10 +152,7 @@ pub struct TrainedMlp {
 /// weights, zeros for biases).
 fn seed_vars(varmap: &VarMap, seed: u64) -> Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| ModelError::Input("varmap poisoned".into()))?;
+    let data = varmap.data().lock().map_err(|_| ModelError::Input("varmap poisoned".into()))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     for name in names {
@@ -303,10 +280,7 @@ impl TrainedMlp {
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let model = Mlp::new(vb, cfg).map_err(art)?;
         {
-            let data = varmap
-                .data()
-                .lock()
-                .map_err(|_| ModelError::Input("varmap poisoned".into()))?;
+            let data = varmap.data().lock().map_err(|_| ModelError::Input("varmap poisoned".into()))?;
             for (name, var) in data.iter() {
                 let t = tensors.get(name).ok_or_else(|| ModelError::Artifact {
                     path: path.display().to_string(),
@@ -342,15 +316,7 @@ mod tests {
     }
 
     fn cfg() -> MlpConfig {
-        MlpConfig {
-            lookback: 16,
-            horizon: 4,
-            hidden: 32,
-            layers: 2,
-            steps: 200,
-            batch_size: 64,
-            ..MlpConfig::default()
-        }
+        MlpConfig { lookback: 16, horizon: 4, hidden: 32, layers: 2, steps: 200, batch_size: 64, ..MlpConfig::default() }
     }
 
     #[test]
@@ -359,10 +325,7 @@ mod tests {
         let a = train(&x, &y, 300, &cfg(), &mut |_, _| {}).unwrap();
         let b = train(&x, &y, 300, &cfg(), &mut |_, _| {}).unwrap();
         assert_eq!(a.loss_curve, b.loss_curve);
-        assert_eq!(
-            a.predict(&x[..16], 1).unwrap(),
-            b.predict(&x[..16], 1).unwrap()
-        );
+        assert_eq!(a.predict(&x[..16], 1).unwrap(), b.predict(&x[..16], 1).unwrap());
         let c = train(&x, &y, 300, &MlpConfig { seed: 7, ..cfg() }, &mut |_, _| {}).unwrap();
         assert_ne!(a.loss_curve, c.loss_curve);
     }
@@ -371,29 +334,20 @@ mod tests {
     fn training_reduces_loss_and_save_load_round_trips() {
         let (x, y) = toy(300, 16, 4);
         let m = train(&x, &y, 300, &cfg(), &mut |_, _| {}).unwrap();
-        assert!(
-            m.loss_curve.last().unwrap() < &(m.loss_curve[0] * 0.7),
-            "{:?}",
-            m.loss_curve
-        );
+        assert!(m.loss_curve.last().unwrap() < &(m.loss_curve[0] * 0.7), "{:?}", m.loss_curve);
         let dir = std::env::temp_dir().join(format!("kwi-mlp-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("w.safetensors");
         m.save(&p).unwrap();
         let back = TrainedMlp::load(&p, &cfg()).unwrap();
-        assert_eq!(
-            m.predict(&x[..32], 2).unwrap(),
-            back.predict(&x[..32], 2).unwrap()
-        );
+        assert_eq!(m.predict(&x[..32], 2).unwrap(), back.predict(&x[..32], 2).unwrap());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn invalid_config_is_rejected_before_training() {
         let bad = MlpConfig { hidden: 0, ..cfg() };
-        let err = train(&[0.0; 16], &[0.0; 4], 1, &bad, &mut |_, _| {})
-            .err()
-            .unwrap();
+        let err = train(&[0.0; 16], &[0.0; 4], 1, &bad, &mut |_, _| {}).err().unwrap();
         assert!(err.to_string().contains("`hidden`"), "{err}");
     }
 }

@@ -38,12 +38,9 @@ struct ErrorBody<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field, message) = match &self {
-            ApiError::BadRequest { field, message } => (
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                Some(*field),
-                message.as_str(),
-            ),
+            ApiError::BadRequest { field, message } => {
+                (StatusCode::BAD_REQUEST, "bad_request", Some(*field), message.as_str())
+            }
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", None, m.as_str()),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

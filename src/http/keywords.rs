@@ -45,12 +45,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
 
 /// Parses the `{platform}` and `{keyword}` path segments.
 pub fn parse_key(platform: &str, keyword: &str) -> Result<(Platform, Keyword), ApiError> {
-    let platform = platform
-        .parse::<Platform>()
-        .map_err(|e| ApiError::BadRequest {
-            field: "platform",
-            message: e.to_string(),
-        })?;
+    let platform = platform.parse::<Platform>().map_err(|e| ApiError::BadRequest {
+        field: "platform",
+        message: e.to_string(),
+    })?;
     let keyword = Keyword::parse(keyword).map_err(|e| ApiError::BadRequest {
         field: "keyword",
         message: e.to_string(),

@@ -155,9 +155,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url).await?))
     } else if let Some(path) = url.strip_prefix("sqlite:") {
-        Ok(Arc::new(
-            SqliteStore::open(path.trim_start_matches("//")).await?,
-        ))
+        Ok(Arc::new(SqliteStore::open(path.trim_start_matches("//")).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }

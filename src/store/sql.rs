@@ -101,8 +101,10 @@ macro_rules! sql_store {
                             .push_bind(now);
                     });
                     qb.push(OBS_UPSERT_TAIL);
-                    let returned: Vec<uuid::Uuid> =
-                        qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                    let returned: Vec<uuid::Uuid> = qb
+                        .build_query_scalar()
+                        .fetch_all(&mut *tx)
+                        .await?;
                     let ours: std::collections::HashMap<uuid::Uuid, usize> =
                         ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
                     let mut inserted_here = 0u64;
@@ -139,11 +141,9 @@ macro_rules! sql_store {
             }
 
             async fn observation_count(&self) -> $crate::store::Result<i64> {
-                Ok(
-                    sqlx::query_scalar("SELECT COUNT(*) FROM keyword_observations")
-                        .fetch_one(&self.pool)
-                        .await?,
-                )
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM keyword_observations")
+                    .fetch_one(&self.pool)
+                    .await?)
             }
 
             async fn keyword_count(&self) -> $crate::store::Result<i64> {
@@ -219,11 +219,8 @@ macro_rules! sql_store {
                         let mut values = [None; 10];
                         values[0] = r.try_get(3)?;
                         Ok(kwi_features::ingest::Observation {
-                            platform: p.parse().map_err(
-                                |e: kwi_features::keyword::PlatformError| corrupt(e.to_string()),
-                            )?,
-                            keyword: kwi_features::Keyword::parse(&k)
-                                .map_err(|e| corrupt(e.to_string()))?,
+                            platform: p.parse().map_err(|e: kwi_features::keyword::PlatformError| corrupt(e.to_string()))?,
+                            keyword: kwi_features::Keyword::parse(&k).map_err(|e| corrupt(e.to_string()))?,
                             period_start: r.try_get(2)?,
                             values,
                             source: r.try_get(4)?,
@@ -265,11 +262,10 @@ macro_rules! sql_store {
 
             async fn activate_model(&self, version: &str) -> $crate::store::Result<bool> {
                 let mut tx = self.pool.begin().await?;
-                let kind: Option<String> =
-                    sqlx::query_scalar("SELECT kind FROM models WHERE version = $1")
-                        .bind(version)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM models WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 let Some(kind) = kind else {
                     return Ok(false);
                 };
@@ -290,9 +286,7 @@ macro_rules! sql_store {
 
             async fn models(&self) -> $crate::store::Result<Vec<$crate::store::ModelRecord>> {
                 use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::MODELS)
-                    .fetch_all(&self.pool)
-                    .await?;
+                let rows = sqlx::query($crate::store::sql::MODELS).fetch_all(&self.pool).await?;
                 rows.iter()
                     .map(|r| {
                         let metrics: sqlx::types::Json<serde_json::Value> = r.try_get(4)?;

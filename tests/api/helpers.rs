@@ -76,8 +76,7 @@ impl Backends {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kwi.db");
-        let sqlite: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(path.to_str().unwrap()).await.unwrap());
+        let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(path.to_str().unwrap()).await.unwrap());
         sqlite.migrate().await.unwrap();
         let pg_db = TestDb::new().await;
         let pg: Arc<dyn Store> = Arc::new(PgStore::connect(&pg_db.url).await.unwrap());

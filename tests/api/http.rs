@@ -17,12 +17,8 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
         .unwrap();
     let status = res.status();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-        panic!(
-            "{uri}: body is not JSON: {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("{uri}: body is not JSON: {}", String::from_utf8_lossy(&bytes)));
     (status, json)
 }
 
@@ -34,22 +30,11 @@ async fn keyword_endpoint_health_and_errors_on_both_backends() {
         .unwrap_or_else(|e| panic!("Redis is required for these tests: {e}"));
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let cache = if name == "postgres" {
-            redis.clone()
-        } else {
-            Cache::in_process(100, DEFAULT_TTL)
-        };
-        let state = AppState {
-            store: store.clone(),
-            cache,
-        };
+        let cache = if name == "postgres" { redis.clone() } else { Cache::in_process(100, DEFAULT_TTL) };
+        let state = AppState { store: store.clone(), cache };
 
         let (s, body) = get(&state, "/healthz").await;
-        assert_eq!(
-            (s, body["status"].as_str()),
-            (StatusCode::OK, Some("ok")),
-            "{name}"
-        );
+        assert_eq!((s, body["status"].as_str()), (StatusCode::OK, Some("ok")), "{name}");
         let (s, body) = get(&state, "/readyz").await;
         assert_eq!(s, StatusCode::OK, "{name}: {body}");
         assert_eq!(body["status"], "ready", "{name}");
@@ -62,54 +47,23 @@ async fn keyword_endpoint_health_and_errors_on_both_backends() {
         assert_eq!(body["history"].as_array().unwrap().len(), 679, "{name}");
         assert_eq!(body["history"][0]["period_start"], "2006-01-01", "{name}");
         assert_eq!(body["history"][0]["search_volume"], 81.0, "{name}");
-        assert_eq!(
-            body["snapshot"]["trend_data"].as_array().unwrap().len(),
-            52,
-            "{name}"
-        );
+        assert_eq!(body["snapshot"]["trend_data"].as_array().unwrap().len(), 52, "{name}");
 
         for (uri, status, field) in [
-            (
-                "/v1/keywords/walmart/coffee",
-                StatusCode::BAD_REQUEST,
-                Some("platform"),
-            ),
-            (
-                "/v1/keywords/google/%20%20",
-                StatusCode::BAD_REQUEST,
-                Some("keyword"),
-            ),
-            (
-                "/v1/keywords/google/unheard%20of",
-                StatusCode::NOT_FOUND,
-                None,
-            ),
+            ("/v1/keywords/walmart/coffee", StatusCode::BAD_REQUEST, Some("platform")),
+            ("/v1/keywords/google/%20%20", StatusCode::BAD_REQUEST, Some("keyword")),
+            ("/v1/keywords/google/unheard%20of", StatusCode::NOT_FOUND, None),
             ("/v1/nothing", StatusCode::NOT_FOUND, None),
         ] {
             let (s, body) = get(&state, uri).await;
             assert_eq!(s, status, "{name} {uri}: {body}");
-            assert_eq!(
-                body["error"]["field"].as_str(),
-                field,
-                "{name} {uri}: {body}"
-            );
-            assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.is_empty()),
-                "{uri}"
-            );
+            assert_eq!(body["error"]["field"].as_str(), field, "{name} {uri}: {body}");
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{uri}");
         }
         let long = "k".repeat(201);
         let (s, body) = get(&state, &format!("/v1/keywords/etsy/{long}")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("limit is 200"),
-            "{body}"
-        );
+        assert!(body["error"]["message"].as_str().unwrap().contains("limit is 200"), "{body}");
     }
     b.cleanup().await;
 }

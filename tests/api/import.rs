@@ -48,26 +48,14 @@ async fn m4_train_and_test_import_and_reimport_is_a_noop() {
         let out = ok(&kwi(url, &[train.to_str().unwrap(), "--end", "2018-12-23"]));
         // 359 series; lengths 80..2,597 add up to 366,912 values.
         assert!(out.contains("359 rows read"), "{out}");
-        assert!(
-            out.contains("inserted 366912, updated 0, unchanged 0"),
-            "{out}"
-        );
+        assert!(out.contains("inserted 366912, updated 0, unchanged 0"), "{out}");
         assert!(out.contains("359 keyword(s)"), "{out}");
         assert!(out.contains(".. 2018-12-23"), "{out}");
-        let out = ok(&kwi(
-            url,
-            &[test.to_str().unwrap(), "--start", "2018-12-30"],
-        ));
-        assert!(
-            out.contains("inserted 4667, updated 0, unchanged 0"),
-            "{out}"
-        );
+        let out = ok(&kwi(url, &[test.to_str().unwrap(), "--start", "2018-12-30"]));
+        assert!(out.contains("inserted 4667, updated 0, unchanged 0"), "{out}");
         assert!(out.contains("periods 2018-12-30 .. 2019-03-24"), "{out}");
         let out = ok(&kwi(url, &[train.to_str().unwrap(), "--end", "2018-12-23"]));
-        assert!(
-            out.contains("inserted 0, updated 0, unchanged 366912"),
-            "{out}"
-        );
+        assert!(out.contains("inserted 0, updated 0, unchanged 366912"), "{out}");
         assert_eq!(count(url).await, 366_912 + 4_667);
     })
     .await;
@@ -82,10 +70,7 @@ async fn gtrends_import_succeeds_and_is_idempotent() {
         assert!(out.contains("32 keyword(s)"), "{out}");
         assert!(out.contains("periods 2006-01-01 .. 2018-12-30"), "{out}");
         let out = ok(&kwi(url, &[file.to_str().unwrap()]));
-        assert!(
-            out.contains("inserted 0, updated 0, unchanged 21728"),
-            "{out}"
-        );
+        assert!(out.contains("inserted 0, updated 0, unchanged 21728"), "{out}");
     })
     .await;
 }
@@ -134,19 +119,12 @@ async fn bad_rows_are_reported_by_line_and_nothing_is_written() {
         ] {
             assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
         }
-        assert_eq!(
-            count(url).await,
-            1,
-            "a rejected import leaves the database unchanged"
-        );
+        assert_eq!(count(url).await, 1, "a rejected import leaves the database unchanged");
         // --skip-invalid imports the valid rows and still reports the bad ones.
         let out = kwi(url, &[&bad, "--skip-invalid"]);
         let stdout = ok(&out);
         assert!(String::from_utf8_lossy(&out.stderr).contains(":3: search_volume"));
-        assert!(
-            stdout.contains("inserted 1,") && stdout.contains("6 rejected"),
-            "{stdout}"
-        );
+        assert!(stdout.contains("inserted 1,") && stdout.contains("6 rejected"), "{stdout}");
         assert_eq!(count(url).await, 2);
     })
     .await;
@@ -156,34 +134,20 @@ async fn bad_rows_are_reported_by_line_and_nothing_is_written() {
 async fn file_level_problems_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("kwi.db").display());
-    let no_kw = write(
-        dir.path(),
-        "nokw.csv",
-        "platform,period_start,search_volume\netsy,2024-01-07,1\n",
-    );
+    let no_kw = write(dir.path(), "nokw.csv", "platform,period_start,search_volume\netsy,2024-01-07,1\n");
     let out = kwi(&db, &[&no_kw]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot tell the layout"), "{err}");
 
-    let no_platform = write(
-        dir.path(),
-        "noplat.csv",
-        "keyword,period_start,search_volume\ntarot,2024-01-07,1\n",
-    );
+    let no_platform = write(dir.path(), "noplat.csv", "keyword,period_start,search_volume\ntarot,2024-01-07,1\n");
     let err = String::from_utf8_lossy(&kwi(&db, &[&no_platform]).stderr).to_string();
-    assert!(
-        err.contains("no `platform` column and no --platform given"),
-        "{err}"
-    );
+    assert!(err.contains("no `platform` column and no --platform given"), "{err}");
     ok(&kwi(&db, &[&no_platform, "--platform", "etsy"]));
 
     let m4 = shared("m4/Weekly-test.csv");
     let err = String::from_utf8_lossy(&kwi(&db, &[m4.to_str().unwrap()]).stderr).to_string();
-    assert!(
-        err.contains("pass --start DATE") && err.contains("--end DATE"),
-        "{err}"
-    );
+    assert!(err.contains("pass --start DATE") && err.contains("--end DATE"), "{err}");
 
     let missing = dir.path().join("missing.csv");
     let err = String::from_utf8_lossy(&kwi(&db, &[missing.to_str().unwrap()]).stderr).to_string();

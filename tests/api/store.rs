@@ -25,10 +25,7 @@ async fn migrations_from_empty_are_idempotent_and_seed_platforms() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         // Already migrated once by the fixture; a second run is a no-op.
-        store
-            .migrate()
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        store.migrate().await.unwrap_or_else(|e| panic!("{name}: {e}"));
         store.ping().await.unwrap();
         assert_eq!(store.observation_count().await.unwrap(), 0, "{name}");
         assert_eq!(store.keyword_count().await.unwrap(), 0, "{name}");
@@ -41,35 +38,19 @@ async fn migrations_from_empty_are_idempotent_and_seed_platforms() {
 #[tokio::test]
 async fn gtrends_import_then_reimport_changes_nothing() {
     let b = Backends::new().await;
-    let got = read_observations(
-        &shared("gtrends/pt_weekly_topics.csv"),
-        &IngestOptions::default(),
-    )
-    .unwrap();
-    assert!(
-        got.errors.is_empty(),
-        "{:?}",
-        &got.errors[..got.errors.len().min(3)]
-    );
+    let got = read_observations(&shared("gtrends/pt_weekly_topics.csv"), &IngestOptions::default()).unwrap();
+    assert!(got.errors.is_empty(), "{:?}", &got.errors[..got.errors.len().min(3)]);
     assert_eq!(got.rows.len(), 32 * 679);
     for (name, store) in b.all() {
         let first = store.import(&got.rows, &|_| {}).await.unwrap();
-        assert_eq!(
-            (first.inserted, first.updated, first.unchanged),
-            (21_728, 0, 0),
-            "{name}"
-        );
+        assert_eq!((first.inserted, first.updated, first.unchanged), (21_728, 0, 0), "{name}");
         let snap_before = store
             .snapshot(Platform::Google, &Keyword::parse("coffee").unwrap())
             .await
             .unwrap()
             .expect("snapshot after import");
         let again = store.import(&got.rows, &|_| {}).await.unwrap();
-        assert_eq!(
-            (again.inserted, again.updated, again.unchanged),
-            (0, 0, 21_728),
-            "{name}"
-        );
+        assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 21_728), "{name}");
         assert_eq!(store.observation_count().await.unwrap(), 21_728, "{name}");
         assert_eq!(store.keyword_count().await.unwrap(), 32, "{name}");
         let snap_after = store
@@ -77,25 +58,15 @@ async fn gtrends_import_then_reimport_changes_nothing() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(
-            snap_before, snap_after,
-            "{name}: a no-op re-import must not touch snapshots"
-        );
+        assert_eq!(snap_before, snap_after, "{name}: a no-op re-import must not touch snapshots");
         // Snapshot = last week of the file; trend = last 52 weeks, oldest first.
         let hist = store
             .history(Platform::Google, &Keyword::parse("coffee").unwrap())
             .await
             .unwrap();
         assert_eq!(hist.len(), 679, "{name}");
-        assert_eq!(
-            hist.last().unwrap().period_start,
-            NaiveDate::from_ymd_opt(2018, 12, 30).unwrap()
-        );
-        assert_eq!(
-            snap_after.search_volume,
-            hist.last().unwrap().search_volume,
-            "{name}"
-        );
+        assert_eq!(hist.last().unwrap().period_start, NaiveDate::from_ymd_opt(2018, 12, 30).unwrap());
+        assert_eq!(snap_after.search_volume, hist.last().unwrap().search_volume, "{name}");
         let trend = snap_after.trend_data.as_array().unwrap();
         assert_eq!(trend.len(), 52, "{name}");
         assert_eq!(trend[51][0].as_str(), Some("2018-12-30"), "{name}");
@@ -111,11 +82,7 @@ async fn changed_values_are_updated_and_counted() {
         let rows = vec![obs("tarot deck", 1, 10.0), obs("tarot deck", 8, 12.0)];
         let c = store.import(&rows, &|_| {}).await.unwrap();
         assert_eq!((c.inserted, c.updated, c.unchanged), (2, 0, 0), "{name}");
-        let rows = vec![
-            obs("tarot deck", 1, 10.0),
-            obs("tarot deck", 8, 15.0),
-            obs("tarot deck", 15, 9.0),
-        ];
+        let rows = vec![obs("tarot deck", 1, 10.0), obs("tarot deck", 8, 15.0), obs("tarot deck", 15, 9.0)];
         let c = store.import(&rows, &|_| {}).await.unwrap();
         assert_eq!((c.inserted, c.updated, c.unchanged), (1, 1, 1), "{name}");
         let snap = store
@@ -124,10 +91,7 @@ async fn changed_values_are_updated_and_counted() {
             .unwrap()
             .unwrap();
         assert_eq!(snap.search_volume, Some(9.0), "{name}");
-        let hist = store
-            .history(Platform::Etsy, &Keyword::parse("tarot deck").unwrap())
-            .await
-            .unwrap();
+        let hist = store.history(Platform::Etsy, &Keyword::parse("tarot deck").unwrap()).await.unwrap();
         let vols: Vec<_> = hist.iter().map(|h| h.search_volume.unwrap()).collect();
         assert_eq!(vols, vec![10.0, 15.0, 9.0], "{name}");
     }
@@ -148,15 +112,8 @@ async fn a_failing_row_rolls_back_the_whole_import() {
         bad.values[8] = Some(2.0);
         rows.push(bad);
         let err = store.import(&rows, &|_| {}).await;
-        assert!(
-            err.is_err(),
-            "{name}: the CHECK constraint must refuse the row"
-        );
-        assert_eq!(
-            store.observation_count().await.unwrap(),
-            1,
-            "{name}: nothing of the failed import may remain"
-        );
+        assert!(err.is_err(), "{name}: the CHECK constraint must refuse the row");
+        assert_eq!(store.observation_count().await.unwrap(), 1, "{name}: nothing of the failed import may remain");
         assert_eq!(store.keyword_count().await.unwrap(), 1, "{name}");
     }
     b.cleanup().await;
@@ -167,22 +124,8 @@ async fn unknown_keyword_has_no_snapshot_and_empty_history() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         let k = Keyword::parse("never seen").unwrap();
-        assert!(
-            store
-                .snapshot(Platform::Amazon, &k)
-                .await
-                .unwrap()
-                .is_none(),
-            "{name}"
-        );
-        assert!(
-            store
-                .history(Platform::Amazon, &k)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{name}"
-        );
+        assert!(store.snapshot(Platform::Amazon, &k).await.unwrap().is_none(), "{name}");
+        assert!(store.history(Platform::Amazon, &k).await.unwrap().is_empty(), "{name}");
     }
     b.cleanup().await;
 }

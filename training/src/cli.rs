@@ -239,10 +239,7 @@ fn fit_logged(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
         f.windows,
         t.elapsed().as_secs_f64(),
         f.selection.members.join(" + "),
-        f.selection
-            .validation
-            .owa
-            .map_or("-".into(), |o| format!("{o:.3}"))
+        f.selection.validation.owa.map_or("-".into(), |o| format!("{o:.3}"))
     );
     Ok(f)
 }
@@ -251,12 +248,9 @@ async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     let cfg = a.config.build()?;
     let series = a.input.load().await?;
     let fitted = fit_logged(&series, &cfg)?;
-    let dir = a.out.unwrap_or_else(|| {
-        a.input
-            .data_dir
-            .join("artifacts")
-            .join(&fitted.predictor.manifest.version)
-    });
+    let dir = a
+        .out
+        .unwrap_or_else(|| a.input.data_dir.join("artifacts").join(&fitted.predictor.manifest.version));
     fitted.predictor.save(&dir)?;
     std::fs::write(dir.join("config.toml"), toml::to_string_pretty(&cfg)?)?;
     let json = serde_json::json!({
@@ -302,10 +296,7 @@ async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
 fn append_plots(md: &mut String, plots: &[(PathBuf, String)]) {
     md.push_str(&format!("\n## Sample forecasts\n\n{PLOT_LEGEND}\n\n"));
     for (file, label) in plots {
-        md.push_str(&format!(
-            "**{label}**\n\n![{label}]({})\n\n",
-            file.display()
-        ));
+        md.push_str(&format!("**{label}**\n\n![{label}]({})\n\n", file.display()));
     }
 }
 
@@ -321,19 +312,13 @@ async fn cmd_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
     };
     let t = Instant::now();
     let fitted = fit_logged(&train, &cfg)?;
-    let eval = evaluate(
-        &fitted.predictor,
-        &train,
-        &test,
-        &cfg.levels,
-        cfg.metric_season,
-    )?;
+    let eval = evaluate(&fitted.predictor, &train, &test, &cfg.levels, cfg.metric_season)?;
     let secs = t.elapsed().as_secs_f64();
     let table = markdown_table(&eval);
     println!("{table}\nfit + forecast: {secs:.1}s");
-    let dir = a.out.unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!("eval-{}", fitted.predictor.manifest.version))
-    });
+    let dir = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("eval-{}", fitted.predictor.manifest.version)));
     write_eval_report(&dir, &fitted, &eval, &train, &test, secs, &table)?;
     eprintln!("report: {}", dir.join("report.md").display());
     Ok(())
@@ -379,53 +364,25 @@ async fn cmd_backtest(a: BacktestArgs) -> anyhow::Result<()> {
         // Origin w: drop the last (w-1)·H periods, then hold out the next H.
         let (cut, _) = data::holdout(&all, (w - 1) * h, 2 * h + 13)?;
         let (train, test) = data::holdout(&cut, h, h + 13)?;
-        eprintln!(
-            "window {} of {}: origin {} periods before the end",
-            a.windows - w + 1,
-            a.windows,
-            w * h
-        );
+        eprintln!("window {} of {}: origin {} periods before the end", a.windows - w + 1, a.windows, w * h);
         let fitted = fit_logged(&train, &cfg)?;
-        let eval = evaluate(
-            &fitted.predictor,
-            &train,
-            &test,
-            &cfg.levels,
-            cfg.metric_season,
-        )?;
+        let eval = evaluate(&fitted.predictor, &train, &test, &cfg.levels, cfg.metric_season)?;
         println!("## origin -{}\n\n{}", w * h, markdown_table(&eval));
         summaries.push(serde_json::json!({ "origin_from_end": w * h, "evaluation": eval }));
     }
-    let dir = a.out.unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!(
-            "backtest-{}",
-            crate::pipeline::new_version(cfg.mlp.seed)
-        ))
-    });
+    let dir = a.out.unwrap_or_else(|| PathBuf::from("runs").join(format!("backtest-{}", crate::pipeline::new_version(cfg.mlp.seed))));
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join("report.json"),
-        serde_json::to_vec_pretty(&summaries)?,
-    )?;
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&summaries)?)?;
     eprintln!("report: {}", dir.join("report.json").display());
     Ok(())
 }
 
 fn level_name(l: f64) -> String {
-    if l.fract() == 0.0 {
-        format!("{l:.0}")
-    } else {
-        format!("{l}")
-    }
+    if l.fract() == 0.0 { format!("{l:.0}") } else { format!("{l}") }
 }
 
 /// Writes `id,step,mean,lo_L,hi_L...` rows.
-pub fn write_forecast_csv(
-    path: &Path,
-    series: &[Series],
-    forecasts: &[Forecast],
-    levels: &[f64],
-) -> anyhow::Result<()> {
+pub fn write_forecast_csv(path: &Path, series: &[Series], forecasts: &[Forecast], levels: &[f64]) -> anyhow::Result<()> {
     let tmp = path.with_extension("csv.partial");
     let mut f = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
@@ -436,11 +393,7 @@ pub fn write_forecast_csv(
     }
     writeln!(f, "{header}")?;
     for (s, fc) in series.iter().zip(forecasts) {
-        let id = if s.label.contains([',', '"']) {
-            format!("\"{}\"", s.label.replace('"', "\"\""))
-        } else {
-            s.label.clone()
-        };
+        let id = if s.label.contains([',', '"']) { format!("\"{}\"", s.label.replace('"', "\"\"")) } else { s.label.clone() };
         for k in 0..fc.mean.len() {
             let mut line = format!("{id},{},{}", k + 1, fc.mean[k]);
             for l in levels {
@@ -478,16 +431,10 @@ async fn cmd_forecast(a: ForecastArgs) -> anyhow::Result<()> {
                     .await?
                     .into_iter()
                     .find(|m| &m.version == v)
-                    .with_context(|| {
-                        format!(
-                            "model {v} is neither in {} nor in the registry",
-                            a.input.data_dir.join("artifacts").display()
-                        )
-                    })?;
+                    .with_context(|| format!("model {v} is neither in {} nor in the registry", a.input.data_dir.join("artifacts").display()))?;
                 PathBuf::from(rec.artifact)
             };
-            Predictor::load(&dir)
-                .with_context(|| format!("cannot load model from {}", dir.display()))?
+            Predictor::load(&dir).with_context(|| format!("cannot load model from {}", dir.display()))?
         }
         None => fit_logged(&series, &cfg)?.predictor,
     };

@@ -54,10 +54,7 @@ impl Default for TrainConfig {
             levels: vec![80.0, 95.0],
             max_windows_per_series: 260,
             max_members: 3,
-            candidates: kwi::forecast::MEMBERS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            candidates: kwi::forecast::MEMBERS.iter().map(|s| s.to_string()).collect(),
             mlp: MlpConfig::default(),
             linear: LinearConfig::default(),
         }
@@ -118,15 +115,9 @@ mod tests {
         let c: TrainConfig = toml::from_str("horizon = 8\n[mlp]\nsteps = 10\n").unwrap();
         assert_eq!((c.horizon, c.mlp.steps, c.mlp.hidden), (8, 10, 256));
         assert!(toml::from_str::<TrainConfig>("horizn = 8").is_err());
-        let mut bad = TrainConfig {
-            horizon: 0,
-            ..TrainConfig::default()
-        };
+        let mut bad = TrainConfig { horizon: 0, ..TrainConfig::default() };
         assert!(bad.check().unwrap_err().to_string().contains("horizon"));
-        let mut ok = TrainConfig {
-            horizon: 6,
-            ..TrainConfig::default()
-        };
+        let mut ok = TrainConfig { horizon: 6, ..TrainConfig::default() };
         ok.check().unwrap();
         assert_eq!(ok.mlp.horizon, 6);
     }

@@ -43,11 +43,7 @@ pub fn load_file(
             "{} row(s) of {} rejected{}",
             got.errors.len(),
             path.display(),
-            if got.errors.len() > 20 {
-                " (first 20 listed)"
-            } else {
-                ""
-            }
+            if got.errors.len() > 20 { " (first 20 listed)" } else { "" }
         );
     }
     let series = regularise(&got.rows, freq, &got.labels);
@@ -58,11 +54,7 @@ pub fn load_file(
 }
 
 /// Reads every keyword's series from the store (optionally one platform).
-pub async fn load_store(
-    url: &str,
-    platform: Option<Platform>,
-    freq: Frequency,
-) -> anyhow::Result<Vec<Series>> {
+pub async fn load_store(url: &str, platform: Option<Platform>, freq: Frequency) -> anyhow::Result<Vec<Series>> {
     let store = kwi::store::connect(url)
         .await
         .with_context(|| format!("cannot open database {}", kwi::app::redact(url)))?;
@@ -70,21 +62,14 @@ pub async fn load_store(
     let rows = store.observations(platform).await?;
     let series = regularise(&rows, freq, &Default::default());
     if series.is_empty() {
-        bail!(
-            "the store holds no observations with a search volume{}",
-            platform.map(|p| format!(" on {p}")).unwrap_or_default()
-        );
+        bail!("the store holds no observations with a search volume{}", platform.map(|p| format!(" on {p}")).unwrap_or_default());
     }
     Ok(series)
 }
 
 /// Splits off the last `n` values of every series: `(kept series, held-out tails)`. Series too
 /// short to keep at least `min_keep` values are an error naming them.
-pub fn holdout(
-    series: &[Series],
-    n: usize,
-    min_keep: usize,
-) -> anyhow::Result<(Vec<Series>, Vec<Vec<f64>>)> {
+pub fn holdout(series: &[Series], n: usize, min_keep: usize) -> anyhow::Result<(Vec<Series>, Vec<Vec<f64>>)> {
     let short: Vec<&str> = series
         .iter()
         .filter(|s| s.values.len() < n + min_keep)
@@ -94,12 +79,7 @@ pub fn holdout(
         bail!(
             "{} series are too short to hold out {n} periods and keep {min_keep}: {}",
             short.len(),
-            short
-                .iter()
-                .take(10)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            short.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
         );
     }
     let mut kept = Vec::with_capacity(series.len());
@@ -119,24 +99,15 @@ pub fn holdout(
 /// Reads an M4 test file (values only), matched to `train` by label. Every training series must
 /// have its test values.
 pub fn load_m4_test(path: &Path, train: &[Series]) -> anyhow::Result<Vec<Vec<f64>>> {
-    let test = load_file(
-        path,
-        InputFormat::M4,
-        train.first().map(|s| s.platform),
-        None,
-        Frequency::Weekly,
-    )?;
-    let by_label: std::collections::HashMap<&str, &Series> =
-        test.iter().map(|s| (s.label.as_str(), s)).collect();
+    let test = load_file(path, InputFormat::M4, train.first().map(|s| s.platform), None, Frequency::Weekly)?;
+    let by_label: std::collections::HashMap<&str, &Series> = test.iter().map(|s| (s.label.as_str(), s)).collect();
     train
         .iter()
         .map(|s| {
             by_label
                 .get(s.label.as_str())
                 .map(|t| t.values.clone())
-                .with_context(|| {
-                    format!("{}: no test values for series {}", path.display(), s.label)
-                })
+                .with_context(|| format!("{}: no test values for series {}", path.display(), s.label))
         })
         .collect()
 }

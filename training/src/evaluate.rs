@@ -3,8 +3,8 @@
 
 use kwi::forecast::Predictor;
 use kwi_features::series::Series;
-use kwi_models::Forecast;
 use kwi_models::metrics::{Accuracy, accuracy, coverage, msis};
+use kwi_models::Forecast;
 use serde::Serialize;
 
 /// One line of the accuracy table.
@@ -52,9 +52,7 @@ pub fn evaluate(
     let base = accuracy(&hist, &act, &reference, metric_season);
     let mut rows = Vec::new();
     for name in kwi::forecast::MEMBERS {
-        let Ok(f) = predictor.member(name, &hist, h) else {
-            continue;
-        };
+        let Ok(f) = predictor.member(name, &hist, h) else { continue };
         rows.push(Row {
             model: name.to_string(),
             accuracy: accuracy(&hist, &act, &f, metric_season).with_owa(&base),
@@ -81,10 +79,7 @@ pub fn evaluate(
         .iter()
         .zip(&act)
         .zip(&hist)
-        .map(|((f, a), h)| {
-            f.interval(95.0)
-                .map(|iv| msis(h, a, &iv.lo, &iv.hi, 0.05, metric_season))
-        })
+        .map(|((f, a), h)| f.interval(95.0).map(|iv| msis(h, a, &iv.lo, &iv.hi, 0.05, metric_season)))
         .collect::<Option<Vec<f64>>>()
         .map(|v| v.iter().sum::<f64>() / v.len().max(1) as f64);
     rows.push(Row {

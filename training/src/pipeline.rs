@@ -85,30 +85,13 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
         "no series has the {} values validation needs (horizon {h} + {MIN_VALIDATION_HISTORY})",
         h + MIN_VALIDATION_HISTORY
     );
-    let history: Vec<&[f64]> = eligible
-        .iter()
-        .map(|s| &s.values[..s.values.len() - h])
-        .collect();
-    let actual: Vec<&[f64]> = eligible
-        .iter()
-        .map(|s| &s.values[s.values.len() - h..])
-        .collect();
+    let history: Vec<&[f64]> = eligible.iter().map(|s| &s.values[..s.values.len() - h]).collect();
+    let actual: Vec<&[f64]> = eligible.iter().map(|s| &s.values[s.values.len() - h..]).collect();
 
     let t = Instant::now();
-    let spec = WindowSpec {
-        lookback: cfg.mlp.lookback,
-        horizon: h,
-    };
-    let w = training_windows(
-        &history,
-        spec,
-        cfg.max_windows_per_series,
-        MIN_VALIDATION_HISTORY,
-    );
-    anyhow::ensure!(
-        !w.is_empty(),
-        "no training windows could be cut from the data"
-    );
+    let spec = WindowSpec { lookback: cfg.mlp.lookback, horizon: h };
+    let w = training_windows(&history, spec, cfg.max_windows_per_series, MIN_VALIDATION_HISTORY);
+    anyhow::ensure!(!w.is_empty(), "no training windows could be cut from the data");
     timings.windows = t.elapsed().as_secs_f64();
 
     let uses = |m: &str| cfg.candidates.iter().any(|c| c == m);
@@ -130,10 +113,7 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
     timings.mlp = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let trained_linear = if uses("linear") {
-        Some(
-            linear::fit(&w.x, &w.y, w.len(), spec.lookback, h, &cfg.linear)
-                .context("fitting the linear model")?,
-        )
+        Some(linear::fit(&w.x, &w.y, w.len(), spec.lookback, h, &cfg.linear).context("fitting the linear model")?)
     } else {
         None
     };
@@ -157,10 +137,7 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
             validation: Default::default(),
             candidates: Vec::new(),
         },
-        conformal: Conformal {
-            levels: Vec::new(),
-            radius: Vec::new(),
-        },
+        conformal: Conformal { levels: Vec::new(), radius: Vec::new() },
         training_data: serde_json::json!({
             "series": series.len(),
             "validation_series": eligible.len(),
@@ -181,27 +158,13 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
     let reference = provisional.member("naive2", &history, h)?;
     pb.finish_and_clear();
     timings.validation = t.elapsed().as_secs_f64();
-    let selection = select(
-        &cands,
-        &reference,
-        &history,
-        &actual,
-        cfg.metric_season,
-        cfg.max_members,
-    );
+    let selection = select(&cands, &reference, &history, &actual, cfg.metric_season, cfg.max_members);
     let chosen: Vec<Vec<f64>> = (0..history.len())
         .map(|i| {
             let ms: Vec<&[f64]> = selection
                 .members
                 .iter()
-                .map(|n| {
-                    cands
-                        .iter()
-                        .find(|c| &c.0 == n)
-                        .expect("chosen from cands")
-                        .1[i]
-                        .as_slice()
-                })
+                .map(|n| cands.iter().find(|c| &c.0 == n).expect("chosen from cands").1[i].as_slice())
                 .collect();
             kwi_models::ensemble::combine(&ms, &selection.weights)
         })

@@ -26,12 +26,7 @@ pub fn plot(
     let all = hist
         .iter()
         .chain(&forecast.mean)
-        .chain(
-            forecast
-                .intervals
-                .iter()
-                .flat_map(|i| i.lo.iter().chain(&i.hi)),
-        )
+        .chain(forecast.intervals.iter().flat_map(|i| i.lo.iter().chain(&i.hi)))
         .chain(actual.into_iter().flatten());
     for v in all {
         lo = lo.min(*v);
@@ -72,11 +67,7 @@ pub fn plot(
     }
     chart
         .draw_series(LineSeries::new(
-            forecast
-                .mean
-                .iter()
-                .enumerate()
-                .map(|(i, v)| ((n + i) as f64, *v)),
+            forecast.mean.iter().enumerate().map(|(i, v)| ((n + i) as f64, *v)),
             RGBColor(20, 60, 200).stroke_width(3),
         ))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -114,13 +105,7 @@ pub fn sample_plots(
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
         .collect()
 }
 
