@@ -122,9 +122,9 @@ async fn keyword_forecast(
     levels: &[f64],
     model: Arc<Predictor>,
 ) -> Result<(Arc<[u8]>, bool), ApiError> {
-    let snap = state
+    let version = state
         .store
-        .snapshot(platform, keyword)
+        .data_version(platform, keyword)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!("no data for keyword `{keyword}` on {platform}"))
@@ -133,7 +133,7 @@ async fn keyword_forecast(
         &model.manifest.version,
         platform,
         keyword,
-        snap.last_updated.timestamp_micros(),
+        version.timestamp_micros(),
         horizon,
         levels,
     );

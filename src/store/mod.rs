@@ -168,6 +168,13 @@ pub trait Store: Send + Sync + 'static {
     async fn keyword_count(&self) -> Result<i64>;
     /// A keyword's observations, oldest first.
     async fn history(&self, platform: Platform, keyword: &Keyword) -> Result<Vec<HistoryPoint>>;
+    /// When the keyword's data last changed (`keyword_data.last_updated`), the data version in
+    /// forecast cache keys: one indexed lookup, cheap enough for every request.
+    async fn data_version(
+        &self,
+        platform: Platform,
+        keyword: &Keyword,
+    ) -> Result<Option<DateTime<Utc>>>;
     /// A keyword's snapshot, if it has been observed.
     async fn snapshot(&self, platform: Platform, keyword: &Keyword) -> Result<Option<Snapshot>>;
     /// All observations with a search volume, optionally of one platform, ordered by platform,

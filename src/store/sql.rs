@@ -198,6 +198,20 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            async fn data_version(
+                &self,
+                platform: kwi_features::Platform,
+                keyword: &kwi_features::Keyword,
+            ) -> $crate::store::Result<Option<chrono::DateTime<chrono::Utc>>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT last_updated FROM keyword_data WHERE platform = $1 AND keyword = $2",
+                )
+                .bind(platform.as_str())
+                .bind(keyword.as_str())
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
             async fn snapshot(
                 &self,
                 platform: kwi_features::Platform,
