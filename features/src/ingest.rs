@@ -374,7 +374,7 @@ enum Bound {
 
 fn bound_of(column: &str) -> Bound {
     match column {
-        "listing_count" | "review_count_median" => Bound::Count,
+        "listing_count" => Bound::Count,
         "top10_review_share" | "sponsored_share" => Bound::Share,
         "rating_mean" => Bound::Rating,
         _ => Bound::NonNegative,
@@ -782,4 +782,50 @@ fn reject_duplicates(ctx: &Ctx, out: &mut Ingested) {
         keep
     });
     out.errors.sort_by_key(|e| e.line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(column: &str, cell: &str, expected: std::result::Result<Option<f64>, &str>) {
+        let got = parse_value(cell, bound_of(column));
+        match expected {
+            Ok(v) => assert_eq!(got, Ok(v), "{column} {cell:?}"),
+            Err(fragment) => {
+                let e = got.expect_err(cell);
+                assert!(e.contains(fragment), "{column} {cell:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn cells_parse_by_column_rules() {
+        check("search_volume", "1,204", Ok(Some(1204.0)));
+        check("search_volume", "<1", Ok(Some(0.5)));
+        check("search_volume", " NA ", Ok(None));
+        check("search_volume", "", Ok(None));
+        check("search_volume", "-3", Err("negative"));
+        check("search_volume", "inf", Err("finite"));
+        check("search_volume", "12abc", Err("not a number"));
+        check("listing_count", "24,269", Ok(Some(24269.0)));
+        check("listing_count", "2.5", Err("whole count"));
+        // A median of counts can fall between two counts.
+        check("review_count_median", "1.5", Ok(Some(1.5)));
+        check("sponsored_share", "0.25", Ok(Some(0.25)));
+        check("sponsored_share", "1.5", Err("outside 0..=1"));
+        check("rating_mean", "4.8", Ok(Some(4.8)));
+        check("rating_mean", "5.1", Err("outside 0..=5"));
+        check("cpc", "0.35", Ok(Some(0.35)));
+    }
+
+    #[test]
+    fn dates_accept_a_time_suffix_and_reject_garbage() {
+        assert_eq!(parse_date("2024-01-07").unwrap().to_string(), "2024-01-07");
+        assert_eq!(
+            parse_date("2024-01-07T00:00:00").unwrap().to_string(),
+            "2024-01-07"
+        );
+        assert!(parse_date("07/01/2024").unwrap_err().contains("not a date"));
+    }
 }
