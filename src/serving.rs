@@ -28,6 +28,9 @@ use crate::store::{HistoryPoint, PredictionRecord, Store};
 
 /// Queue length of the prediction writer (back-pressure beyond it, never loss).
 pub const PERSIST_QUEUE: usize = 10_000;
+/// Most stored observations read at start-up to calibrate the built-in baseline's intervals (so a
+/// large store does not slow start-up; a sample calibrates as well as everything).
+pub const BASELINE_CALIBRATION_ROWS: i64 = 200_000;
 /// Largest batch the writer inserts at once.
 pub const PERSIST_BATCH: usize = 500;
 
@@ -298,7 +301,9 @@ pub async fn load_active_model(store: &dyn Store) -> anyhow::Result<Predictor> {
             }
         }
     }
-    let rows = store.observations(None).await?;
+    let rows = store
+        .observations(None, Some(BASELINE_CALIBRATION_ROWS))
+        .await?;
     tokio::task::spawn_blocking(move || {
         let series = regularise(&rows, Frequency::Weekly, &Default::default());
         let refs: Vec<&[f64]> = series

@@ -35,66 +35,81 @@ pub struct ForecastQuery {
 /// Parses `horizon` (default 13, 1..=104).
 pub fn parse_horizon(raw: Option<&str>) -> Result<usize, ApiError> {
     let Some(raw) = raw else { return Ok(13) };
-    let bad = || ApiError::BadRequest {
-        field: "horizon",
-        message: format!("`{raw}` is not a whole number of periods in 1..={MAX_HORIZON}"),
-    };
-    let h: usize = raw.trim().parse().map_err(|_| bad())?;
-    if (1..=MAX_HORIZON).contains(&h) {
-        Ok(h)
-    } else {
-        Err(bad())
+    raw.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|h| (1..=MAX_HORIZON).contains(h))
+        .ok_or_else(|| bad_horizon(raw))
+}
+
+/// Checks a horizon given as a number (batch body).
+pub fn check_horizon(h: Option<usize>) -> Result<usize, ApiError> {
+    match h {
+        None => Ok(13),
+        Some(h) if (1..=MAX_HORIZON).contains(&h) => Ok(h),
+        Some(h) => Err(bad_horizon(&h.to_string())),
     }
 }
 
-/// Parses `levels` (default `80,95`): each a percentage the model's calibration covers.
+fn bad_horizon(raw: &str) -> ApiError {
+    ApiError::BadRequest {
+        field: "horizon",
+        message: format!("`{raw}` is not a whole number of periods in 1..={MAX_HORIZON}"),
+    }
+}
+
+/// Parses `levels` (default `80,95`): comma-separated percentages, then [`check_levels`].
 pub fn parse_levels(raw: Option<&str>, model: &Predictor) -> Result<Vec<f64>, ApiError> {
     let Some(raw) = raw else {
         return Ok(vec![80.0, 95.0]);
     };
-    let mut out = Vec::new();
-    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let v: f64 = part.parse().map_err(|_| ApiError::BadRequest {
-            field: "levels",
-            message: format!("`{part}` is not a number"),
-        })?;
+    let values = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            part.parse::<f64>().map_err(|_| ApiError::BadRequest {
+                field: "levels",
+                message: format!("`{part}` is not a number"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    check_levels(Some(values), model)
+}
+
+/// Checks levels (default 80, 95): 1 to 10 percentages in (0, 100) that the model's calibration
+/// covers; returned sorted without duplicates.
+pub fn check_levels(values: Option<Vec<f64>>, model: &Predictor) -> Result<Vec<f64>, ApiError> {
+    let Some(values) = values else {
+        return Ok(vec![80.0, 95.0]);
+    };
+    let conformal = &model.manifest.conformal;
+    for &v in &values {
         if !(v > 0.0 && v < 100.0) {
             return Err(ApiError::BadRequest {
                 field: "levels",
                 message: format!("{v} is outside (0, 100): levels are coverage percentages"),
             });
         }
-        if !model.manifest.conformal.supports(v) {
+        if !conformal.supports(v) {
             return Err(ApiError::BadRequest {
                 field: "levels",
                 message: format!(
                     "{v} is outside the range model {} is calibrated for ({}..={})",
                     model.manifest.version,
-                    model
-                        .manifest
-                        .conformal
-                        .levels
-                        .first()
-                        .copied()
-                        .unwrap_or(f64::NAN),
-                    model
-                        .manifest
-                        .conformal
-                        .levels
-                        .last()
-                        .copied()
-                        .unwrap_or(f64::NAN)
+                    conformal.levels.first().copied().unwrap_or(f64::NAN),
+                    conformal.levels.last().copied().unwrap_or(f64::NAN)
                 ),
             });
         }
-        out.push(v);
     }
-    if out.is_empty() || out.len() > 10 {
+    if values.is_empty() || values.len() > 10 {
         return Err(ApiError::BadRequest {
             field: "levels",
             message: "give 1 to 10 levels, e.g. 80,95".into(),
         });
     }
+    let mut out = values;
     out.sort_by(|a, b| a.total_cmp(b));
     out.dedup();
     Ok(out)
@@ -231,19 +246,9 @@ pub async fn batch(
             message: format!("a batch holds 1 to {MAX_BATCH} keywords and series; got {n}"),
         });
     }
-    let horizon = parse_horizon(req.horizon.map(|h| h.to_string()).as_deref())?;
+    let horizon = check_horizon(req.horizon)?;
     let model = state.forecasting.model.current();
-    let levels = parse_levels(
-        req.levels
-            .map(|l| {
-                l.iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .as_deref(),
-        &model,
-    )?;
+    let levels = check_levels(req.levels, &model)?;
     let mut keys = Vec::with_capacity(req.keywords.len());
     for (i, k) in req.keywords.iter().enumerate() {
         let key = parse_key(&k.platform, &k.keyword).map_err(|e| match e {

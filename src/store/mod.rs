@@ -177,9 +177,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<DateTime<Utc>>>;
     /// A keyword's snapshot, if it has been observed.
     async fn snapshot(&self, platform: Platform, keyword: &Keyword) -> Result<Option<Snapshot>>;
-    /// All observations with a search volume, optionally of one platform, ordered by platform,
-    /// keyword, period (the training binary's input).
-    async fn observations(&self, platform: Option<Platform>) -> Result<Vec<Observation>>;
+    /// Observations with a search volume, optionally of one platform and at most `max_rows` of
+    /// them, ordered by platform, keyword, period (the training binary's input; a capped read
+    /// calibrates the built-in baseline at start-up).
+    async fn observations(
+        &self,
+        platform: Option<Platform>,
+        max_rows: Option<i64>,
+    ) -> Result<Vec<Observation>>;
     /// Registers a model; with `activate`, makes it the active one of its kind, in one transaction.
     async fn register_model(&self, record: &ModelRecord, activate: bool) -> Result<()>;
     /// Makes `version` the active model of its kind; `Ok(false)` if no such version.

@@ -36,11 +36,15 @@ pub const SNAPSHOT: &str = "SELECT search_volume, competition, cpc, trend_data, 
 /// Observations with a search volume for training.
 pub const OBSERVATIONS: &str = "SELECT platform, keyword, period_start, search_volume, source \
     FROM keyword_observations WHERE search_volume IS NOT NULL AND ($1 IS NULL OR platform = $1) \
-    ORDER BY platform, keyword, period_start, source";
+    ORDER BY platform, keyword, period_start, source LIMIT $2";
 
 /// Registry insert.
 pub const MODEL_INSERT: &str = "INSERT INTO models (id, name, version, kind, feature_schema_hash, metrics, \
     artifact, created_at, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Clears the active flag of a kind's models (binds: false, kind, true).
+pub const MODEL_DEACTIVATE_KIND: &str =
+    "UPDATE models SET active = $1 WHERE kind = $2 AND active = $3";
 
 /// Registry listing.
 pub const MODELS: &str = "SELECT name, version, kind, feature_schema_hash, metrics, artifact, created_at, active \
@@ -239,10 +243,12 @@ macro_rules! sql_store {
             async fn observations(
                 &self,
                 platform: Option<kwi_features::Platform>,
+                max_rows: Option<i64>,
             ) -> $crate::store::Result<Vec<kwi_features::ingest::Observation>> {
                 use sqlx::Row;
                 let rows = sqlx::query($crate::store::sql::OBSERVATIONS)
                     .bind(platform.map(|p| p.as_str()))
+                    .bind(max_rows.unwrap_or(i64::MAX))
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter()
@@ -275,7 +281,7 @@ macro_rules! sql_store {
             ) -> $crate::store::Result<()> {
                 let mut tx = self.pool.begin().await?;
                 if activate {
-                    sqlx::query("UPDATE models SET active = $1 WHERE kind = $2 AND active = $3")
+                    sqlx::query($crate::store::sql::MODEL_DEACTIVATE_KIND)
                         .bind(false)
                         .bind(record.kind.as_str())
                         .bind(true)
@@ -308,7 +314,7 @@ macro_rules! sql_store {
                 let Some(kind) = kind else {
                     return Ok(false);
                 };
-                sqlx::query("UPDATE models SET active = $1 WHERE kind = $2 AND active = $3")
+                sqlx::query($crate::store::sql::MODEL_DEACTIVATE_KIND)
                     .bind(false)
                     .bind(kind.as_str())
                     .bind(true)

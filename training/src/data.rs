@@ -67,7 +67,7 @@ pub async fn load_store(
         .await
         .with_context(|| format!("cannot open database {}", kwi::app::redact(url)))?;
     store.migrate().await?;
-    let rows = store.observations(platform).await?;
+    let rows = store.observations(platform, None).await?;
     let series = regularise(&rows, freq, &Default::default());
     if series.is_empty() {
         bail!(
