@@ -72,12 +72,7 @@ pub struct InputArgs {
 
 impl InputArgs {
     fn database_url(&self) -> String {
-        kwi::config::GlobalOpts {
-            database_url: self.database_url.clone(),
-            redis_url: None,
-            data_dir: self.data_dir.clone(),
-        }
-        .database_url()
+        kwi::config::database_url_or_embedded(self.database_url.as_deref(), &self.data_dir)
     }
 
     async fn load(&self) -> anyhow::Result<Vec<Series>> {
@@ -247,6 +242,23 @@ fn fit_logged(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
     Ok(f)
 }
 
+/// Fits on `train` and scores the model against the held-out `test` tails.
+fn fit_and_evaluate(
+    train: &[Series],
+    test: &[Vec<f64>],
+    cfg: &TrainConfig,
+) -> anyhow::Result<(Fitted, Evaluation)> {
+    let fitted = fit_logged(train, cfg)?;
+    let eval = evaluate(
+        &fitted.predictor,
+        train,
+        test,
+        &cfg.levels,
+        cfg.metric_season,
+    )?;
+    Ok((fitted, eval))
+}
+
 async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     let cfg = a.config.build()?;
     let series = a.input.load().await?;
@@ -257,6 +269,17 @@ async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
             .join("artifacts")
             .join(&fitted.predictor.manifest.version)
     });
+    if std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
+        bail!(
+            "{} already exists and is not empty; choose another --out (an existing artifact is never overwritten)",
+            dir.display()
+        );
+    }
+    // Everything is written into a staging folder that is renamed into place at the end, so a
+    // failure never leaves a half-written artifact that `publish` could pick up.
+    let final_dir = dir;
+    let dir = final_dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&dir);
     fitted.predictor.save(&dir)?;
     std::fs::write(dir.join("config.toml"), toml::to_string_pretty(&cfg)?)?;
     let json = serde_json::json!({
@@ -295,7 +318,13 @@ async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     let plots = sample_plots(&dir, &series, &forecasts, None, 4)?;
     append_plots(&mut md, &plots);
     std::fs::write(dir.join("report.md"), md)?;
-    println!("{}", dir.display());
+    if final_dir.exists() {
+        std::fs::remove_dir(&final_dir)
+            .with_context(|| format!("cannot replace empty folder {}", final_dir.display()))?;
+    }
+    std::fs::rename(&dir, &final_dir)
+        .with_context(|| format!("cannot move the artifact into {}", final_dir.display()))?;
+    println!("{}", final_dir.display());
     Ok(())
 }
 
@@ -320,14 +349,7 @@ async fn cmd_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
         (None, n) => data::holdout(&all, n.unwrap_or(cfg.horizon), cfg.horizon + 13)?,
     };
     let t = Instant::now();
-    let fitted = fit_logged(&train, &cfg)?;
-    let eval = evaluate(
-        &fitted.predictor,
-        &train,
-        &test,
-        &cfg.levels,
-        cfg.metric_season,
-    )?;
+    let (fitted, eval) = fit_and_evaluate(&train, &test, &cfg)?;
     let secs = t.elapsed().as_secs_f64();
     let table = markdown_table(&eval);
     println!("{table}\nfit + forecast: {secs:.1}s");
@@ -385,14 +407,7 @@ async fn cmd_backtest(a: BacktestArgs) -> anyhow::Result<()> {
             a.windows,
             w * h
         );
-        let fitted = fit_logged(&train, &cfg)?;
-        let eval = evaluate(
-            &fitted.predictor,
-            &train,
-            &test,
-            &cfg.levels,
-            cfg.metric_season,
-        )?;
+        let (_, eval) = fit_and_evaluate(&train, &test, &cfg)?;
         println!("## origin -{}\n\n{}", w * h, markdown_table(&eval));
         summaries.push(serde_json::json!({ "origin_from_end": w * h, "evaluation": eval }));
     }
@@ -509,12 +524,7 @@ async fn cmd_publish(a: PublishArgs) -> anyhow::Result<()> {
     let predictor = Predictor::load(&a.artifact)
         .with_context(|| format!("{} is not a loadable artifact", a.artifact.display()))?;
     let m = &predictor.manifest;
-    let url = kwi::config::GlobalOpts {
-        database_url: a.database_url.clone(),
-        redis_url: None,
-        data_dir: a.data_dir.clone(),
-    }
-    .database_url();
+    let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
     let store = kwi::store::connect(&url).await?;
     store.migrate().await?;
     let artifact = std::fs::canonicalize(&a.artifact)?.display().to_string();
