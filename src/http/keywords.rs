@@ -16,11 +16,12 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the store answers and the cache answers (the service still answers with a failed
+/// `GET /readyz`: the store answers, the cache answers, and which model is loaded (the service still answers with a failed
 /// cache, so a cache failure is reported as `degraded` with 200; a failed store is 503).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let store = state.store.ping().await;
     let cache = state.cache.ping().await;
+    let model = state.forecasting.model.current();
     let status = match (&store, &cache) {
         (Err(_), _) => "unavailable",
         (Ok(()), Err(_)) => "degraded",
@@ -39,6 +40,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
                        "error": store.err().map(|e| e.to_string()) },
             "cache": { "kind": state.cache.kind(), "ok": cache.is_ok(), "error": cache.err(),
                        "errors_since_start": state.cache.error_count() },
+            "model": { "version": model.manifest.version, "members": model.manifest.ensemble.members },
         })),
     )
 }

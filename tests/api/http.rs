@@ -51,6 +51,7 @@ async fn keyword_endpoint_health_and_errors_on_both_backends() {
         assert_eq!(s, StatusCode::OK, "{name}: {body}");
         assert_eq!(body["status"], "ready", "{name}");
         assert_eq!(body["store"]["backend"], name, "{name}");
+        assert_eq!(body["model"]["version"], "builtin-snaive-v1", "{name}");
 
         // Keywords are normalised on the way in: "Mobile%20Phone" is "mobile phone".
         let (s, body) = get(&state, "/v1/keywords/google/Mobile%20Phone").await;
