@@ -127,6 +127,10 @@ pub async fn run_server(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result
         state.forecasting.model.clone(),
         std::time::Duration::from_secs(args.model_poll_secs.max(1)),
     );
+    let data_watcher = state.forecasting.data_versions.spawn_watcher(
+        state.store.clone(),
+        std::time::Duration::from_millis(args.data_poll_ms.max(10)),
+    );
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -138,7 +142,9 @@ pub async fn run_server(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result
     );
     serve(listener, state, shutdown_signal()).await?;
     watcher.abort();
+    data_watcher.abort();
     let _ = watcher.await;
+    let _ = data_watcher.await;
     tracing::info!("flushing computed forecasts");
     writer.await.context("prediction writer failed")?;
     Ok(())

@@ -134,6 +134,79 @@ impl Cache {
         }
     }
 
+    /// Looks many keys up in one round trip (Redis `MGET`); any failure is all misses.
+    pub async fn get_many(&self, keys: &[String]) -> Vec<Option<Arc<[u8]>>> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        match &self.inner {
+            Inner::Local(c) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for k in keys {
+                    out.push(c.get(k).await);
+                }
+                out
+            }
+            Inner::Redis(m) => {
+                let mut m = m.clone();
+                match tokio::time::timeout(
+                    REDIS_OP_TIMEOUT,
+                    redis::cmd("MGET")
+                        .arg(keys)
+                        .query_async::<Vec<Option<Vec<u8>>>>(&mut m),
+                )
+                .await
+                {
+                    Ok(Ok(v)) if v.len() == keys.len() => {
+                        v.into_iter().map(|b| b.map(Arc::from)).collect()
+                    }
+                    Ok(Ok(v)) => {
+                        self.failed("mget", format!("{} values for {} keys", v.len(), keys.len()));
+                        vec![None; keys.len()]
+                    }
+                    Ok(Err(e)) => {
+                        self.failed("mget", e);
+                        vec![None; keys.len()]
+                    }
+                    Err(_) => {
+                        self.failed("mget", "timeout");
+                        vec![None; keys.len()]
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores many values in one round trip (a Redis pipeline of `SET EX`); failures are logged
+    /// and counted, never returned.
+    pub async fn set_many(&self, entries: &[(String, Arc<[u8]>)]) {
+        if entries.is_empty() {
+            return;
+        }
+        match &self.inner {
+            Inner::Local(c) => {
+                for (k, v) in entries {
+                    c.insert(k.clone(), v.clone()).await;
+                }
+            }
+            Inner::Redis(m) => {
+                let mut m = m.clone();
+                let secs = self.ttl.as_secs().max(1);
+                let mut pipe = redis::pipe();
+                for (k, v) in entries {
+                    pipe.set_ex(k, v.as_ref(), secs).ignore();
+                }
+                match tokio::time::timeout(REDIS_OP_TIMEOUT * 4, pipe.query_async::<()>(&mut m))
+                    .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => self.failed("set_many", e),
+                    Err(_) => self.failed("set_many", "timeout"),
+                }
+            }
+        }
+    }
+
     /// Checks the cache answers (always true in-process).
     pub async fn ping(&self) -> Result<(), String> {
         match &self.inner {

@@ -60,6 +60,36 @@ pub enum Command {
     Migrate,
     /// Import observation files (CSV, Parquet, Arrow IPC) into the store, all or nothing
     Import(ImportArgs),
+    /// Export stored observations or persisted predictions as an Arrow IPC stream or Parquet file
+    Export(ExportArgs),
+}
+
+/// `kwi export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// What to export
+    pub what: crate::export::ExportKind,
+    /// Output file (written to a temporary name beside it, renamed into place when complete)
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// arrow (IPC stream) or parquet; default: from the --out extension (.parquet → parquet), else arrow
+    #[arg(long)]
+    pub format: Option<crate::export::ExportFormat>,
+    /// Only this platform
+    #[arg(long)]
+    pub platform: Option<Platform>,
+    /// Only these keywords (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub keywords: Vec<String>,
+    /// From this date (YYYY-MM-DD; observations: period_start, predictions: data_as_of)
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Up to this date (YYYY-MM-DD, inclusive)
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Overwrite --out if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `kwi serve`.
@@ -74,6 +104,10 @@ pub struct ServeArgs {
     /// Seconds between checks of the model registry for a newly activated model
     #[arg(long, env = "KWI_MODEL_POLL_SECS", default_value_t = 5)]
     pub model_poll_secs: u64,
+    /// Milliseconds between checks of the store for new data (a newly imported keyword's cached
+    /// forecasts are replaced within this interval)
+    #[arg(long, env = "KWI_DATA_POLL_MS", default_value_t = 1000)]
+    pub data_poll_ms: u64,
 }
 
 /// `kwi import`.

@@ -1,13 +1,14 @@
 //! # kwi: the Digitallz Keywords service
 //!
 //! Reading order: [`config`] (one typed configuration) → [`store`] (PostgreSQL or embedded SQLite
-//! behind one trait) → [`cache`] (Redis or in-process) → [`import`] (files → store, all or nothing) →
+//! behind one trait) → [`cache`] (Redis or in-process) → [`import`] (files → store, all or nothing) → [`export`] (store → Arrow/Parquet, streamed) →
 //! [`http`] (the axum router and its error type) → [`app`] (state, start-up, serve with graceful
 //! shutdown). `main.rs` only parses the command line and calls into these.
 
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod export;
 pub mod forecast;
 pub mod http;
 pub mod import;

@@ -11,5 +11,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => kwi::app::run_server(&cli.global, &args).await,
         Command::Migrate => kwi::app::run_migrate(&cli.global).await,
         Command::Import(args) => kwi::import::run(&cli.global, &args).await,
+        Command::Export(args) => kwi::export::run(&cli.global, &args).await,
     }
 }

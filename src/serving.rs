@@ -4,7 +4,10 @@
 //! - The active model lives in an `ArcSwap`: a request takes an `Arc` to the model at its start, so
 //!   a swap never disturbs in-flight requests; the old model is freed when the last one finishes.
 //! - Cache keys carry the model version and the keyword's data version (`keyword_data.last_updated`),
-//!   so new data or a new model can never be answered from a stale entry.
+//!   so new data or a new model can never be answered from a stale entry. The data versions are kept
+//!   in process ([`DataVersions`]) so a cache hit costs no database round trip; a watcher polls the
+//!   newest change in the store every second (`--data-poll-ms`) and drops them all when it moves, so
+//!   new data is picked up within one poll interval.
 //! - Concurrent misses on one key compute once (a short-lived moka cache coalesces them).
 //! - Inference runs on the blocking pool, never on the async workers.
 //! - Computed forecasts go through a bounded queue to a writer that inserts them in batches; on
@@ -35,7 +38,7 @@ pub const BASELINE_CALIBRATION_ROWS: i64 = 200_000;
 pub const PERSIST_BATCH: usize = 500;
 
 /// One step of a served forecast.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Step {
     /// 1-based step.
     pub step: usize,
@@ -48,7 +51,7 @@ pub struct Step {
 }
 
 /// One interval of one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Band {
     /// Level in percent.
     pub level: f64,
@@ -59,10 +62,11 @@ pub struct Band {
 }
 
 /// A served forecast (the JSON body of the forecast endpoints).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ForecastBody {
     /// Platform (absent for ad-hoc series).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub platform: Option<Platform>,
     /// Keyword or ad-hoc series id.
     pub keyword: String,
@@ -73,6 +77,7 @@ pub struct ForecastBody {
     /// Steps forecast.
     pub horizon: usize,
     /// The model's measured accuracy (validation/backtest metrics from its manifest).
+    #[schema(value_type = Object)]
     pub model_accuracy: serde_json::Value,
     /// Periods with a gap in the input (interpolated before forecasting).
     pub input_gaps: usize,
@@ -136,10 +141,43 @@ pub fn forecast_series(
     horizon: usize,
     levels: &[f64],
 ) -> anyhow::Result<ForecastBody> {
-    let f = model
-        .forecast(&[series.values.as_slice()], horizon, levels)?
+    forecast_many(model, std::slice::from_ref(series), horizon, levels)?
         .pop()
-        .ok_or_else(|| anyhow::anyhow!("model returned no forecast"))?;
+        .ok_or_else(|| anyhow::anyhow!("model returned no forecast"))
+}
+
+/// Runs the model on many series in one call (global members batch them; blocking: call from the
+/// blocking pool).
+pub fn forecast_many(
+    model: &Predictor,
+    series: &[Series],
+    horizon: usize,
+    levels: &[f64],
+) -> anyhow::Result<Vec<ForecastBody>> {
+    if series.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<&[f64]> = series.iter().map(|s| s.values.as_slice()).collect();
+    let forecasts = model.forecast(&values, horizon, levels)?;
+    anyhow::ensure!(
+        forecasts.len() == series.len(),
+        "model returned {} forecasts for {} series",
+        forecasts.len(),
+        series.len()
+    );
+    Ok(series
+        .iter()
+        .zip(forecasts)
+        .map(|(s, f)| body_of(model, s, &f, horizon))
+        .collect())
+}
+
+fn body_of(
+    model: &Predictor,
+    series: &Series,
+    f: &kwi_models::Forecast,
+    horizon: usize,
+) -> ForecastBody {
     let last = series.period(series.values.len() - 1);
     let step_days = series.freq.days();
     let forecast = (0..horizon)
@@ -158,7 +196,7 @@ pub fn forecast_series(
                 .collect(),
         })
         .collect();
-    Ok(ForecastBody {
+    ForecastBody {
         platform: Some(series.platform),
         keyword: series.keyword.to_string(),
         model_version: model.manifest.version.clone(),
@@ -167,7 +205,7 @@ pub fn forecast_series(
         model_accuracy: model.manifest.metrics.clone(),
         input_gaps: series.gaps,
         forecast,
-    })
+    }
 }
 
 /// The prediction row for a served forecast.
@@ -259,6 +297,106 @@ pub fn cache_key(
     )
 }
 
+/// Per-keyword data versions held in process (a bounded map), dropped whenever the store reports
+/// newer data. `None` entries remember keywords the store does not have (no repeated lookups for
+/// unknown keywords either).
+#[derive(Clone)]
+pub struct DataVersions {
+    map: moka::sync::Cache<(Platform, Keyword), Option<i64>>,
+    epoch: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Default for DataVersions {
+    fn default() -> Self {
+        Self {
+            map: moka::sync::Cache::new(1_000_000),
+            epoch: Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)),
+        }
+    }
+}
+
+impl DataVersions {
+    /// The keyword's data version (microseconds since the epoch of its last change), or `None` when
+    /// the store has no data for it.
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        platform: Platform,
+        keyword: &Keyword,
+    ) -> crate::store::Result<Option<i64>> {
+        let key = (platform, keyword.clone());
+        if let Some(v) = self.map.get(&key) {
+            return Ok(v);
+        }
+        let v = store
+            .data_version(platform, keyword)
+            .await?
+            .map(|t| t.timestamp_micros());
+        self.map.insert(key, v);
+        Ok(v)
+    }
+
+    /// [`Self::get`] for many keywords, with one store query for those not held.
+    pub async fn get_many(
+        &self,
+        store: &dyn Store,
+        keys: &[(Platform, Keyword)],
+    ) -> crate::store::Result<Vec<Option<i64>>> {
+        let mut out: Vec<Option<Option<i64>>> = keys.iter().map(|k| self.map.get(k)).collect();
+        let missing: Vec<(Platform, Keyword)> = keys
+            .iter()
+            .zip(&out)
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !missing.is_empty() {
+            let found: std::collections::HashMap<_, _> = store
+                .data_versions_many(&missing)
+                .await?
+                .into_iter()
+                .map(|(k, t)| (k, t.timestamp_micros()))
+                .collect();
+            for (k, v) in keys.iter().zip(out.iter_mut()) {
+                if v.is_none() {
+                    let version = found.get(k).copied();
+                    self.map.insert(k.clone(), version);
+                    *v = Some(version);
+                }
+            }
+        }
+        Ok(out.into_iter().map(Option::flatten).collect())
+    }
+
+    /// Checks the store's newest change; drops every held version when it moved. Returns whether
+    /// it did.
+    pub async fn refresh(&self, store: &dyn Store) -> crate::store::Result<bool> {
+        use std::sync::atomic::Ordering;
+        let latest = store
+            .latest_data_change()
+            .await?
+            .map_or(i64::MIN + 1, |t| t.timestamp_micros());
+        if self.epoch.swap(latest, Ordering::AcqRel) != latest {
+            self.map.invalidate_all();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Polls [`Self::refresh`] every `every`.
+    pub fn spawn_watcher(&self, store: Arc<dyn Store>, every: Duration) -> JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = this.refresh(store.as_ref()).await {
+                    tracing::warn!(error = %e, "cannot poll the store for new data");
+                }
+            }
+        })
+    }
+}
+
 /// Everything the forecast handlers need.
 #[derive(Clone)]
 pub struct Forecasting {
@@ -268,6 +406,8 @@ pub struct Forecasting {
     pub inflight: moka::future::Cache<String, Arc<[u8]>>,
     /// Writer queue.
     pub persist: mpsc::Sender<PredictionRecord>,
+    /// Per-keyword data versions (no database round trip on a cache hit).
+    pub data_versions: DataVersions,
 }
 
 impl Forecasting {
@@ -280,6 +420,7 @@ impl Forecasting {
                 .time_to_live(Duration::from_secs(2))
                 .build(),
             persist,
+            data_versions: DataVersions::default(),
         }
     }
 }

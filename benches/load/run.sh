@@ -1,43 +1,126 @@
 #!/usr/bin/env bash
-# Load benchmark of the cached forecast GET on loopback (preliminary: see README "Load").
-# Starts `kwi serve` on a fresh PostgreSQL database + Redis (or the embedded default with
-# KWI_EMBEDDED=1), loads the built-in sample (32 Google Trends keywords), warms the cache, then runs
-# wrk for DURATION seconds with a Zipf(1.1) keyword mix. Bounded in time; stops the server itself.
+# Load benchmark of the forecast API on loopback, with the reference server measured in the same run.
+#
+#   benches/load/run.sh                 # PostgreSQL + Redis (fresh database, dropped afterwards)
+#   KWI_EMBEDDED=1 benches/load/run.sh  # the embedded default: SQLite file + in-process cache
+#
+# Env: KWI_BIN (default target/release/kwi), REF_BIN (target/release/examples/refserver),
+# DURATION (seconds per wrk phase, default 20), CONNS (default 32), THREADS (wrk threads, default 2),
+# KEYS (keyword count, default 10000). Needs wrk (apt-get install wrk), curl, python3, and for the
+# PostgreSQL run psql + Redis on 127.0.0.1. Build first:
+#   cargo build --release --bin kwi --example refserver
+#
+# Phases (each prints one RESULT line; a summary follows):
+#  1. reference server: one Redis GET per request (/redis) and one in-process read (/local);
+#  2. batch: POST /v1/forecasts with 1,000 keywords, uncached (10 batches cover all 10,000
+#     keywords), then the same 1,000 again (cached);
+#  3. cached forecast GET, Zipf(1.1) over the 10,000 keywords; cache hit ratio from /metrics;
+#  4. uncached forecast GET: every request a key never asked before (history read + inference +
+#     cache write), CONNS clients.
+# Keywords: 10,000 windows of real M4 Weekly series (benches/load/make_keywords.py), platform
+# `benchmark`. Metrics and tracing stay on (RUST_LOG=warn).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN=${KWI_BIN:-target/debug/kwi}
+BIN=${KWI_BIN:-target/release/kwi}
+REF_BIN=${REF_BIN:-target/release/examples/refserver}
 PORT=${PORT:-18181}
-DURATION=${DURATION:-10}
+REF_PORT=${REF_PORT:-18282}
+DURATION=${DURATION:-20}
 CONNS=${CONNS:-32}
-command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
+THREADS=${THREADS:-2}
+KEYS=${KEYS:-10000}
+for t in wrk curl python3 "$BIN" "$REF_BIN"; do
+  command -v "$t" >/dev/null || [ -x "$t" ] || { echo "missing $t (wrk: apt-get install wrk; binaries: cargo build --release --bin kwi --example refserver)" >&2; exit 1; }
+done
 data=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${db:-}" ] && psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+  rm -rf "$data"
+}
+trap cleanup EXIT
 if [ "${KWI_EMBEDDED:-0}" = 1 ]; then
   export KWI_DATABASE_URL="sqlite:$data/kwi.db"; unset KWI_REDIS_URL || true
+  label="embedded (SQLite + in-process cache)"
 else
   db="kwi_load_$$"
   psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
   export KWI_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
   export KWI_REDIS_URL="redis://127.0.0.1:6379"
+  redis-cli -h 127.0.0.1 -p 6379 --scan --pattern 'kwi:fc:*' | xargs -r -n 1000 redis-cli -h 127.0.0.1 -p 6379 DEL >/dev/null
+  label="PostgreSQL + Redis"
 fi
-KWI_DATA_DIR="$data" KWI_LISTEN="127.0.0.1:$PORT" RUST_LOG=warn "$BIN" serve &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; [ -n "${db:-}" ] && psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"; rm -rf "$data"' EXIT
-for _ in $(seq 1 120); do curl -sf "127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
-keys="$data/keywords.txt"
-curl -sf "127.0.0.1:$PORT/v1/keywords/search?q=a&limit=100" >/dev/null
-python3 - "$PORT" > "$keys" <<'PY'
-import json, sys, urllib.parse, urllib.request
-port = sys.argv[1]
-seen = []
-for q in "abcdefghijklmnopqrstuvwxyz":
-    r = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/keywords/search?q={q}&limit=100"))
-    for h in r["results"]:
-        k = f'{h["platform"]}/{urllib.parse.quote(h["keyword"])}'
-        if k not in seen:
-            seen.append(k)
-print("\n".join(seen))
+export KWI_DATA_DIR="$data" RUST_LOG=warn
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1e6}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "backend: $label; wrk -t$THREADS -c$CONNS -d${DURATION}s; kwi: $BIN"
+
+python3 benches/load/make_keywords.py --count "$KEYS" "$data/panel.csv" "$data/keys.txt"
+t0=$(date +%s.%N)
+"$BIN" import --quiet "$data/panel.csv"
+echo "imported $KEYS keywords in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
+
+"$BIN" serve --no-sample --listen "127.0.0.1:$PORT" & pids+=($!)
+for _ in $(seq 1 240); do curl -sf "127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
+curl -sf "127.0.0.1:$PORT/readyz" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("serving model", r["model"]["version"])'
+first=$(head -1 "$data/keys.txt")
+curl -sf -o "$data/payload.json" "127.0.0.1:$PORT/v1/keywords/$first/forecast?horizon=13&levels=80,95"
+
+"$REF_BIN" --keys "$data/keys.txt" --payload "$data/payload.json" --listen "127.0.0.1:$REF_PORT" & pids+=($!)
+for _ in $(seq 1 120); do curl -sf -o /dev/null "127.0.0.1:$REF_PORT/local/$first" && break; sleep 0.5; done
+
+run_wrk() { # name, mode, path template, base url
+  local out
+  out=$(KWI_KEYWORDS="$data/keys.txt" KWI_MODE="$2" KWI_PATH="$3" \
+    wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s benches/load/keywords.lua "$4" | grep '^RESULT')
+  echo "$1 ${out#RESULT }"
+}
+counter() { curl -s "127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'; }
+
+echo "--- 1. reference server"
+ref_redis=$(run_wrk ref_redis zipf '/redis/{key}' "http://127.0.0.1:$REF_PORT"); echo "$ref_redis"
+ref_local=$(run_wrk ref_local zipf '/local/{key}' "http://127.0.0.1:$REF_PORT"); echo "$ref_local"
+
+echo "--- 2. batch of 1,000 keywords"
+python3 - "$PORT" "$data/keys.txt" <<'PY'
+import json, sys, time, urllib.parse, urllib.request
+port, keys = sys.argv[1], [l for l in open(sys.argv[2]).read().split("\n") if l]
+def batch(chunk):
+    body = json.dumps({"keywords": [{"platform": k.split("/")[0], "keyword": urllib.parse.unquote(k.split("/", 1)[1])} for k in chunk],
+                       "horizon": 13, "levels": [80, 95]}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/forecasts", body, {"content-type": "application/json"})
+    t = time.perf_counter()
+    r = json.load(urllib.request.urlopen(req))
+    ms = (time.perf_counter() - t) * 1e3
+    assert len(r["results"]) == len(chunk) and all("forecast" in x for x in r["results"]), "batch answered with errors"
+    return ms
+cold = [batch(keys[i:i + 1000]) for i in range(0, len(keys), 1000)]
+warm = [batch(keys[:1000]) for _ in range(5)]
+q = lambda v: f"median {sorted(v)[len(v) // 2]:.0f} ms, max {max(v):.0f} ms"
+print(f"batch_uncached n={len(cold)} {q(cold)}")
+print(f"batch_cached n={len(warm)} {q(warm)}")
 PY
-echo "keywords: $(wc -l < "$keys"); machine: $(nproc) cores; backend: ${KWI_DATABASE_URL%%:*}, cache: ${KWI_REDIS_URL:-in-process}"
-while read -r k; do curl -sf -o /dev/null "127.0.0.1:$PORT/v1/keywords/$k/forecast?horizon=13&levels=80,95"; done < "$keys"
-KWI_KEYWORDS="$keys" wrk -t2 -c"$CONNS" -d"${DURATION}s" -s benches/load/keywords.lua "http://127.0.0.1:$PORT"
-curl -s "127.0.0.1:$PORT/metrics" | grep -E '^kwi_cache_(hits|misses)_total' || true
+
+echo "--- 3. cached forecast GET, Zipf(1.1) over $KEYS keywords (all warmed by phase 2)"
+h0=$(counter kwi_cache_hits_total); m0=$(counter kwi_cache_misses_total)
+cached=$(run_wrk kwi_cached zipf '/v1/keywords/{key}/forecast?horizon=13&levels=80,95' "http://127.0.0.1:$PORT"); echo "$cached"
+h1=$(counter kwi_cache_hits_total); m1=$(counter kwi_cache_misses_total)
+echo "cache hits $((h1 - h0)), misses $((m1 - m0)), hit ratio $(python3 -c "print(f'{($h1-$h0)/max(1,($h1-$h0)+($m1-$m0)):.4f}')")"
+
+echo "--- 4. uncached forecast GET ($CONNS clients, every request a new key)"
+m0=$(counter kwi_cache_misses_total)
+uncached=$(run_wrk kwi_uncached miss '/v1/keywords/{key}/forecast?horizon={h}&levels=80,95' "http://127.0.0.1:$PORT"); echo "$uncached"
+m1=$(counter kwi_cache_misses_total)
+echo "misses during phase 4: $((m1 - m0))"
+
+echo "--- summary ($label)"
+python3 - "$ref_redis" "$ref_local" "$cached" <<'PY'
+import sys
+def parse(line):
+    name, *kv = line.split()
+    return name, {k: float(v) for k, v in (x.split("=") for x in kv)}
+(_, rr), (_, rl), (_, c) = (parse(a) for a in sys.argv[1:])
+print(f"cached GET {c['rps']:.0f} req/s p99 {c['p99_ms']:.2f} ms = {100*c['rps']/rr['rps']:.0f}% of reference Redis GET ({rr['rps']:.0f} req/s), "
+      f"{100*c['rps']/rl['rps']:.0f}% of reference in-process read ({rl['rps']:.0f} req/s)")
+PY

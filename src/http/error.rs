@@ -20,6 +20,8 @@ pub enum ApiError {
     NotFound(String),
     /// The request conflicts with the current state (e.g. a model that cannot be loaded).
     Conflict(String),
+    /// The body is not in a media type the endpoint takes.
+    UnsupportedMediaType(String),
     /// A dependency (store) failed; details are logged, not returned.
     Internal(String),
 }
@@ -37,6 +39,25 @@ struct ErrorBody<'a> {
     message: &'a str,
 }
 
+/// The body of every 4xx/5xx answer (documentation type for the OpenAPI description).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorResponse {
+    error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// `bad_request`, `not_found`, `conflict`, `unsupported_media_type` or `internal`.
+    code: String,
+    /// The offending field (path segment, query parameter or body field), for `bad_request`.
+    field: Option<String>,
+    /// Why.
+    message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field, message) = match &self {
@@ -48,6 +69,12 @@ impl IntoResponse for ApiError {
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", None, m.as_str()),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", None, m.as_str()),
+            ApiError::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                Some("content-type"),
+                m.as_str(),
+            ),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

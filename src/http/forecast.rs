@@ -16,7 +16,7 @@ use super::keywords::parse_key;
 use crate::app::AppState;
 use crate::forecast::Predictor;
 use crate::serving::{
-    ForecastBody, cache_key, cached_or_compute, forecast_series, prediction_record,
+    ForecastBody, cache_key, cached_or_compute, forecast_many, forecast_series, prediction_record,
     series_from_history,
 };
 
@@ -124,7 +124,7 @@ fn json_bytes(body: Arc<[u8]>, cached: bool) -> Response {
                 if cached { "hit" } else { "miss" },
             ),
         ],
-        Body::from(body.to_vec()),
+        Body::from(bytes::Bytes::from_owner(body)),
     )
         .into_response()
 }
@@ -138,8 +138,9 @@ async fn keyword_forecast(
     model: Arc<Predictor>,
 ) -> Result<(Arc<[u8]>, bool), ApiError> {
     let version = state
-        .store
-        .data_version(platform, keyword)
+        .forecasting
+        .data_versions
+        .get(state.store.as_ref(), platform, keyword)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!("no data for keyword `{keyword}` on {platform}"))
@@ -148,7 +149,7 @@ async fn keyword_forecast(
         &model.manifest.version,
         platform,
         keyword,
-        version.timestamp_micros(),
+        version,
         horizon,
         levels,
     );
@@ -185,6 +186,14 @@ async fn run_model(
 }
 
 /// `GET /v1/keywords/{platform}/{keyword}/forecast?horizon=13&levels=80,95`.
+#[utoipa::path(get, path = "/v1/keywords/{platform}/{keyword}/forecast", tag = "forecasts",
+    params(("platform" = String, Path, description = "amazon, etsy, ebay, google or benchmark"),
+           ("keyword" = String, Path, description = "Keyword"),
+           ("horizon" = Option<usize>, Query, description = "Periods ahead, 1..=104 (default 13)"),
+           ("levels" = Option<String>, Query, description = "Interval coverages in percent, comma-separated, in (0, 100) (default 80,95)")),
+    responses((status = 200, description = "Mean and intervals per step, the model version, the data's last period and the model's measured accuracy; header `x-cache: hit|miss`", body = ForecastBody),
+              (status = 400, body = crate::http::error::ErrorResponse),
+              (status = 404, body = crate::http::error::ErrorResponse)))]
 pub async fn forecast(
     State(state): State<AppState>,
     Path((platform, keyword)): Path<(String, String)>,
@@ -200,7 +209,7 @@ pub async fn forecast(
 }
 
 /// One keyword of a batch.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchKeyword {
     platform: String,
@@ -208,7 +217,7 @@ pub struct BatchKeyword {
 }
 
 /// An ad-hoc series (not stored): forecast it like TimeGPT's forecast call.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdHocSeries {
     id: String,
@@ -219,7 +228,7 @@ pub struct AdHocSeries {
 }
 
 /// Body of `POST /v1/forecasts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     #[serde(default)]
@@ -231,13 +240,22 @@ pub struct BatchRequest {
 }
 
 /// `POST /v1/forecasts`: up to 1,000 stored keywords and/or ad-hoc series.
+#[utoipa::path(post, path = "/v1/forecasts", tag = "forecasts", request_body = BatchRequest,
+    responses((status = 200, description = "`{model_version, horizon, results: [ForecastBody | {platform, keyword, error}]}` in request order (stored keywords, then series)", body = Object),
+              (status = 400, body = crate::http::error::ErrorResponse),
+              (status = 415, description = "Not application/json", body = crate::http::error::ErrorResponse)))]
 pub async fn batch(
     State(state): State<AppState>,
     body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::BadRequest {
-        field: "body",
-        message: e.body_text(),
+    let Json(req) = body.map_err(|e| match e {
+        axum::extract::rejection::JsonRejection::MissingJsonContentType(e) => {
+            ApiError::UnsupportedMediaType(e.body_text())
+        }
+        e => ApiError::BadRequest {
+            field: "body",
+            message: e.body_text(),
+        },
     })?;
     let n = req.keywords.len() + req.series.len();
     if n == 0 || n > MAX_BATCH {
@@ -295,54 +313,143 @@ pub async fn batch(
             gaps: 0,
         });
     }
-    let mut results: Vec<serde_json::Value> = Vec::with_capacity(n);
-    // Stored keywords: through the cache, a few at a time.
-    let mut futs = Vec::new();
-    for (platform, keyword) in &keys {
-        let (st, m, lv) = (state.clone(), model.clone(), levels.clone());
-        let (p, k) = (*platform, keyword.clone());
-        futs.push(tokio::spawn(async move {
-            (
-                p,
-                k.clone(),
-                keyword_forecast(&st, p, &k, horizon, &lv, m).await,
-            )
-        }));
-    }
-    for f in futs {
-        let (p, k, r) = f.await.map_err(|e| ApiError::Internal(e.to_string()))?;
-        results.push(match r {
-            Ok((bytes, _)) => serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(e.to_string()))?,
-            Err(ApiError::NotFound(m)) => serde_json::json!({ "platform": p, "keyword": k, "error": { "code": "not_found", "message": m } }),
-            Err(e) => return Err(e),
-        });
-    }
+    let mut results = batch_stored(&state, &keys, horizon, &levels, &model).await?;
     // Ad-hoc series: one model call for all of them, off the async workers.
     if !adhoc.is_empty() {
         let (m, lv) = (model.clone(), levels.clone());
         let bodies = tokio::task::spawn_blocking(move || {
-            adhoc
-                .iter()
-                .map(|s| {
-                    forecast_series(&m, s, horizon, &lv).map(|mut b| {
-                        b.platform = None;
-                        b.keyword = s.label.clone();
-                        b
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
+            let mut bodies = forecast_many(&m, &adhoc, horizon, &lv)?;
+            for (b, s) in bodies.iter_mut().zip(&adhoc) {
+                b.platform = None;
+                b.keyword = s.label.clone();
+            }
+            Ok::<_, anyhow::Error>(bodies)
         })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
         for b in bodies {
-            results.push(serde_json::to_value(b).map_err(|e| ApiError::Internal(e.to_string()))?);
+            results.push(Arc::from(
+                serde_json::to_vec(&b).map_err(|e| ApiError::Internal(e.to_string()))?,
+            ));
         }
     }
-    Ok(Json(serde_json::json!({ "model_version": model.manifest.version, "horizon": horizon, "results": results })).into_response())
+    // The cached bodies are already JSON: the answer is written around them, not re-parsed.
+    let mut out = serde_json::to_vec(&serde_json::json!({
+        "model_version": model.manifest.version,
+        "horizon": horizon,
+    }))
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    out.pop(); // the closing brace
+    out.extend_from_slice(b",\"results\":[");
+    for (i, r) in results.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.extend_from_slice(b"]}");
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// The stored keywords of a batch, in order: one data-version query for keywords not held, one
+/// cache round trip (`MGET`), one history query and one model call for the misses, one cache
+/// write (pipeline) and the prediction writer. An unknown keyword gets an error entry.
+async fn batch_stored(
+    state: &AppState,
+    keys: &[(Platform, Keyword)],
+    horizon: usize,
+    levels: &[f64],
+    model: &Arc<Predictor>,
+) -> Result<Vec<Arc<[u8]>>, ApiError> {
+    let versions = state
+        .forecasting
+        .data_versions
+        .get_many(state.store.as_ref(), keys)
+        .await?;
+    let not_found = |(p, k): &(Platform, Keyword)| -> Arc<[u8]> {
+        let v = serde_json::json!({ "platform": p, "keyword": k, "error": { "code": "not_found",
+            "message": format!("no data for keyword `{k}` on {p}") } });
+        Arc::from(serde_json::to_vec(&v).expect("json"))
+    };
+    let mut out: Vec<Option<Arc<[u8]>>> = vec![None; keys.len()];
+    let mut wanted: Vec<(usize, String)> = Vec::new();
+    for (i, (key, version)) in keys.iter().zip(&versions).enumerate() {
+        match version {
+            None => out[i] = Some(not_found(key)),
+            Some(v) => wanted.push((
+                i,
+                cache_key(&model.manifest.version, key.0, &key.1, *v, horizon, levels),
+            )),
+        }
+    }
+    let cache_keys: Vec<String> = wanted.iter().map(|(_, k)| k.clone()).collect();
+    let hits = state.cache.get_many(&cache_keys).await;
+    // Misses, each distinct key once (a batch may name a keyword twice).
+    let mut miss_of_key: std::collections::HashMap<String, usize> = Default::default();
+    let mut misses: Vec<(usize, String)> = Vec::new();
+    let mut dup: Vec<(usize, String)> = Vec::new();
+    for ((i, k), hit) in wanted.into_iter().zip(hits) {
+        match hit {
+            Some(bytes) => out[i] = Some(bytes),
+            None if miss_of_key.contains_key(&k) => dup.push((i, k)),
+            None => {
+                miss_of_key.insert(k.clone(), i);
+                misses.push((i, k));
+            }
+        }
+    }
+    metrics::counter!("kwi_cache_hits_total").increment((keys.len() - misses.len() - dup.len()) as u64);
+    metrics::counter!("kwi_cache_misses_total").increment((misses.len() + dup.len()) as u64);
+    if !misses.is_empty() {
+        let miss_keys: Vec<(Platform, Keyword)> = misses.iter().map(|(i, _)| keys[*i].clone()).collect();
+        let histories = state.store.histories(&miss_keys).await?;
+        let mut series = Vec::with_capacity(misses.len());
+        let mut series_of: Vec<Option<usize>> = Vec::with_capacity(misses.len());
+        for key in &miss_keys {
+            let s = histories
+                .get(key)
+                .and_then(|h| series_from_history(key.0, &key.1, h));
+            series_of.push(s.is_some().then_some(series.len()));
+            if let Some(s) = s {
+                series.push(s);
+            }
+        }
+        let (m, lv) = (model.clone(), levels.to_vec());
+        let t = std::time::Instant::now();
+        let bodies = tokio::task::spawn_blocking(move || forecast_many(&m, &series, horizon, &lv))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        metrics::histogram!("kwi_inference_seconds").record(t.elapsed().as_secs_f64());
+        let mut entries = Vec::with_capacity(bodies.len());
+        for ((i, key), at) in misses.iter().zip(&series_of) {
+            let Some(b) = at.map(|j| &bodies[j]) else {
+                out[*i] = Some(not_found(&keys[*i]));
+                continue;
+            };
+            let bytes: Arc<[u8]> =
+                Arc::from(serde_json::to_vec(b).map_err(|e| ApiError::Internal(e.to_string()))?);
+            if let Some(rec) = prediction_record(b, &keys[*i].1) {
+                // Back-pressure only when the writer is 10,000 rows behind; never dropped.
+                let _ = state.forecasting.persist.send(rec).await;
+            }
+            entries.push((key.clone(), bytes.clone()));
+            out[*i] = Some(bytes);
+        }
+        state.cache.set_many(&entries).await;
+    }
+    for (i, k) in dup {
+        out[i] = out[miss_of_key[&k]].clone();
+    }
+    out.into_iter()
+        .map(|o| o.ok_or_else(|| ApiError::Internal("batch entry left unanswered".into())))
+        .collect()
 }
 
 /// `GET /v1/models`: the registry and the model being served.
+#[utoipa::path(get, path = "/v1/models", tag = "models",
+    responses((status = 200, description = "`{serving, models: [ModelRecord]}`", body = Object)))]
 pub async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let list = state.store.models().await?;
     Ok(Json(serde_json::json!({
@@ -352,6 +459,11 @@ pub async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Va
 }
 
 /// `POST /v1/models/{version}/activate`: loads the model, marks it active, swaps it in.
+#[utoipa::path(post, path = "/v1/models/{version}/activate", tag = "models",
+    params(("version" = String, Path, description = "A registered model version")),
+    responses((status = 200, description = "`{serving: version}`", body = Object),
+              (status = 404, body = crate::http::error::ErrorResponse),
+              (status = 409, description = "The artifact cannot be loaded", body = crate::http::error::ErrorResponse)))]
 pub async fn activate(
     State(state): State<AppState>,
     Path(version): Path<String>,

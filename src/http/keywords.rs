@@ -12,12 +12,17 @@ use crate::app::AppState;
 use crate::store::{HistoryPoint, Snapshot};
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is up", body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// `GET /readyz`: the store answers, the cache answers, and which model is loaded (the service still answers with a failed
 /// cache, so a cache failure is reported as `degraded` with 200; a failed store is 503).
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "Store up; `status` is `ready`, or `degraded` when the cache failed (the service still answers)", body = Object),
+    (status = 503, description = "The store is unreachable", body = Object)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let store = state.store.ping().await;
     let cache = state.cache.ping().await;
@@ -61,11 +66,13 @@ pub fn parse_key(platform: &str, keyword: &str) -> Result<(Platform, Keyword), A
 }
 
 /// Response of `GET /v1/keywords/{platform}/{keyword}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeywordResponse {
     /// Platform.
+    #[schema(value_type = String, example = "google")]
     pub platform: Platform,
     /// Normalised keyword.
+    #[schema(value_type = String, example = "coffee")]
     pub keyword: Keyword,
     /// Current snapshot.
     pub snapshot: Snapshot,
@@ -74,6 +81,12 @@ pub struct KeywordResponse {
 }
 
 /// `GET /v1/keywords/{platform}/{keyword}`: snapshot and stored history.
+#[utoipa::path(get, path = "/v1/keywords/{platform}/{keyword}", tag = "keywords",
+    params(("platform" = String, Path, description = "amazon, etsy, ebay, google or benchmark"),
+           ("keyword" = String, Path, description = "Keyword (1-200 characters; normalised: NFKC, lower case, single spaces)")),
+    responses((status = 200, body = KeywordResponse),
+              (status = 400, description = "Unknown platform or bad keyword", body = crate::http::error::ErrorResponse),
+              (status = 404, description = "No data for the keyword", body = crate::http::error::ErrorResponse)))]
 pub async fn keyword(
     State(state): State<AppState>,
     Path((platform, keyword)): Path<(String, String)>,
@@ -104,6 +117,12 @@ pub struct SearchQuery {
 }
 
 /// `GET /v1/keywords/search?q=tar&platform=etsy&limit=10`: prefix matches first, then fuzzy ones.
+#[utoipa::path(get, path = "/v1/keywords/search", tag = "keywords",
+    params(("q" = String, Query, description = "Query (prefix first, then fuzzy: trigram similarity on PostgreSQL, substring on SQLite)"),
+           ("platform" = Option<String>, Query, description = "Only this platform"),
+           ("limit" = Option<i64>, Query, description = "1..=100, default 10")),
+    responses((status = 200, description = "`{query, results: [SearchHit]}`", body = Object),
+              (status = 400, body = crate::http::error::ErrorResponse)))]
 pub async fn search(
     State(state): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<SearchQuery>,
@@ -140,6 +159,10 @@ pub async fn search(
 
 /// `GET /v1/keywords/{keyword}/markets`: the same keyword on every platform that has it. (A keyword
 /// literally named "markets" is reached through the forecast and history routes.)
+#[utoipa::path(get, path = "/v1/keywords/{keyword}/markets", tag = "keywords",
+    params(("keyword" = String, Path, description = "Keyword")),
+    responses((status = 200, description = "`{keyword, markets: [{platform, snapshot}]}`", body = Object),
+              (status = 404, body = crate::http::error::ErrorResponse)))]
 pub async fn markets(
     State(state): State<AppState>,
     Path(keyword): Path<String>,

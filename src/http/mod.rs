@@ -2,8 +2,10 @@
 //! cache through [`crate::app::AppState`]; they never touch tensors or SQL.
 
 mod error;
+mod export;
 mod forecast;
 mod keywords;
+mod openapi;
 mod telemetry;
 
 use axum::Router;
@@ -11,6 +13,7 @@ use axum::routing::{get, post};
 
 pub use error::ApiError;
 pub use forecast::{MAX_BATCH, MAX_HORIZON};
+pub use openapi::ApiDoc;
 pub use telemetry::install_metrics;
 
 use crate::app::AppState;
@@ -32,6 +35,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/forecasts", post(forecast::batch))
         .route("/v1/models", get(forecast::models))
         .route("/v1/models/{version}/activate", post(forecast::activate))
+        .route("/v1/export/observations", get(export::observations))
+        .route("/v1/export/predictions", get(export::predictions))
+        .merge(openapi::routes())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(telemetry::track))
         .with_state(state)

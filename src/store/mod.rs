@@ -62,7 +62,7 @@ pub struct ImportCounts {
 }
 
 /// One stored observation, as read back for a keyword's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HistoryPoint {
     /// First day of the period.
     pub period_start: NaiveDate,
@@ -79,7 +79,7 @@ pub struct HistoryPoint {
 }
 
 /// The current snapshot of a keyword (table `keyword_data`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Snapshot {
     /// Latest search volume.
     pub search_volume: Option<f64>,
@@ -88,13 +88,14 @@ pub struct Snapshot {
     /// Latest cost per click.
     pub cpc: Option<f64>,
     /// Last 52 `[period_start, search_volume]` pairs, oldest first.
+    #[schema(value_type = Vec<Object>)]
     pub trend_data: serde_json::Value,
     /// When the snapshot was last refreshed.
     pub last_updated: DateTime<Utc>,
 }
 
 /// A row of the model registry (table `models`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModelRecord {
     /// Model family name.
     pub name: String,
@@ -105,6 +106,7 @@ pub struct ModelRecord {
     /// Hash of the feature schema it consumes.
     pub feature_schema_hash: String,
     /// Evaluation metrics.
+    #[schema(value_type = Object)]
     pub metrics: serde_json::Value,
     /// Artifact location (folder path).
     pub artifact: String,
@@ -134,7 +136,7 @@ pub struct PredictionRecord {
 }
 
 /// A keyword found by search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SearchHit {
     /// Platform.
     pub platform: String,
@@ -144,6 +146,98 @@ pub struct SearchHit {
     pub search_volume: Option<f64>,
     /// True when the keyword starts with the query (ranked first).
     pub prefix: bool,
+}
+
+/// Which rows an export returns. Dates bound `period_start` for observations and `data_as_of` for
+/// predictions (both inclusive).
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter {
+    /// Only this platform.
+    pub platform: Option<Platform>,
+    /// Only these keywords (any platform unless `platform` is set).
+    pub keywords: Option<Vec<Keyword>>,
+    /// From this date.
+    pub from: Option<NaiveDate>,
+    /// Up to this date.
+    pub to: Option<NaiveDate>,
+}
+
+/// A list of `(platform, keyword)` as the JSON array both backends take as one parameter.
+pub fn keys_json(keys: &[(Platform, Keyword)]) -> String {
+    serde_json::to_string(
+        &keys
+            .iter()
+            .map(|(p, k)| [p.as_str(), k.as_str()])
+            .collect::<Vec<_>>(),
+    )
+    .expect("strings serialise")
+}
+
+impl ExportFilter {
+    /// The keyword list as a JSON array (how both backends take a list parameter).
+    pub fn keywords_json(&self) -> Option<String> {
+        self.keywords.as_ref().map(|k| {
+            serde_json::to_string(&k.iter().map(Keyword::as_str).collect::<Vec<_>>())
+                .expect("strings serialise")
+        })
+    }
+}
+
+/// One stored observation, every column (the observations export).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ExportObservation {
+    /// Platform.
+    pub platform: String,
+    /// Keyword.
+    pub keyword: String,
+    /// First day of the period.
+    pub period_start: NaiveDate,
+    /// Search volume.
+    pub search_volume: Option<f64>,
+    /// Listings competing for the keyword.
+    pub listing_count: Option<i64>,
+    /// Median price.
+    pub price_median: Option<f64>,
+    /// 25th percentile price.
+    pub price_p25: Option<f64>,
+    /// 75th percentile price.
+    pub price_p75: Option<f64>,
+    /// Median review count.
+    pub review_count_median: Option<f64>,
+    /// Mean rating 0..=5.
+    pub rating_mean: Option<f64>,
+    /// Reviews held by the top 10 results.
+    pub top10_review_share: Option<f64>,
+    /// Share of sponsored results.
+    pub sponsored_share: Option<f64>,
+    /// Cost per click.
+    pub cpc: Option<f64>,
+    /// Where it came from.
+    pub source: String,
+    /// When it was stored.
+    pub collected_at: DateTime<Utc>,
+}
+
+/// One persisted forecast (the predictions export; one row per forecast, expanded per step by the
+/// encoder).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ExportPrediction {
+    /// Platform.
+    pub platform: String,
+    /// Keyword.
+    pub keyword: String,
+    /// Model version.
+    pub model_version: String,
+    /// Last period of the data used.
+    pub data_as_of: NaiveDate,
+    /// When it was computed.
+    pub created_at: DateTime<Utc>,
+    /// Steps.
+    pub horizon: i32,
+    /// Mean per step.
+    pub mean: sqlx::types::Json<Vec<f64>>,
+    /// `{"80": {"lo": [...], "hi": [...]}, ...}`.
+    pub quantiles: sqlx::types::Json<serde_json::Value>,
 }
 
 /// The storage interface the rest of the service talks to.
@@ -175,6 +269,9 @@ pub trait Store: Send + Sync + 'static {
         platform: Platform,
         keyword: &Keyword,
     ) -> Result<Option<DateTime<Utc>>>;
+    /// When any keyword's data last changed (the newest `keyword_data.last_updated`): the server
+    /// polls it to know when its in-process copy of per-keyword data versions must be dropped.
+    async fn latest_data_change(&self) -> Result<Option<DateTime<Utc>>>;
     /// A keyword's snapshot, if it has been observed.
     async fn snapshot(&self, platform: Platform, keyword: &Keyword) -> Result<Option<Snapshot>>;
     /// Observations with a search volume, optionally of one platform and at most `max_rows` of
@@ -205,6 +302,28 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_predictions(&self, rows: &[PredictionRecord]) -> Result<()>;
     /// Number of persisted predictions for a keyword (all models).
     async fn prediction_count(&self, platform: Platform, keyword: &Keyword) -> Result<i64>;
+    /// Data versions (`keyword_data.last_updated`) of many keywords in one query; keywords the
+    /// store does not have are absent from the answer.
+    async fn data_versions_many(
+        &self,
+        keys: &[(Platform, Keyword)],
+    ) -> Result<Vec<((Platform, Keyword), DateTime<Utc>)>>;
+    /// Histories of many keywords in one query (the batch forecast path), oldest first per keyword.
+    async fn histories(
+        &self,
+        keys: &[(Platform, Keyword)],
+    ) -> Result<std::collections::HashMap<(Platform, Keyword), Vec<HistoryPoint>>>;
+    /// Streams stored observations matching `filter`, by platform, keyword, period (never all in
+    /// memory: rows arrive as the database sends them).
+    fn export_observations<'a>(
+        &'a self,
+        filter: &'a ExportFilter,
+    ) -> futures::stream::BoxStream<'a, Result<ExportObservation>>;
+    /// Streams persisted predictions matching `filter`, by platform, keyword, creation time.
+    fn export_predictions<'a>(
+        &'a self,
+        filter: &'a ExportFilter,
+    ) -> futures::stream::BoxStream<'a, Result<ExportPrediction>>;
 }
 
 /// Opens the store a URL names (`postgres://`, `postgresql://` or `sqlite:`), creating an SQLite

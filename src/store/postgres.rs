@@ -48,11 +48,38 @@ const SEARCH: &str = "SELECT platform, keyword, search_volume, keyword LIKE $2 E
     FROM keyword_data WHERE ($3::text IS NULL OR platform = $3) AND (keyword LIKE $2 ESCAPE '\\' OR keyword % $1) \
     ORDER BY prefix DESC, similarity(keyword, $1) DESC, search_volume DESC NULLS LAST, keyword LIMIT $4";
 
+/// Observations export: filters bound as (platform, keywords as a JSON array, from, to).
+const EXPORT_OBSERVATIONS: &str = "SELECT platform, keyword, period_start, search_volume, listing_count, price_median, price_p25, price_p75, \
+    review_count_median, rating_mean, top10_review_share, sponsored_share, cpc, source, collected_at \
+    FROM keyword_observations WHERE ($1::text IS NULL OR platform = $1) AND ($2::text IS NULL OR keyword IN (SELECT jsonb_array_elements_text($2::jsonb))) \
+    AND ($3::date IS NULL OR period_start >= $3) AND ($4::date IS NULL OR period_start <= $4) \
+    ORDER BY platform, keyword, period_start, source";
+
+/// Predictions export, same binds as [`EXPORT_OBSERVATIONS`] (dates bound `data_as_of`).
+const EXPORT_PREDICTIONS: &str = "SELECT platform, keyword, model_version, data_as_of, created_at, horizon, mean, quantiles \
+    FROM predictions WHERE ($1::text IS NULL OR platform = $1) AND ($2::text IS NULL OR keyword IN (SELECT jsonb_array_elements_text($2::jsonb))) \
+    AND ($3::date IS NULL OR data_as_of >= $3) AND ($4::date IS NULL OR data_as_of <= $4) \
+    ORDER BY platform, keyword, created_at, model_version";
+
+/// Data versions of a JSON list of `[platform, keyword]` pairs.
+const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM keyword_data d \
+    JOIN (SELECT j->>0 AS platform, j->>1 AS keyword FROM jsonb_array_elements($1::jsonb) j) k ON d.platform = k.platform AND d.keyword = k.keyword";
+
+/// Histories of a JSON list of `[platform, keyword]` pairs (columns as in `HISTORY`).
+const HISTORIES_MANY: &str = "SELECT o.platform, o.keyword, o.period_start, o.search_volume, o.listing_count, \
+    o.price_median, o.cpc, o.source FROM keyword_observations o \
+    JOIN (SELECT j->>0 AS platform, j->>1 AS keyword FROM jsonb_array_elements($1::jsonb) j) k ON o.platform = k.platform AND o.keyword = k.keyword \
+    ORDER BY o.platform, o.keyword, o.period_start, o.source";
+
 sql_store!(
     PgStore,
     sqlx::Postgres,
     Backend::Postgres,
     sqlx::migrate!("migrations/postgres"),
     REFRESH,
-    SEARCH
+    SEARCH,
+    EXPORT_OBSERVATIONS,
+    EXPORT_PREDICTIONS,
+    VERSIONS_MANY,
+    HISTORIES_MANY
 );

@@ -74,7 +74,8 @@ pub fn like_prefix(q: &str) -> String {
 /// Implements [`super::Store`] for `$store` (a struct with a `pool: $pool` field) on database `$db`.
 /// `$refresh` is the backend's snapshot-refresh statement (JSON aggregation differs between backends).
 macro_rules! sql_store {
-    ($store:ty, $db:ty, $backend:expr, $migrator:expr, $refresh:expr, $search:expr) => {
+    ($store:ty, $db:ty, $backend:expr, $migrator:expr, $refresh:expr, $search:expr,
+     $export_obs:expr, $export_pred:expr, $versions_many:expr, $histories_many:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> $crate::store::Backend {
@@ -214,6 +215,14 @@ macro_rules! sql_store {
                 .bind(keyword.as_str())
                 .fetch_optional(&self.pool)
                 .await?)
+            }
+
+            async fn latest_data_change(
+                &self,
+            ) -> $crate::store::Result<Option<chrono::DateTime<chrono::Utc>>> {
+                Ok(sqlx::query_scalar("SELECT MAX(last_updated) FROM keyword_data")
+                    .fetch_one(&self.pool)
+                    .await?)
             }
 
             async fn snapshot(
@@ -425,6 +434,110 @@ macro_rules! sql_store {
                         ))
                     })
                     .collect()
+            }
+
+            async fn data_versions_many(
+                &self,
+                keys: &[(kwi_features::Platform, kwi_features::Keyword)],
+            ) -> $crate::store::Result<
+                Vec<((kwi_features::Platform, kwi_features::Keyword), chrono::DateTime<chrono::Utc>)>,
+            > {
+                use sqlx::Row;
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let rows = sqlx::query($versions_many)
+                    .bind($crate::store::keys_json(keys))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let index: std::collections::HashMap<(&str, &str), usize> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (p, k))| ((p.as_str(), k.as_str()), i))
+                    .collect();
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let p: String = r.try_get(0)?;
+                    let k: String = r.try_get(1)?;
+                    if let Some(&i) = index.get(&(p.as_str(), k.as_str())) {
+                        out.push((keys[i].clone(), r.try_get(2)?));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn histories(
+                &self,
+                keys: &[(kwi_features::Platform, kwi_features::Keyword)],
+            ) -> $crate::store::Result<
+                std::collections::HashMap<
+                    (kwi_features::Platform, kwi_features::Keyword),
+                    Vec<$crate::store::HistoryPoint>,
+                >,
+            > {
+                use sqlx::Row;
+                let mut out: std::collections::HashMap<_, Vec<$crate::store::HistoryPoint>> =
+                    std::collections::HashMap::with_capacity(keys.len());
+                if keys.is_empty() {
+                    return Ok(out);
+                }
+                let index: std::collections::HashMap<(&str, &str), usize> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (p, k))| ((p.as_str(), k.as_str()), i))
+                    .collect();
+                let rows = sqlx::query($histories_many)
+                    .bind($crate::store::keys_json(keys))
+                    .fetch_all(&self.pool)
+                    .await?;
+                for r in &rows {
+                    let p: String = r.try_get(0)?;
+                    let k: String = r.try_get(1)?;
+                    let Some(&i) = index.get(&(p.as_str(), k.as_str())) else {
+                        continue;
+                    };
+                    out.entry(keys[i].clone()).or_default().push($crate::store::HistoryPoint {
+                        period_start: r.try_get(2)?,
+                        search_volume: r.try_get(3)?,
+                        listing_count: r.try_get(4)?,
+                        price_median: r.try_get(5)?,
+                        cpc: r.try_get(6)?,
+                        source: r.try_get(7)?,
+                    });
+                }
+                Ok(out)
+            }
+
+            fn export_observations<'a>(
+                &'a self,
+                filter: &'a $crate::store::ExportFilter,
+            ) -> futures::stream::BoxStream<'a, $crate::store::Result<$crate::store::ExportObservation>>
+            {
+                use futures::StreamExt;
+                sqlx::query_as::<_, $crate::store::ExportObservation>($export_obs)
+                    .bind(filter.platform.map(|p| p.as_str()))
+                    .bind(filter.keywords_json())
+                    .bind(filter.from)
+                    .bind(filter.to)
+                    .fetch(&self.pool)
+                    .map(|r| r.map_err(Into::into))
+                    .boxed()
+            }
+
+            fn export_predictions<'a>(
+                &'a self,
+                filter: &'a $crate::store::ExportFilter,
+            ) -> futures::stream::BoxStream<'a, $crate::store::Result<$crate::store::ExportPrediction>>
+            {
+                use futures::StreamExt;
+                sqlx::query_as::<_, $crate::store::ExportPrediction>($export_pred)
+                    .bind(filter.platform.map(|p| p.as_str()))
+                    .bind(filter.keywords_json())
+                    .bind(filter.from)
+                    .bind(filter.to)
+                    .fetch(&self.pool)
+                    .map(|r| r.map_err(Into::into))
+                    .boxed()
             }
 
             async fn prediction_count(

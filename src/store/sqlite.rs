@@ -70,11 +70,38 @@ const SEARCH: &str = "SELECT platform, keyword, search_volume, keyword LIKE $2 E
     FROM keyword_data WHERE ($3 IS NULL OR platform = $3) AND (keyword LIKE $2 ESCAPE '\\' OR instr(keyword, $1) > 0) \
     ORDER BY prefix DESC, search_volume DESC, keyword LIMIT $4";
 
+/// Observations export: filters bound as (platform, keywords as a JSON array, from, to).
+const EXPORT_OBSERVATIONS: &str = "SELECT platform, keyword, period_start, search_volume, listing_count, price_median, price_p25, price_p75, \
+    review_count_median, rating_mean, top10_review_share, sponsored_share, cpc, source, collected_at \
+    FROM keyword_observations WHERE ($1 IS NULL OR platform = $1) AND ($2 IS NULL OR keyword IN (SELECT value FROM json_each($2))) \
+    AND ($3 IS NULL OR period_start >= $3) AND ($4 IS NULL OR period_start <= $4) \
+    ORDER BY platform, keyword, period_start, source";
+
+/// Predictions export, same binds as [`EXPORT_OBSERVATIONS`] (dates bound `data_as_of`).
+const EXPORT_PREDICTIONS: &str = "SELECT platform, keyword, model_version, data_as_of, created_at, horizon, mean, quantiles \
+    FROM predictions WHERE ($1 IS NULL OR platform = $1) AND ($2 IS NULL OR keyword IN (SELECT value FROM json_each($2))) \
+    AND ($3 IS NULL OR data_as_of >= $3) AND ($4 IS NULL OR data_as_of <= $4) \
+    ORDER BY platform, keyword, created_at, model_version";
+
+/// Data versions of a JSON list of `[platform, keyword]` pairs.
+const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM keyword_data d \
+    JOIN (SELECT json_extract(value, '$[0]') AS platform, json_extract(value, '$[1]') AS keyword FROM json_each($1)) k ON d.platform = k.platform AND d.keyword = k.keyword";
+
+/// Histories of a JSON list of `[platform, keyword]` pairs (columns as in `HISTORY`).
+const HISTORIES_MANY: &str = "SELECT o.platform, o.keyword, o.period_start, o.search_volume, o.listing_count, \
+    o.price_median, o.cpc, o.source FROM keyword_observations o \
+    JOIN (SELECT json_extract(value, '$[0]') AS platform, json_extract(value, '$[1]') AS keyword FROM json_each($1)) k ON o.platform = k.platform AND o.keyword = k.keyword \
+    ORDER BY o.platform, o.keyword, o.period_start, o.source";
+
 sql_store!(
     SqliteStore,
     sqlx::Sqlite,
     Backend::Sqlite,
     sqlx::migrate!("migrations/sqlite"),
     REFRESH,
-    SEARCH
+    SEARCH,
+    EXPORT_OBSERVATIONS,
+    EXPORT_PREDICTIONS,
+    VERSIONS_MANY,
+    HISTORIES_MANY
 );

@@ -68,6 +68,7 @@ pub struct Backends {
     pub sqlite: Arc<dyn Store>,
     pub pg: Arc<dyn Store>,
     pub pg_db: TestDb,
+    pub sqlite_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -85,8 +86,14 @@ impl Backends {
             sqlite,
             pg,
             pg_db,
+            sqlite_url: format!("sqlite:{}", path.display()),
             _dir: dir,
         }
+    }
+
+    /// `[("sqlite", url), ("postgres", url)]`.
+    pub fn urls(&self) -> [(&'static str, &str); 2] {
+        [("sqlite", &self.sqlite_url), ("postgres", &self.pg_db.url)]
     }
 
     /// `[("sqlite", store), ("postgres", store)]`.

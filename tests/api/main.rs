@@ -6,8 +6,10 @@
 //! `redis://127.0.0.1:6379`). `.ci/run` starts both.
 
 mod cache;
+mod export;
 mod helpers;
 mod http;
 mod import;
+mod openapi;
 mod serving;
 mod store;

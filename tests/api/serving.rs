@@ -160,6 +160,21 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
             results[3]["forecast"][0]["mean"], 8.0,
             "naive for a series shorter than a season"
         );
+        // A batch fills the cache the single GET reads (same key), and a keyword named twice is
+        // answered twice, identically.
+        let twice = json!({"keywords": [{"platform": "google", "keyword": "furniture"},
+                                        {"platform": "google", "keyword": "Furniture"}], "horizon": 5});
+        let (s, _, b2) = call(&state, post("/v1/forecasts", &twice.to_string())).await;
+        assert_eq!(s, StatusCode::OK, "{name}: {b2}");
+        assert_eq!(b2["results"][0], b2["results"][1], "{name}");
+        assert_eq!(b2["results"][0]["forecast"].as_array().unwrap().len(), 5);
+        let (s, c, single) = call(
+            &state,
+            get("/v1/keywords/google/furniture/forecast?horizon=5"),
+        )
+        .await;
+        assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("hit")), "{name}");
+        assert_eq!(single, b2["results"][0], "{name}");
         for (bad, field) in [
             ("{not json", "body"),
             (r#"{"keywords": []}"#, "keywords"),
@@ -193,8 +208,9 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
             .header("content-type", "text/plain")
             .body(Body::from("{}"))
             .unwrap();
-        let (s, _, _) = call(&state, wrong_type).await;
-        assert!(s.is_client_error());
+        let (s, _, e) = call(&state, wrong_type).await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{e}");
+        assert_eq!(e["error"]["field"], "content-type", "{e}");
 
         // Metrics count the requests and cache outcomes.
         let (s, _, text) = call(&state, get("/metrics")).await;
@@ -216,6 +232,50 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
                 .unwrap()
                 >= 1
         );
+    }
+    b.cleanup().await;
+}
+
+#[tokio::test]
+async fn new_data_replaces_a_cached_forecast_after_the_data_poll() {
+    let b = Backends::new().await;
+    for (name, store) in b.all() {
+        kwi::import::load_sample(store.as_ref()).await.unwrap();
+        let (state, _writer) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
+            .await
+            .unwrap();
+        let uri = "/v1/keywords/google/coffee/forecast?horizon=4";
+        let (s, c, before) = call(&state, get(uri)).await;
+        assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")), "{name}");
+        assert_eq!(before["data_as_of"], "2018-12-30", "{name}");
+        // Nothing changed: the poll keeps the held versions and the next call is a hit.
+        state.forecasting.data_versions.refresh(store.as_ref()).await.unwrap();
+        assert!(!state.forecasting.data_versions.refresh(store.as_ref()).await.unwrap());
+        assert_eq!(call(&state, get(uri)).await.1.as_deref(), Some("hit"), "{name}");
+
+        let mut values = [None; 10];
+        values[0] = Some(77.0);
+        let row = kwi_features::ingest::Observation {
+            platform: Platform::Google,
+            keyword: Keyword::parse("coffee").unwrap(),
+            period_start: chrono::NaiveDate::from_ymd_opt(2019, 1, 6).unwrap(),
+            values,
+            source: "test".into(),
+            line: 1,
+        };
+        store.import(&[row], &|_| {}).await.unwrap();
+        assert!(
+            state.forecasting.data_versions.refresh(store.as_ref()).await.unwrap(),
+            "{name}: the poll sees the import"
+        );
+        let (s, c, after) = call(&state, get(uri)).await;
+        assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")), "{name}: {after}");
+        assert_eq!(after["data_as_of"], "2019-01-06", "{name}");
+        // Unknown keywords are remembered as absent and stay 404.
+        for _ in 0..2 {
+            let (s, _, e) = call(&state, get("/v1/keywords/google/no-such-kw/forecast")).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{name}: {e}");
+        }
     }
     b.cleanup().await;
 }

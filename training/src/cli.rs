@@ -383,6 +383,10 @@ fn write_eval_report(
         fitted.predictor.manifest.version,
         fitted.selection.members.join(" + ")
     );
+    for (name, mut frame) in crate::evaluate::report_frames(eval, train, test)? {
+        kwi_features::export::write_parquet(&mut frame, &dir.join(format!("{name}.parquet")))?;
+        kwi_features::export::write_ipc(&mut frame, &dir.join(format!("{name}.arrow")))?;
+    }
     let plots = sample_plots(dir, train, &eval.forecasts, Some(test), 6)?;
     append_plots(&mut md, &plots);
     std::fs::write(dir.join("report.md"), md)?;

@@ -34,6 +34,23 @@ pub struct Evaluation {
     /// The ensemble's forecasts (for plots and CSV).
     #[serde(skip)]
     pub forecasts: Vec<Forecast>,
+    /// `(series index, model, sMAPE, MASE)` for every series and model (the report tables).
+    #[serde(skip)]
+    pub per_series: Vec<(usize, String, f64, f64)>,
+}
+
+fn per_series_rows(
+    model: &str,
+    hist: &[&[f64]],
+    act: &[&[f64]],
+    f: &[Vec<f64>],
+    m: usize,
+    out: &mut Vec<(usize, String, f64, f64)>,
+) {
+    for i in 0..hist.len().min(act.len()).min(f.len()) {
+        let a = accuracy(&hist[i..=i], &act[i..=i], &f[i..=i], m);
+        out.push((i, model.to_string(), a.smape, a.mase));
+    }
 }
 
 /// Forecasts `test[i].len()` steps for every series and scores every available member and the
@@ -51,10 +68,12 @@ pub fn evaluate(
     let reference = predictor.member("naive2", &hist, h)?;
     let base = accuracy(&hist, &act, &reference, metric_season);
     let mut rows = Vec::new();
+    let mut per_series = Vec::new();
     for name in kwi::forecast::MEMBERS {
         let Ok(f) = predictor.member(name, &hist, h) else {
             continue;
         };
+        per_series_rows(name, &hist, &act, &f, metric_season, &mut per_series);
         rows.push(Row {
             model: name.to_string(),
             accuracy: accuracy(&hist, &act, &f, metric_season).with_owa(&base),
@@ -87,6 +106,14 @@ pub fn evaluate(
         })
         .collect::<Option<Vec<f64>>>()
         .map(|v| v.iter().sum::<f64>() / v.len().max(1) as f64);
+    per_series_rows(
+        "ensemble",
+        &hist,
+        &act,
+        &means,
+        metric_season,
+        &mut per_series,
+    );
     rows.push(Row {
         model: "ensemble".into(),
         accuracy: accuracy(&hist, &act, &means, metric_season).with_owa(&base),
@@ -99,7 +126,71 @@ pub fn evaluate(
         metric_season,
         rows,
         forecasts,
+        per_series,
     })
+}
+
+/// The run's tables as frames, for `metrics`, `series_metrics` and `forecasts` `.parquet`/`.arrow`
+/// files (what notebooks read): one row per model; per series and model; per series and step.
+pub fn report_frames(
+    eval: &Evaluation,
+    train: &[Series],
+    test: &[Vec<f64>],
+) -> anyhow::Result<Vec<(&'static str, polars::prelude::DataFrame)>> {
+    use polars::prelude::*;
+    let level = |row: &Row, l: f64| {
+        row.coverage
+            .iter()
+            .find(|(lv, _)| *lv == l)
+            .map(|(_, c)| *c)
+    };
+    let metrics = df!(
+        "model" => eval.rows.iter().map(|r| r.model.clone()).collect::<Vec<_>>(),
+        "smape" => eval.rows.iter().map(|r| r.accuracy.smape).collect::<Vec<_>>(),
+        "mase" => eval.rows.iter().map(|r| r.accuracy.mase).collect::<Vec<_>>(),
+        "owa" => eval.rows.iter().map(|r| r.accuracy.owa).collect::<Vec<_>>(),
+        "coverage_80" => eval.rows.iter().map(|r| level(r, 80.0)).collect::<Vec<_>>(),
+        "coverage_95" => eval.rows.iter().map(|r| level(r, 95.0)).collect::<Vec<_>>(),
+        "msis95" => eval.rows.iter().map(|r| r.msis95).collect::<Vec<_>>(),
+        "series" => eval.rows.iter().map(|r| r.accuracy.series as u32).collect::<Vec<_>>(),
+    )?;
+    let per = &eval.per_series;
+    let series_metrics = df!(
+        "series" => per.iter().map(|r| train[r.0].label.clone()).collect::<Vec<_>>(),
+        "model" => per.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+        "smape" => per.iter().map(|r| r.2).collect::<Vec<_>>(),
+        "mase" => per.iter().map(|r| r.3).collect::<Vec<_>>(),
+    )?;
+    let (mut label, mut step, mut mean, mut actual) = (vec![], vec![], vec![], vec![]);
+    let mut bands: [Vec<Option<f64>>; 4] = Default::default();
+    for (i, f) in eval.forecasts.iter().enumerate() {
+        for (j, m) in f.mean.iter().enumerate() {
+            label.push(train[i].label.clone());
+            step.push(j as u32 + 1);
+            mean.push(*m);
+            actual.push(test.get(i).and_then(|t| t.get(j)).copied());
+            for (k, (lv, hi)) in [(80.0, false), (80.0, true), (95.0, false), (95.0, true)]
+                .into_iter()
+                .enumerate()
+            {
+                bands[k].push(
+                    f.interval(lv)
+                        .map(|iv| if hi { iv.hi[j] } else { iv.lo[j] }),
+                );
+            }
+        }
+    }
+    let [lo80, hi80, lo95, hi95] = bands;
+    let forecasts = df!(
+        "series" => label, "step" => step, "mean" => mean,
+        "lo_80" => lo80, "hi_80" => hi80, "lo_95" => lo95, "hi_95" => hi95,
+        "actual" => actual,
+    )?;
+    Ok(vec![
+        ("metrics", metrics),
+        ("series_metrics", series_metrics),
+        ("forecasts", forecasts),
+    ])
 }
 
 /// The table as Markdown.
