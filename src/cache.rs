@@ -161,7 +161,10 @@ impl Cache {
                         v.into_iter().map(|b| b.map(Arc::from)).collect()
                     }
                     Ok(Ok(v)) => {
-                        self.failed("mget", format!("{} values for {} keys", v.len(), keys.len()));
+                        self.failed(
+                            "mget",
+                            format!("{} values for {} keys", v.len(), keys.len()),
+                        );
                         vec![None; keys.len()]
                     }
                     Ok(Err(e)) => {

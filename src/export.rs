@@ -371,12 +371,12 @@ pub async fn run(
                 .collect::<anyhow::Result<Vec<_>>>()?,
         )
     };
-    let format = args.format.unwrap_or_else(|| {
-        match args.out.extension().and_then(|e| e.to_str()) {
-            Some("parquet") => ExportFormat::Parquet,
-            _ => ExportFormat::Arrow,
-        }
-    });
+    let format =
+        args.format
+            .unwrap_or_else(|| match args.out.extension().and_then(|e| e.to_str()) {
+                Some("parquet") => ExportFormat::Parquet,
+                _ => ExportFormat::Arrow,
+            });
     let filter = crate::store::ExportFilter {
         platform: args.platform,
         keywords,

@@ -25,7 +25,11 @@ struct Ref {
 }
 
 fn json(bytes: axum::body::Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], Body::from(bytes)).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(bytes),
+    )
+        .into_response()
 }
 
 async fn from_redis(State(s): State<Ref>, Path(key): Path<String>) -> Response {
@@ -58,7 +62,9 @@ async fn main() -> anyhow::Result<()> {
     let payload = std::fs::read(arg("--payload", "benches/load/payload.json"))?;
     let redis_url = arg("--redis", "redis://127.0.0.1:6379");
     let listen = arg("--listen", "127.0.0.1:18282");
-    let redis = redis::Client::open(redis_url)?.get_connection_manager().await?;
+    let redis = redis::Client::open(redis_url)?
+        .get_connection_manager()
+        .await?;
     let local = moka::future::Cache::new(1_000_000);
     let payload = axum::body::Bytes::from(payload);
     let mut pipe = redis::pipe();
@@ -68,7 +74,8 @@ async fn main() -> anyhow::Result<()> {
         let decoded = percent_encoding::percent_decode_str(key)
             .decode_utf8_lossy()
             .into_owned();
-        pipe.set(format!("kwiref:{decoded}"), payload.as_ref()).ignore();
+        pipe.set(format!("kwiref:{decoded}"), payload.as_ref())
+            .ignore();
         local.insert(decoded, payload.clone()).await;
         n += 1;
     }
@@ -78,7 +85,10 @@ async fn main() -> anyhow::Result<()> {
         .route("/local/{*key}", get(from_local))
         .with_state(Ref { redis, local });
     let listener = tokio::net::TcpListener::bind(&listen).await?;
-    eprintln!("refserver: {n} keys, {} byte payload, on {listen}", payload.len());
+    eprintln!(
+        "refserver: {n} keys, {} byte payload, on {listen}",
+        payload.len()
+    );
     axum::serve(listener, app).await?;
     Ok(())
 }

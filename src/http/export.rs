@@ -44,7 +44,10 @@ fn date(field: &'static str, raw: Option<&str>) -> Result<Option<NaiveDate>, Api
 
 /// Parses the filter and the format (query `format=arrow|parquet`, else the `Accept` header, else
 /// Arrow).
-pub fn parse(q: &ExportQuery, headers: &HeaderMap) -> Result<(ExportFilter, ExportFormat), ApiError> {
+pub fn parse(
+    q: &ExportQuery,
+    headers: &HeaderMap,
+) -> Result<(ExportFilter, ExportFormat), ApiError> {
     let platform = q
         .platform
         .as_deref()
@@ -120,7 +123,12 @@ pub fn parse(q: &ExportQuery, headers: &HeaderMap) -> Result<(ExportFilter, Expo
     ))
 }
 
-fn stream(state: AppState, kind: ExportKind, filter: ExportFilter, format: ExportFormat) -> Response {
+fn stream(
+    state: AppState,
+    kind: ExportKind,
+    filter: ExportFilter,
+    format: ExportFormat,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let send = |b: bytes::Bytes| {

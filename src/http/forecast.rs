@@ -399,10 +399,12 @@ async fn batch_stored(
             }
         }
     }
-    metrics::counter!("kwi_cache_hits_total").increment((keys.len() - misses.len() - dup.len()) as u64);
+    metrics::counter!("kwi_cache_hits_total")
+        .increment((keys.len() - misses.len() - dup.len()) as u64);
     metrics::counter!("kwi_cache_misses_total").increment((misses.len() + dup.len()) as u64);
     if !misses.is_empty() {
-        let miss_keys: Vec<(Platform, Keyword)> = misses.iter().map(|(i, _)| keys[*i].clone()).collect();
+        let miss_keys: Vec<(Platform, Keyword)> =
+            misses.iter().map(|(i, _)| keys[*i].clone()).collect();
         let histories = state.store.histories(&miss_keys).await?;
         let mut series = Vec::with_capacity(misses.len());
         let mut series_of: Vec<Option<usize>> = Vec::with_capacity(misses.len());

@@ -220,9 +220,11 @@ macro_rules! sql_store {
             async fn latest_data_change(
                 &self,
             ) -> $crate::store::Result<Option<chrono::DateTime<chrono::Utc>>> {
-                Ok(sqlx::query_scalar("SELECT MAX(last_updated) FROM keyword_data")
-                    .fetch_one(&self.pool)
-                    .await?)
+                Ok(
+                    sqlx::query_scalar("SELECT MAX(last_updated) FROM keyword_data")
+                        .fetch_one(&self.pool)
+                        .await?,
+                )
             }
 
             async fn snapshot(
@@ -440,7 +442,10 @@ macro_rules! sql_store {
                 &self,
                 keys: &[(kwi_features::Platform, kwi_features::Keyword)],
             ) -> $crate::store::Result<
-                Vec<((kwi_features::Platform, kwi_features::Keyword), chrono::DateTime<chrono::Utc>)>,
+                Vec<(
+                    (kwi_features::Platform, kwi_features::Keyword),
+                    chrono::DateTime<chrono::Utc>,
+                )>,
             > {
                 use sqlx::Row;
                 if keys.is_empty() {
@@ -496,14 +501,16 @@ macro_rules! sql_store {
                     let Some(&i) = index.get(&(p.as_str(), k.as_str())) else {
                         continue;
                     };
-                    out.entry(keys[i].clone()).or_default().push($crate::store::HistoryPoint {
-                        period_start: r.try_get(2)?,
-                        search_volume: r.try_get(3)?,
-                        listing_count: r.try_get(4)?,
-                        price_median: r.try_get(5)?,
-                        cpc: r.try_get(6)?,
-                        source: r.try_get(7)?,
-                    });
+                    out.entry(keys[i].clone())
+                        .or_default()
+                        .push($crate::store::HistoryPoint {
+                            period_start: r.try_get(2)?,
+                            search_volume: r.try_get(3)?,
+                            listing_count: r.try_get(4)?,
+                            price_median: r.try_get(5)?,
+                            cpc: r.try_get(6)?,
+                            source: r.try_get(7)?,
+                        });
                 }
                 Ok(out)
             }
@@ -511,8 +518,10 @@ macro_rules! sql_store {
             fn export_observations<'a>(
                 &'a self,
                 filter: &'a $crate::store::ExportFilter,
-            ) -> futures::stream::BoxStream<'a, $crate::store::Result<$crate::store::ExportObservation>>
-            {
+            ) -> futures::stream::BoxStream<
+                'a,
+                $crate::store::Result<$crate::store::ExportObservation>,
+            > {
                 use futures::StreamExt;
                 sqlx::query_as::<_, $crate::store::ExportObservation>($export_obs)
                     .bind(filter.platform.map(|p| p.as_str()))
@@ -527,8 +536,10 @@ macro_rules! sql_store {
             fn export_predictions<'a>(
                 &'a self,
                 filter: &'a $crate::store::ExportFilter,
-            ) -> futures::stream::BoxStream<'a, $crate::store::Result<$crate::store::ExportPrediction>>
-            {
+            ) -> futures::stream::BoxStream<
+                'a,
+                $crate::store::Result<$crate::store::ExportPrediction>,
+            > {
                 use futures::StreamExt;
                 sqlx::query_as::<_, $crate::store::ExportPrediction>($export_pred)
                     .bind(filter.platform.map(|p| p.as_str()))

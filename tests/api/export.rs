@@ -28,7 +28,11 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, String, Vec<u8>) {
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
-    (status, ct, res.into_body().collect().await.unwrap().to_bytes().to_vec())
+    (
+        status,
+        ct,
+        res.into_body().collect().await.unwrap().to_bytes().to_vec(),
+    )
 }
 
 fn read_arrow(bytes: &[u8]) -> Vec<RecordBatch> {
@@ -56,8 +60,14 @@ fn obs(batches: &[RecordBatch]) -> Vec<(String, i32, Option<f64>)> {
     let mut out = Vec::new();
     for b in batches {
         let k = b.column_by_name("keyword").unwrap().as_string::<i32>();
-        let d = b.column_by_name("period_start").unwrap().as_primitive::<Date32Type>();
-        let v = b.column_by_name("search_volume").unwrap().as_primitive::<Float64Type>();
+        let d = b
+            .column_by_name("period_start")
+            .unwrap()
+            .as_primitive::<Date32Type>();
+        let v = b
+            .column_by_name("search_volume")
+            .unwrap()
+            .as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
             out.push((
                 k.value(i).to_string(),
@@ -87,11 +97,20 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
             "/v1/export/observations?platform=google&keywords=coffee,furniture",
         )
         .await;
-        assert_eq!(s, StatusCode::OK, "{name}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "{name}: {}",
+            String::from_utf8_lossy(&body)
+        );
         assert_eq!(ct, "application/vnd.apache.arrow.stream");
         let batches = read_arrow(&body);
         let got = obs(&batches);
-        assert_eq!(got.len(), 2 * coffee.len(), "{name}: both keywords, every week");
+        assert_eq!(
+            got.len(),
+            2 * coffee.len(),
+            "{name}: both keywords, every week"
+        );
         let coffee_rows: Vec<_> = got.iter().filter(|r| r.0 == "coffee").collect();
         assert_eq!(coffee_rows.len(), coffee.len());
         let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
@@ -106,14 +125,21 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
             "/v1/export/observations?keywords=coffee&from=2018-01-01&to=2018-12-31&format=parquet",
         )
         .await;
-        assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/vnd.apache.parquet"));
+        assert_eq!(
+            (s, ct.as_str()),
+            (StatusCode::OK, "application/vnd.apache.parquet")
+        );
         let in_2018 = coffee
             .iter()
             .filter(|h| h.period_start.format("%Y").to_string() == "2018")
             .count();
         assert_eq!(rows(&read_parquet(&pq)), in_2018, "{name}");
         let all = rows(&read_arrow(&get(&state, "/v1/export/observations").await.2));
-        assert_eq!(all as i64, store.observation_count().await.unwrap(), "{name}");
+        assert_eq!(
+            all as i64,
+            store.observation_count().await.unwrap(),
+            "{name}"
+        );
 
         // Predictions: compute one forecast, wait for the writer, export it step by step.
         let res = kwi::http::router(state.clone())
@@ -136,12 +162,25 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
         let batches = read_arrow(&body);
         assert_eq!(rows(&batches), 6, "{name}: one row per step");
         let b0 = &batches[0];
-        let step = b0.column_by_name("step").unwrap().as_primitive::<Int32Type>();
-        let mean = b0.column_by_name("mean").unwrap().as_primitive::<Float64Type>();
-        let lo95 = b0.column_by_name("lo_95").unwrap().as_primitive::<Float64Type>();
+        let step = b0
+            .column_by_name("step")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        let mean = b0
+            .column_by_name("mean")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let lo95 = b0
+            .column_by_name("lo_95")
+            .unwrap()
+            .as_primitive::<Float64Type>();
         for i in 0..6 {
             assert_eq!(step.value(i), i as i32 + 1);
-            assert_eq!(Some(mean.value(i)), fc["forecast"][i]["mean"].as_f64(), "{name}");
+            assert_eq!(
+                Some(mean.value(i)),
+                fc["forecast"][i]["mean"].as_f64(),
+                "{name}"
+            );
             assert_eq!(
                 Some(lo95.value(i)),
                 fc["forecast"][i]["intervals"][1]["lo"].as_f64(),
@@ -154,7 +193,10 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
             ("/v1/export/observations?format=xml", "format"),
             ("/v1/export/observations?platform=myspace", "platform"),
             ("/v1/export/observations?from=2018-13-01", "from"),
-            ("/v1/export/observations?from=2019-01-01&to=2018-01-01", "from"),
+            (
+                "/v1/export/observations?from=2019-01-01&to=2018-01-01",
+                "from",
+            ),
             ("/v1/export/predictions?to=yesterday", "to"),
         ] {
             let (s, _, body) = get(&state, uri).await;
@@ -179,14 +221,25 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
                 .unwrap()
         };
         let o = run(&[]);
-        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert!(String::from_utf8_lossy(&o.stderr).contains("exported 679 observation rows"));
         let got = read_parquet(&std::fs::read(&out).unwrap());
         assert_eq!(rows(&got), 679, "{name}");
         let again = run(&[]);
         assert!(!again.status.success());
-        assert!(String::from_utf8_lossy(&again.stderr).contains("--force"), "{name}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no stray temp files");
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("--force"),
+            "{name}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no stray temp files"
+        );
     }
     b.cleanup().await;
 }

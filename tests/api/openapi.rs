@@ -23,7 +23,11 @@ async fn call(state: &AppState, method: &str, uri: &str) -> (StatusCode, String,
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
-    (status, ct, res.into_body().collect().await.unwrap().to_bytes().to_vec())
+    (
+        status,
+        ct,
+        res.into_body().collect().await.unwrap().to_bytes().to_vec(),
+    )
 }
 
 #[tokio::test]
@@ -66,7 +70,10 @@ async fn every_documented_path_is_routed_and_the_docs_page_is_self_contained() {
     assert_eq!(s, StatusCode::OK);
     assert!(ct.starts_with("text/html"), "{ct}");
     let html = String::from_utf8_lossy(&html);
-    assert!(!html.contains("https://") && !html.contains("http://"), "{html}");
+    assert!(
+        !html.contains("https://") && !html.contains("http://"),
+        "{html}"
+    );
     let (s, ct, _) = call(&state, "GET", "/docs/swagger-ui-bundle.js").await;
     assert_eq!(s, StatusCode::OK);
     assert!(ct.contains("javascript"), "{ct}");

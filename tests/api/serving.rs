@@ -249,9 +249,25 @@ async fn new_data_replaces_a_cached_forecast_after_the_data_poll() {
         assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")), "{name}");
         assert_eq!(before["data_as_of"], "2018-12-30", "{name}");
         // Nothing changed: the poll keeps the held versions and the next call is a hit.
-        state.forecasting.data_versions.refresh(store.as_ref()).await.unwrap();
-        assert!(!state.forecasting.data_versions.refresh(store.as_ref()).await.unwrap());
-        assert_eq!(call(&state, get(uri)).await.1.as_deref(), Some("hit"), "{name}");
+        state
+            .forecasting
+            .data_versions
+            .refresh(store.as_ref())
+            .await
+            .unwrap();
+        assert!(
+            !state
+                .forecasting
+                .data_versions
+                .refresh(store.as_ref())
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            call(&state, get(uri)).await.1.as_deref(),
+            Some("hit"),
+            "{name}"
+        );
 
         let mut values = [None; 10];
         values[0] = Some(77.0);
@@ -265,11 +281,20 @@ async fn new_data_replaces_a_cached_forecast_after_the_data_poll() {
         };
         store.import(&[row], &|_| {}).await.unwrap();
         assert!(
-            state.forecasting.data_versions.refresh(store.as_ref()).await.unwrap(),
+            state
+                .forecasting
+                .data_versions
+                .refresh(store.as_ref())
+                .await
+                .unwrap(),
             "{name}: the poll sees the import"
         );
         let (s, c, after) = call(&state, get(uri)).await;
-        assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")), "{name}: {after}");
+        assert_eq!(
+            (s, c.as_deref()),
+            (StatusCode::OK, Some("miss")),
+            "{name}: {after}"
+        );
         assert_eq!(after["data_as_of"], "2019-01-06", "{name}");
         // Unknown keywords are remembered as absent and stay 404.
         for _ in 0..2 {
