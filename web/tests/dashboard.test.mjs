@@ -212,6 +212,19 @@ try {
     await page.screenshot({ path: join(OUT, "unknown-keyword-desktop.png") });
   });
 
+  await check("a server error reads as one (the forecast endpoint answering 500)", async () => {
+    const pattern = `**/v1/keywords/${PLATFORM}/wifi/forecast*`;
+    await page.route(pattern, (route) => route.fulfill({
+      status: 500, contentType: "application/json",
+      body: JSON.stringify({ error: { code: "internal", message: "internal server error" } }),
+    }));
+    await page.goto(`${BASE}/#/${PLATFORM}/wifi`);
+    await page.waitForSelector("#status.error");
+    assert.match(await page.textContent("#status"), /server failed \(500: internal server error\)/);
+    assert.ok(await page.isHidden("#keyword-view"));
+    await page.unroute(pattern);
+  });
+
   await check("submitting a typed keyword with a platform picked opens it (or its 404)", async () => {
     await page.goto(BASE + "/");
     await page.selectOption("#platform", PLATFORM);
