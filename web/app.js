@@ -75,7 +75,7 @@
 
   // ---------- status line ----------
 
-  function setStatus(kind, text) {
+  function setStatus(kind, text, ...extra) {
     const s = $("#status");
     if (!kind) {
       s.hidden = true;
@@ -86,7 +86,7 @@
     s.hidden = false;
     s.className = kind;
     s.setAttribute("role", kind === "error" ? "alert" : "status");
-    s.textContent = text;
+    s.replaceChildren(text, ...extra);
   }
 
   // ---------- search with suggestions ----------
@@ -530,7 +530,7 @@
     } catch (e) {
       if (seq !== viewSeq) return;
       const prefix = e.status === 404 ? "Unknown keyword: " : e.status === 400 ? "Not a valid request: " : "";
-      setStatus("error", prefix + e.message);
+      setStatus("error", prefix + e.message, " ", el("a", { href: "#/", text: "Back to trends" }));
       return;
     }
     if (seq !== viewSeq) return;
