@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 const ASSETS: [&str; 2] = ["uPlot.iife.min.js", "uPlot.min.css"];
 
 /// Served instead of uPlot when it is not installed: the page reads this flag and says so.
-const FALLBACK_JS: &str = "window.KWI_UPLOT_MISSING = \"chart library not installed: run `npm ci` in web/\";\n";
+const FALLBACK_JS: &str =
+    "window.KWI_UPLOT_MISSING = \"chart library not installed: run `npm ci` in web/\";\n";
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));

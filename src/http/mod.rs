@@ -22,7 +22,8 @@ use crate::app::AppState;
 /// Builds the service's router (tests call it directly with `tower::ServiceExt::oneshot`).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(dashboard::index)).route("/assets/{name}", get(dashboard::asset))
+        .route("/", get(dashboard::index))
+        .route("/assets/{name}", get(dashboard::asset))
         .route("/healthz", get(keywords::healthz))
         .route("/readyz", get(keywords::readyz))
         .route("/metrics", get(telemetry::metrics))

@@ -89,16 +89,28 @@ async fn index_is_html_that_loads_only_its_own_assets() {
             "page does not load {asset}"
         );
     }
-    assert_eq!(foreign_urls(&html), Vec::<String>::new(), "page names another host");
+    assert_eq!(
+        foreign_urls(&html),
+        Vec::<String>::new(),
+        "page names another host"
+    );
 }
 
 #[tokio::test]
 async fn assets_are_served_with_their_types_and_unknown_ones_are_404() {
     let (state, _dir) = state().await;
     for (uri, ctype, marker) in [
-        ("/assets/app.js", "text/javascript; charset=utf-8", "/v1/keywords/"),
+        (
+            "/assets/app.js",
+            "text/javascript; charset=utf-8",
+            "/v1/keywords/",
+        ),
         // The real library (build.rs copies it from web/node_modules; CI runs npm ci first).
-        ("/assets/uPlot.iife.min.js", "text/javascript; charset=utf-8", "uPlot"),
+        (
+            "/assets/uPlot.iife.min.js",
+            "text/javascript; charset=utf-8",
+            "uPlot",
+        ),
         ("/assets/style.css", "text/css; charset=utf-8", "@media"),
         ("/assets/uPlot.min.css", "text/css; charset=utf-8", ".uplot"),
     ] {
@@ -112,7 +124,11 @@ async fn assets_are_served_with_their_types_and_unknown_ones_are_404() {
         );
     }
     let (_, _, _, app) = get(&state, "/assets/app.js").await;
-    assert_eq!(foreign_urls(&app), Vec::<String>::new(), "app.js names another host");
+    assert_eq!(
+        foreign_urls(&app),
+        Vec::<String>::new(),
+        "app.js names another host"
+    );
 
     for uri in ["/assets/nope.js", "/assets/..%2FCargo.toml", "/assets/"] {
         let (status, ctype, _, body) = get(&state, uri).await;
