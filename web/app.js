@@ -9,7 +9,7 @@
   const LEVELS = [80, 95];
   const HORIZON = 13;
   const PLATFORM_COLORS = {
-    google: "#2563eb", amazon: "#d97706", etsy: "#ea580c", ebay: "#16a34a", benchmark: "#7c3aed",
+    google: "#2563eb", amazon: "#d97706", etsy: "#db2777", ebay: "#16a34a", benchmark: "#7c3aed",
   };
 
   // ---------- API ----------
@@ -392,7 +392,7 @@
         ? `Only ${markets[0].platform} has data for this keyword so far.`
         : `${markets.length} platforms have this keyword: `,
       ...(markets.length > 1
-        ? markets.flatMap((m, i) => [i ? ", " : "", el("a", { href: keywordHref(m.platform, body.keyword), text: m.platform })])
+        ? [...markets.flatMap((m, i) => [i ? ", " : "", el("a", { href: keywordHref(m.platform, body.keyword), text: m.platform })]), "."]
         : []),
       indexed ? " Each line is scaled to its own peak, since platforms count volume differently." : "");
     mountChart("markets", box, {
