@@ -1,6 +1,7 @@
 //! The HTTP layer: the router, its handlers and its one error type. Handlers talk to the store and
 //! cache through [`crate::app::AppState`]; they never touch tensors or SQL.
 
+mod dashboard;
 mod error;
 mod export;
 mod forecast;
@@ -21,6 +22,8 @@ use crate::app::AppState;
 /// Builds the service's router (tests call it directly with `tower::ServiceExt::oneshot`).
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/{name}", get(dashboard::asset))
         .route("/healthz", get(keywords::healthz))
         .route("/readyz", get(keywords::readyz))
         .route("/metrics", get(telemetry::metrics))

@@ -1,0 +1,600 @@
+// Digitallz Keywords dashboard: vanilla JS over the public JSON API, charts with uPlot (served by
+// `kwi serve` itself, see build.rs). Routes live in the location hash:
+//   #/                    predicted trends (rising / falling)
+//   #/{platform}/{kw}     one keyword: history + forecast bands, scores, the same keyword elsewhere
+"use strict";
+
+(() => {
+  const $ = (sel) => document.querySelector(sel);
+  const LEVELS = [80, 95];
+  const HORIZON = 13;
+  const PLATFORM_COLORS = {
+    google: "#2563eb", amazon: "#d97706", etsy: "#db2777", ebay: "#16a34a", benchmark: "#7c3aed",
+  };
+
+  // ---------- API ----------
+
+  /** An API failure with the message a person should read. */
+  class ApiFailure extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(path) {
+    let res;
+    try {
+      res = await fetch(path, { headers: { Accept: "application/json" } });
+    } catch (_) {
+      throw new ApiFailure(0, "Cannot reach the server. Check that `kwi serve` is running, then reload.");
+    }
+    let body = null;
+    try {
+      body = await res.json();
+    } catch (_) {
+      body = null;
+    }
+    if (!res.ok) {
+      const msg = body && body.error && body.error.message;
+      if (res.status >= 500) {
+        throw new ApiFailure(res.status,
+          `The server failed (${res.status}${msg ? ": " + msg : ""}). Try again in a moment.`);
+      }
+      throw new ApiFailure(res.status, msg || `Request failed (${res.status}).`);
+    }
+    if (body === null) throw new ApiFailure(res.status, "The server sent an unreadable answer.");
+    return body;
+  }
+
+  const enc = encodeURIComponent;
+  const keywordHref = (platform, keyword) => `#/${enc(platform)}/${enc(keyword)}`;
+
+  // ---------- formatting ----------
+
+  const nf = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  const fmt = (v) => (v === null || v === undefined || Number.isNaN(v) ? "–" : nf.format(v));
+  const fmtPct = (v) => (typeof v === "number" ? `${v > 0 ? "+" : ""}${nf.format(v)} %` : "–");
+  const toTs = (iso) => Date.parse(iso + "T00:00:00Z") / 1000;
+
+  function el(tag, attrs = {}, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k.startsWith("data-")) e.setAttribute(k, String(v));
+      else if (k === "text") e.textContent = v;
+      else e.setAttribute(k, v);
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  // ---------- status line ----------
+
+  function setStatus(kind, text, ...extra) {
+    const s = $("#status");
+    if (!kind) {
+      s.hidden = true;
+      s.textContent = "";
+      s.className = "";
+      return;
+    }
+    s.hidden = false;
+    s.className = kind;
+    s.setAttribute("role", kind === "error" ? "alert" : "status");
+    s.replaceChildren(text, ...extra);
+  }
+
+  // ---------- search with suggestions ----------
+
+  const q = $("#q");
+  const list = $("#suggestions");
+  const platformSel = $("#platform");
+  let hits = [];
+  let active = -1;
+  let searchSeq = 0;
+  let debounce = null;
+
+  function closeSuggestions() {
+    list.hidden = true;
+    list.replaceChildren();
+    q.setAttribute("aria-expanded", "false");
+    active = -1;
+  }
+
+  function renderSuggestions(query) {
+    list.replaceChildren();
+    if (hits.length === 0) {
+      list.append(el("li", { class: "empty", text: `No keyword matches “${query}”.` }));
+    }
+    hits.forEach((h, i) => {
+      const li = el("li", {
+        role: "option", id: `sugg-${i}`, "data-platform": h.platform, "data-keyword": h.keyword,
+        "aria-selected": i === active ? "true" : "false",
+      },
+      el("span", { class: "kw", text: h.keyword }),
+      el("span", { class: `pill p-${h.platform}`, text: h.platform }),
+      el("span", { class: "vol", text: h.search_volume == null ? "" : fmt(h.search_volume) }));
+      // mousedown, not click: it fires before the input's blur closes the list.
+      li.addEventListener("mousedown", (ev) => {
+        ev.preventDefault();
+        pick(h);
+      });
+      list.append(li);
+    });
+    list.hidden = false;
+    q.setAttribute("aria-expanded", "true");
+  }
+
+  async function suggest() {
+    const query = q.value.trim();
+    if (!query) {
+      closeSuggestions();
+      return;
+    }
+    const seq = ++searchSeq;
+    const p = platformSel.value;
+    try {
+      const body = await api(`/v1/keywords/search?q=${enc(query)}&limit=8${p ? "&platform=" + enc(p) : ""}`);
+      if (seq !== searchSeq) return; // an older answer arriving late
+      hits = body.results || [];
+      active = -1;
+      renderSuggestions(query);
+    } catch (e) {
+      if (seq !== searchSeq) return;
+      hits = [];
+      list.replaceChildren(el("li", { class: "empty", text: e.message }));
+      list.hidden = false;
+    }
+  }
+
+  function pick(hit) {
+    closeSuggestions();
+    q.value = hit.keyword;
+    location.hash = keywordHref(hit.platform, hit.keyword);
+  }
+
+  q.addEventListener("input", () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(suggest, 150);
+  });
+  q.addEventListener("keydown", (ev) => {
+    if (list.hidden || hits.length === 0) return;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      const n = hits.length;
+      active = ev.key === "ArrowDown" ? (active + 1) % n : (active - 1 + n) % n;
+      [...list.children].forEach((li, i) => li.setAttribute("aria-selected", i === active ? "true" : "false"));
+      q.setAttribute("aria-activedescendant", `sugg-${active}`);
+    } else if (ev.key === "Escape") {
+      closeSuggestions();
+    }
+  });
+  q.addEventListener("blur", () => setTimeout(closeSuggestions, 100));
+  platformSel.addEventListener("change", () => {
+    if (q.value.trim()) suggest();
+    if (currentRoute().view === "home") loadTrends();
+  });
+  $("#search-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const query = q.value.trim();
+    if (!query) return;
+    if (active >= 0 && hits[active]) return pick(hits[active]);
+    // Exact match among the suggestions first, then the chosen platform, else the first hit.
+    clearTimeout(debounce);
+    await suggest();
+    const exact = hits.find((h) => h.keyword === query.toLowerCase());
+    if (exact) return pick(exact);
+    if (platformSel.value) {
+      closeSuggestions();
+      location.hash = keywordHref(platformSel.value, query);
+      return;
+    }
+    if (hits[0]) return pick(hits[0]);
+    closeSuggestions();
+    setStatus("error", `No keyword matches “${query}” on any platform.`);
+  });
+
+  // ---------- trends (home) ----------
+
+  let direction = "rising";
+  document.querySelectorAll("[data-direction]").forEach((b) =>
+    b.addEventListener("click", () => {
+      direction = b.dataset.direction;
+      document.querySelectorAll("[data-direction]").forEach((o) =>
+        o.setAttribute("aria-pressed", o === b ? "true" : "false"));
+      loadTrends();
+    }));
+
+  let trendsSeq = 0;
+  async function loadTrends() {
+    const box = $("#trends");
+    const seq = ++trendsSeq;
+    box.replaceChildren(el("p", { class: "loading", text: "Loading trends…" }));
+    const p = platformSel.value;
+    let items;
+    try {
+      const body = await api(`/v1/trends?direction=${direction}&limit=20${p ? "&platform=" + enc(p) : ""}`);
+      items = body.items || [];
+    } catch (e) {
+      if (seq !== trendsSeq) return;
+      // 404: the endpoint or the insights do not exist yet; that is a state, not a failure.
+      const msg = e.status === 404
+        ? "No trend insights computed yet."
+        : `Could not load trends: ${e.message}`;
+      box.replaceChildren(el("p", { class: e.status === 404 ? "empty" : "error", id: "trends-empty", text: msg }));
+      box.dataset.state = e.status === 404 ? "empty" : "error";
+      return;
+    }
+    if (seq !== trendsSeq) return;
+    if (items.length === 0) {
+      box.replaceChildren(el("p", { class: "empty", id: "trends-empty", text: "No trend insights computed yet." }));
+      box.dataset.state = "empty";
+      return;
+    }
+    const rows = items.map((it) => el("tr", { "data-platform": it.platform, "data-keyword": it.keyword },
+      el("td", {}, el("a", { href: keywordHref(it.platform, it.keyword), text: it.keyword })),
+      el("td", {}, el("span", { class: `pill p-${it.platform}`, text: it.platform })),
+      el("td", { class: `num ${it.growth_pct >= 0 ? "up" : "down"}`, text: fmtPct(it.growth_pct) }),
+      el("td", { class: "num", text: fmt(it.current) }),
+      el("td", { class: "num", text: fmt(it.forecast_end) }),
+      el("td", { class: "num hide-sm", text: it.horizon == null ? "–" : `${it.horizon} wk` })));
+    box.replaceChildren(el("div", { class: "scroll" }, el("table", { id: "trends-table" },
+      el("thead", {}, el("tr", {},
+        el("th", { text: "Keyword" }), el("th", { text: "Platform" }), el("th", { class: "num", text: "Growth" }),
+        el("th", { class: "num", text: "Now" }), el("th", { class: "num", text: "Forecast" }),
+        el("th", { class: "num hide-sm", text: "Horizon" }))),
+      el("tbody", {}, ...rows))));
+    box.dataset.state = "rows";
+  }
+
+  // ---------- charts ----------
+
+  const charts = {};
+
+  function chartWidth(box) {
+    return Math.max(260, box.clientWidth || box.parentElement.clientWidth || 600);
+  }
+  const chartHeight = () => (window.innerWidth < 600 ? 240 : 340);
+
+  function mountChart(name, box, opts, data) {
+    if (charts[name]) {
+      charts[name].destroy();
+      delete charts[name];
+    }
+    box.replaceChildren();
+    if (typeof window.uPlot !== "function") {
+      box.append(el("p", { class: "error", text: window.KWI_UPLOT_MISSING || "The chart library did not load." }));
+      return;
+    }
+    charts[name] = new window.uPlot({ width: chartWidth(box), height: chartHeight(), ...opts }, data, box);
+  }
+
+  let resizeTimer = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      for (const [name, u] of Object.entries(charts)) {
+        const box = name === "forecast" ? $("#forecast-chart") : $("#markets-chart");
+        u.setSize({ width: chartWidth(box), height: chartHeight() });
+      }
+    }, 100);
+  });
+
+  const bandOf = (step, level) => step.intervals.find((b) => b.level === level) || {};
+
+  function drawForecast(kw, fc) {
+    const all = $("#all-history").checked;
+    const hist = kw.history.filter((h) => h.search_volume !== null);
+    const shown = all ? hist : hist.slice(-156);
+    const steps = fc.forecast;
+    const n = shown.length + steps.length;
+    const x = new Array(n);
+    const cols = [[], [], [], [], [], []].map(() => new Array(n).fill(null));
+    const [vol, mean, lo80, hi80, lo95, hi95] = cols;
+    shown.forEach((h, i) => {
+      x[i] = toTs(h.period_start);
+      vol[i] = h.search_volume;
+    });
+    // The forecast lines start at the last observation so the two read as one curve.
+    if (shown.length) {
+      const i = shown.length - 1;
+      mean[i] = lo80[i] = hi80[i] = lo95[i] = hi95[i] = vol[i];
+    }
+    steps.forEach((s, j) => {
+      const i = shown.length + j;
+      x[i] = toTs(s.period_start);
+      mean[i] = s.mean;
+      const b80 = bandOf(s, 80);
+      const b95 = bandOf(s, 95);
+      lo80[i] = b80.lo ?? null;
+      hi80[i] = b80.hi ?? null;
+      lo95[i] = b95.lo ?? null;
+      hi95[i] = b95.hi ?? null;
+    });
+    const bandStroke = "rgba(0,0,0,0)";
+    const opts = {
+      legend: { live: true },
+      cursor: { drag: { x: true, y: false } },
+      scales: { x: { time: true } },
+      axes: [{}, { size: 56, values: (u, ticks) => ticks.map(fmt) }],
+      series: [
+        { label: "Week" },
+        { label: "History", stroke: "#334155", width: 1.5, value: (u, v) => fmt(v) },
+        { label: "Forecast", stroke: "#2563eb", width: 2, dash: [6, 4], value: (u, v) => fmt(v) },
+        { label: "80 % low", stroke: bandStroke, value: (u, v) => fmt(v), points: { show: false } },
+        { label: "80 % high", stroke: bandStroke, value: (u, v) => fmt(v), points: { show: false } },
+        { label: "95 % low", stroke: bandStroke, value: (u, v) => fmt(v), points: { show: false } },
+        { label: "95 % high", stroke: bandStroke, value: (u, v) => fmt(v), points: { show: false } },
+      ],
+      // Series indices: 3 lo80, 4 hi80, 5 lo95, 6 hi95 (bands fill between [upper, lower]).
+      bands: [
+        { series: [6, 5], fill: "rgba(37,99,235,0.12)" },
+        { series: [4, 3], fill: "rgba(37,99,235,0.25)" },
+      ],
+    };
+    const box = $("#forecast-chart");
+    mountChart("forecast", box, opts, [x, vol, mean, lo80, hi80, lo95, hi95]);
+    // The first forecast step, exposed for tests and for anyone inspecting the page.
+    const first = steps[0];
+    if (first) {
+      Object.assign(box.dataset, {
+        points: String(n), steps: String(steps.length), firstDate: first.period_start,
+        firstMean: String(first.mean),
+        firstLo80: String(bandOf(first, 80).lo), firstHi80: String(bandOf(first, 80).hi),
+        firstLo95: String(bandOf(first, 95).lo), firstHi95: String(bandOf(first, 95).hi),
+      });
+    }
+  }
+
+  function fillForecastTable(fc) {
+    const rows = fc.forecast.map((s) => {
+      const b80 = bandOf(s, 80);
+      const b95 = bandOf(s, 95);
+      const cell = (field, v) => el("td", { class: "num", "data-field": field, "data-value": v, text: fmt(v) });
+      return el("tr", { "data-step": s.step },
+        el("td", { "data-field": "period_start", text: s.period_start }),
+        cell("mean", s.mean), cell("lo80", b80.lo), cell("hi80", b80.hi), cell("lo95", b95.lo), cell("hi95", b95.hi));
+    });
+    $("#forecast-table tbody").replaceChildren(...rows);
+  }
+
+  function drawMarkets(body) {
+    const box = $("#markets-chart");
+    const indexed = $("#markets-index").checked;
+    const markets = body.markets || [];
+    // trend_data: [[period_start, search_volume], ...] per platform, on a shared date axis.
+    const series = markets.map((m) => {
+      const pts = new Map();
+      for (const p of m.snapshot.trend_data || []) {
+        const [d, v] = Array.isArray(p) ? p : [p.period_start, p.search_volume];
+        if (d) pts.set(toTs(String(d).slice(0, 10)), v === undefined ? null : v);
+      }
+      return { platform: m.platform, pts };
+    });
+    const xs = [...new Set(series.flatMap((s) => [...s.pts.keys()]))].sort((a, b) => a - b);
+    const data = [xs];
+    for (const s of series) {
+      let col = xs.map((t) => (s.pts.has(t) ? s.pts.get(t) : null));
+      if (indexed) {
+        const peak = Math.max(0, ...col.filter((v) => typeof v === "number"));
+        col = col.map((v) => (typeof v === "number" && peak > 0 ? (100 * v) / peak : v));
+      }
+      data.push(col);
+    }
+    box.dataset.platforms = series.map((s) => s.platform).join(",");
+    $("#markets-note").replaceChildren(
+      markets.length === 1
+        ? `Only ${markets[0].platform} has data for this keyword so far.`
+        : `${markets.length} platforms have this keyword: `,
+      ...(markets.length > 1
+        ? [...markets.flatMap((m, i) => [i ? ", " : "", el("a", { href: keywordHref(m.platform, body.keyword), text: m.platform })]), "."]
+        : []),
+      indexed ? " Each line is scaled to its own peak, since platforms count volume differently." : "");
+    mountChart("markets", box, {
+      legend: { live: true },
+      scales: { x: { time: true } },
+      axes: [{}, { size: 56, values: (u, ticks) => ticks.map(fmt) }],
+      series: [{ label: "Week" }, ...series.map((s) => ({
+        label: s.platform, stroke: PLATFORM_COLORS[s.platform] || "#64748b", width: 2, spanGaps: true,
+        value: (u, v) => fmt(v),
+      }))],
+    }, data);
+  }
+
+  // ---------- cards ----------
+
+  const notScored = (title) => [el("h3", { text: title }), el("p", { class: "muted", text: "not scored yet" })];
+
+  function volumeCard(kw, fc) {
+    const s = kw.snapshot;
+    return [
+      el("h3", { text: "Search volume" }),
+      el("p", { class: "big", text: fmt(s.search_volume) }),
+      el("p", { class: "muted" }, `CPC ${s.cpc == null ? "–" : fmt(s.cpc)} · data to ${fc ? fc.data_as_of : "–"}`),
+    ];
+  }
+
+  function competitionCard(c) {
+    if (!c) return notScored("Competition");
+    const contribs = Array.isArray(c.contributions) ? c.contributions : [];
+    const maxAbs = Math.max(1e-9, ...contribs.map((x) => Math.abs(x.points)));
+    return [
+      el("h3", { text: "Competition" }),
+      el("p", { class: "big", "data-score": c.score }, fmt(c.score), el("small", { text: " / 100" }),
+        c.band ? el("span", { class: `band b-${String(c.band).replace(/\s+/g, "-")}`, text: c.band }) : null),
+      contribs.length ? el("ul", { class: "factors" }, ...contribs.map((f) =>
+        el("li", { "data-factor": f.factor },
+          el("span", { class: "f-label", text: f.label || f.factor }),
+          el("span", { class: "f-bar" }, el("span", {
+            class: f.points >= 0 ? "pos" : "neg", style: `width:${(100 * Math.abs(f.points)) / maxAbs}%`,
+          })),
+          el("span", { class: "f-pts", text: `${f.points > 0 ? "+" : ""}${fmt(f.points)}` })))) : null,
+      el("p", { class: "muted" }, c.model_version ? `model ${c.model_version}` : "",
+        c.synthetic ? el("span", { class: "tag", title: "scored from synthetic competition data", text: "synthetic data" }) : null),
+    ];
+  }
+
+  function opportunityCard(o) {
+    if (!o) return notScored("Opportunity");
+    return [
+      el("h3", { text: "Opportunity" }),
+      el("p", { class: "big", "data-score": o.score }, fmt(o.score), el("small", { text: " / 100" })),
+      o.explanation ? el("p", { class: "muted", text: o.explanation }) : null,
+    ];
+  }
+
+  function insightsCard(ins) {
+    if (!ins) return notScored("Outlook");
+    const arrow = { rising: "▲", falling: "▼", flat: "▬" }[ins.direction] || "";
+    const out = [
+      el("h3", { text: "Outlook" }),
+      el("p", { class: `big dir-${ins.direction}` }, `${arrow} ${ins.direction || "–"} `, el("small", { text: fmtPct(ins.growth_pct) })),
+    ];
+    if (ins.peak) {
+      out.push(el("p", { class: "peak" }, `Seasonal peak in ${ins.peak.in_weeks} week${ins.peak.in_weeks === 1 ? "" : "s"} `,
+        `(${ins.peak.date}) at ${fmt(ins.peak.value)}`));
+    } else {
+      out.push(el("p", { class: "muted", text: "No seasonal peak ahead in the forecast." }));
+    }
+    if (ins.anomaly) {
+      const a = ins.anomaly;
+      out.push(el("p", { class: "anomaly" }, `Unusual week ${a.date}: ${fmt(a.actual)} outside the expected `,
+        `${fmt(a.lower)}–${fmt(a.upper)}`));
+    }
+    return out;
+  }
+
+  /** Finds a metric whatever nesting the model's manifest uses ({mase}, {validation: {mase}}, ...). */
+  function metric(acc, re) {
+    if (!acc || typeof acc !== "object") return [];
+    const found = [];
+    const walk = (o, prefix, depth) => {
+      for (const [k, v] of Object.entries(o)) {
+        const name = prefix ? `${prefix} ${k}` : k;
+        if (typeof v === "number" && re.test(name)) found.push([name, v]);
+        else if (v && typeof v === "object" && !Array.isArray(v) && depth < 2) walk(v, name, depth + 1);
+      }
+    };
+    walk(acc, "", 0);
+    return found;
+  }
+
+  function modelCard(fc) {
+    const acc = fc.model_accuracy || {};
+    const mase = metric(acc, /mase/i)[0];
+    const smape = metric(acc, /smape/i)[0];
+    const coverage = metric(acc, /coverage/i);
+    const dl = el("dl", { class: "kv" });
+    const row = (k, v, id) => dl.append(el("dt", { text: k }), el("dd", { id, text: v }));
+    row("Version", fc.model_version, "model-version");
+    if (mase) row("MASE", mase[1].toFixed(3), "model-mase");
+    if (smape) row("sMAPE", `${smape[1].toFixed(2)} %`);
+    for (const [name, v] of coverage) {
+      const label = name.replace(/^(validation|backtest)\s+/, "").replace(/_/g, " ");
+      row(label, v <= 1 ? `${(100 * v).toFixed(1)} %` : `${v.toFixed(1)} %`);
+    }
+    const out = [el("h3", { text: "Model" }), dl];
+    if (!mase && !coverage.length) {
+      out.push(el("p", { class: "muted", text: acc.note || "No backtest accuracy recorded for this model." }));
+    }
+    if (fc.input_gaps) out.push(el("p", { class: "muted", text: `${fc.input_gaps} missing weeks interpolated` }));
+    return out;
+  }
+
+  // ---------- keyword view ----------
+
+  let viewSeq = 0;
+  let lastKw = null;
+  let lastFc = null;
+  let lastMarkets = null;
+
+  async function showKeyword(platform, keyword) {
+    const seq = ++viewSeq;
+    $("#home-view").hidden = true;
+    $("#keyword-view").hidden = true;
+    setStatus("loading", `Loading “${keyword}” on ${platform}…`);
+    document.title = `${keyword} · ${platform} · Digitallz Keywords`;
+    const base = `/v1/keywords/${enc(platform)}/${enc(keyword)}`;
+    let kw;
+    let fc;
+    try {
+      [kw, fc] = await Promise.all([
+        api(base),
+        api(`${base}/forecast?horizon=${HORIZON}&levels=${LEVELS.join(",")}`),
+      ]);
+    } catch (e) {
+      if (seq !== viewSeq) return;
+      const prefix = e.status === 404 ? "Unknown keyword: " : e.status === 400 ? "Not a valid request: " : "";
+      setStatus("error", prefix + e.message, " ", el("a", { href: "#/", text: "Back to trends" }));
+      return;
+    }
+    if (seq !== viewSeq) return;
+    lastKw = kw;
+    lastFc = fc;
+    setStatus(null);
+    $("#keyword-view").hidden = false;
+    $("#kw-title").textContent = kw.keyword;
+    $("#kw-sub").replaceChildren(el("span", { class: `pill p-${kw.platform}`, text: kw.platform }),
+      ` ${kw.history.length} weeks of history · forecast ${fc.horizon} weeks ahead`);
+    $("#card-volume").replaceChildren(...volumeCard(kw, fc));
+    $("#card-competition").replaceChildren(...competitionCard(kw.competition));
+    $("#card-opportunity").replaceChildren(...opportunityCard(kw.opportunity));
+    $("#card-insights").replaceChildren(...insightsCard(kw.insights));
+    $("#card-model").replaceChildren(...modelCard(fc));
+    drawForecast(kw, fc);
+    fillForecastTable(fc);
+
+    const mbox = $("#markets-chart");
+    mbox.replaceChildren(el("p", { class: "loading", text: "Loading other platforms…" }));
+    $("#markets-note").textContent = "";
+    delete mbox.dataset.platforms;
+    try {
+      const m = await api(`/v1/keywords/${enc(kw.keyword)}/markets`);
+      if (seq !== viewSeq) return;
+      lastMarkets = m;
+      drawMarkets(m);
+    } catch (e) {
+      if (seq !== viewSeq) return;
+      mbox.replaceChildren(el("p", { class: "error", text: `Could not load other platforms: ${e.message}` }));
+    }
+  }
+
+  $("#all-history").addEventListener("change", () => lastKw && lastFc && drawForecast(lastKw, lastFc));
+  $("#markets-index").addEventListener("change", () => lastMarkets && drawMarkets(lastMarkets));
+
+  // ---------- routing ----------
+
+  function currentRoute() {
+    const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+    if (parts.length >= 2) {
+      try {
+        return { view: "keyword", platform: decodeURIComponent(parts[0]), keyword: decodeURIComponent(parts.slice(1).join("/")) };
+      } catch (_) {
+        return { view: "home" };
+      }
+    }
+    return { view: "home" };
+  }
+
+  function route() {
+    const r = currentRoute();
+    if (r.view === "keyword") {
+      showKeyword(r.platform, r.keyword);
+      return;
+    }
+    viewSeq++;
+    setStatus(null);
+    document.title = "Digitallz Keywords";
+    $("#keyword-view").hidden = true;
+    $("#home-view").hidden = false;
+    loadTrends();
+  }
+
+  window.addEventListener("hashchange", route);
+  route();
+})();

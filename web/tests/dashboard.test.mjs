@@ -1,0 +1,266 @@
+// End-to-end test of the dashboard in a real headless Chromium (Debian package, driven by
+// playwright-core; no browser download). Needs a running `kwi serve` with the Google Trends sample
+// (`.ci/e2e` starts one, and imports tests/fixtures/markets.csv so "coffee" is on three platforms).
+//
+//   node web/tests/dashboard.test.mjs [BASE_URL]      (or KWI_URL; default http://127.0.0.1:8080)
+//   E2E_OUT=dir   where screenshots go (default target/e2e)
+//   CHROMIUM=path browser binary (default /usr/bin/chromium)
+//
+// Every check prints `ok - ...`; the first failure prints `not ok - ...` and exits 1.
+
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const BASE = (process.argv[2] || process.env.KWI_URL || "http://127.0.0.1:8080").replace(/\/$/, "");
+const OUT = resolve(process.env.E2E_OUT || "target/e2e");
+const PLATFORM = "google";
+const KEYWORD = "coffee";
+const TIMEOUT = 20_000;
+
+mkdirSync(OUT, { recursive: true });
+const results = [];
+const pageErrors = [];
+const foreignRequests = [];
+
+async function api(path) {
+  const res = await fetch(BASE + path);
+  const body = await res.json().catch(() => null);
+  return { status: res.status, body };
+}
+
+async function check(name, fn) {
+  try {
+    await fn();
+    results.push(name);
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    console.log(`not ok - ${name}\n  ${String(e && e.stack || e).split("\n").join("\n  ")}`);
+    throw e;
+  }
+}
+
+const band = (step, level) => step.intervals.find((b) => b.level === level);
+
+const profiles = [];
+const contexts = [];
+
+/**
+ * A browser with a fresh profile (playwright takes the profile folder as launchPersistentContext's
+ * argument, not as --user-data-dir), whose page fails the test on script errors and refuses every
+ * request to another origin.
+ */
+async function newPage(viewport, extra = {}) {
+  const profile = mkdtempSync(join(tmpdir(), "kwi-e2e-chromium-"));
+  profiles.push(profile);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    viewport,
+    ...extra,
+  });
+  contexts.push(context);
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && !/Failed to load resource/.test(m.text()) && pageErrors.push(m.text()));
+  const origin = new URL(BASE).origin;
+  await context.route("**/*", (route) => {
+    const url = route.request().url();
+    if (url.startsWith(origin) || url.startsWith("data:") || url.startsWith("blob:")) return route.continue();
+    foreignRequests.push(url);
+    return route.abort();
+  });
+  return { context, page };
+}
+
+/** Counts painted pixels of the chart's canvas (uPlot draws everything into one canvas). */
+async function paintedPixels(page, selector) {
+  return page.$eval(`${selector} canvas`, (c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  });
+}
+
+let failed = false;
+try {
+  // The API's own answers: the page must show these exact numbers.
+  const fcPath = `/v1/keywords/${PLATFORM}/${KEYWORD}/forecast?horizon=13&levels=80,95`;
+  const fc = await api(fcPath);
+  assert.equal(fc.status, 200, `forecast API: ${JSON.stringify(fc.body)}`);
+  const kw = await api(`/v1/keywords/${PLATFORM}/${KEYWORD}`);
+  assert.equal(kw.status, 200);
+  const markets = await api(`/v1/keywords/${KEYWORD}/markets`);
+  assert.equal(markets.status, 200);
+
+  const { page } = await newPage({ width: 1366, height: 768 });
+
+  await check("page loads with the trends panel (rows, or the no-insights message)", async () => {
+    await page.goto(BASE + "/");
+    await page.waitForSelector("#home-view:not([hidden])");
+    await page.waitForSelector("#trends[data-state]");
+    const state = await page.getAttribute("#trends", "data-state");
+    const trends = await api("/v1/trends?direction=rising&limit=20");
+    const items = trends.status === 200 ? trends.body.items || [] : [];
+    if (items.length) {
+      assert.equal(state, "rows");
+      const rows = await page.$$eval("#trends-table tbody tr", (trs) =>
+        trs.map((tr) => [tr.dataset.platform, tr.dataset.keyword, tr.querySelector("a").getAttribute("href")]));
+      assert.deepEqual(rows.map((r) => r.slice(0, 2)), items.map((i) => [i.platform, i.keyword]));
+      assert.ok(rows.every(([p, k, href]) => href === `#/${encodeURIComponent(p)}/${encodeURIComponent(k)}`));
+    } else {
+      assert.equal(state, "empty", `trends answered ${trends.status}`);
+      assert.match(await page.textContent("#trends"), /no trend insights computed yet/i);
+    }
+    await page.screenshot({ path: join(OUT, "home-desktop.png"), fullPage: true });
+  });
+
+  await check("typing shows suggestions from the search API; picking one opens the keyword", async () => {
+    await page.fill("#q", "");
+    await page.type("#q", "cof", { delay: 40 });
+    const sugg = `#suggestions li[data-platform="${PLATFORM}"][data-keyword="${KEYWORD}"]`;
+    await page.waitForSelector(sugg);
+    const shown = await page.$$eval("#suggestions li[data-keyword]", (lis) => lis.map((li) => li.dataset.keyword));
+    const search = await api("/v1/keywords/search?q=cof&limit=8");
+    assert.deepEqual(shown, search.body.results.map((h) => h.keyword));
+    await page.click(sugg);
+    await page.waitForFunction((h) => location.hash === h, `#/${PLATFORM}/${KEYWORD}`);
+    await page.waitForSelector("#keyword-view:not([hidden])");
+    assert.equal(await page.textContent("#kw-title"), KEYWORD);
+  });
+
+  await check("forecast chart renders history and bands on a canvas", async () => {
+    await page.waitForSelector("#forecast-chart canvas");
+    const box = await page.$eval("#forecast-chart canvas", (c) => [c.width, c.height]);
+    assert.ok(box[0] > 300 && box[1] > 150, `canvas ${box}`);
+    assert.ok((await paintedPixels(page, "#forecast-chart")) > 2000, "chart canvas is blank");
+    const legend = await page.$$eval("#forecast-chart .u-legend .u-label", (ls) => ls.map((l) => l.textContent));
+    for (const l of ["History", "Forecast", "80 % low", "95 % high"]) assert.ok(legend.includes(l), `legend lacks ${l}`);
+  });
+
+  await check("band values on the page equal the forecast API's (first step and every table row)", async () => {
+    const first = fc.body.forecast[0];
+    const ds = await page.$eval("#forecast-chart", (e) => ({ ...e.dataset }));
+    assert.equal(ds.firstDate, first.period_start);
+    assert.equal(Number(ds.firstMean), first.mean);
+    assert.equal(Number(ds.firstLo80), band(first, 80).lo);
+    assert.equal(Number(ds.firstHi80), band(first, 80).hi);
+    assert.equal(Number(ds.firstLo95), band(first, 95).lo);
+    assert.equal(Number(ds.firstHi95), band(first, 95).hi);
+    assert.ok(band(first, 95).lo <= band(first, 80).lo && band(first, 80).hi <= band(first, 95).hi, "bands nest");
+    const rows = await page.$$eval("#forecast-table tbody tr", (trs) => trs.map((tr) => {
+      const o = { step: Number(tr.dataset.step) };
+      for (const td of tr.querySelectorAll("td[data-field]")) {
+        o[td.dataset.field] = td.dataset.field === "period_start" ? td.textContent : Number(td.dataset.value);
+      }
+      return o;
+    }));
+    assert.equal(rows.length, 13);
+    assert.deepEqual(rows, fc.body.forecast.map((s) => ({
+      step: s.step, period_start: s.period_start, mean: s.mean,
+      lo80: band(s, 80).lo, hi80: band(s, 80).hi, lo95: band(s, 95).lo, hi95: band(s, 95).hi,
+    })));
+  });
+
+  await check("model version, accuracy and score cards", async () => {
+    assert.equal(await page.textContent("#model-version"), fc.body.model_version);
+    const card = await page.textContent("#card-model");
+    const mase = fc.body.model_accuracy?.validation?.mase ?? fc.body.model_accuracy?.mase;
+    if (typeof mase === "number") assert.match(card, new RegExp(`MASE\\s*${mase.toFixed(3)}`));
+    else assert.ok(card.length > "Model".length + fc.body.model_version.length, "model card says nothing about accuracy");
+    const k = kw.body;
+    const comp = await page.textContent("#card-competition");
+    if (k.competition) {
+      assert.equal(Number(await page.getAttribute("#card-competition [data-score]", "data-score")), k.competition.score);
+      assert.equal(await page.$$eval("#card-competition [data-factor]", (l) => l.length), k.competition.contributions.length);
+    } else assert.match(comp, /not scored yet/);
+    const opp = await page.textContent("#card-opportunity");
+    if (k.opportunity) assert.equal(Number(await page.getAttribute("#card-opportunity [data-score]", "data-score")), k.opportunity.score);
+    else assert.match(opp, /not scored yet/);
+    const ins = await page.textContent("#card-insights");
+    if (k.insights?.peak) assert.match(ins, new RegExp(k.insights.peak.date));
+    else if (!k.insights) assert.match(ins, /not scored yet/);
+  });
+
+  await check("markets chart shows the keyword on every platform the API lists", async () => {
+    await page.waitForSelector("#markets-chart[data-platforms] canvas");
+    const shown = (await page.getAttribute("#markets-chart", "data-platforms")).split(",").sort();
+    assert.deepEqual(shown, markets.body.markets.map((m) => m.platform).sort());
+    const legend = await page.$$eval("#markets-chart .u-legend .u-label", (ls) => ls.map((l) => l.textContent));
+    for (const p of shown) assert.ok(legend.includes(p), `markets legend lacks ${p}`);
+    assert.ok((await paintedPixels(page, "#markets-chart")) > 1000, "markets canvas is blank");
+    await page.screenshot({ path: join(OUT, "keyword-desktop.png"), fullPage: true });
+  });
+
+  await check("an unknown keyword shows the API's 404 message", async () => {
+    const missing = "no such keyword e2e";
+    const expected = await api(`/v1/keywords/${PLATFORM}/${encodeURIComponent(missing)}`);
+    assert.equal(expected.status, 404);
+    await page.goto(`${BASE}/#/${PLATFORM}/${encodeURIComponent(missing)}`);
+    await page.waitForSelector("#status.error");
+    const text = await page.textContent("#status");
+    assert.ok(text.includes(expected.body.error.message), `status says: ${text}`);
+    assert.ok(await page.isHidden("#keyword-view"));
+    await page.screenshot({ path: join(OUT, "unknown-keyword-desktop.png") });
+  });
+
+  await check("a server error reads as one (the forecast endpoint answering 500)", async () => {
+    const pattern = `**/v1/keywords/${PLATFORM}/wifi/forecast*`;
+    await page.route(pattern, (route) => route.fulfill({
+      status: 500, contentType: "application/json",
+      body: JSON.stringify({ error: { code: "internal", message: "internal server error" } }),
+    }));
+    await page.goto(`${BASE}/#/${PLATFORM}/wifi`);
+    await page.waitForSelector("#status.error");
+    assert.match(await page.textContent("#status"), /server failed \(500: internal server error\)/);
+    assert.ok(await page.isHidden("#keyword-view"));
+    await page.unroute(pattern);
+  });
+
+  await check("submitting a typed keyword with a platform picked opens it (or its 404)", async () => {
+    await page.goto(BASE + "/");
+    await page.selectOption("#platform", PLATFORM);
+    await page.fill("#q", "Mobile Phone");
+    await page.press("#q", "Enter");
+    await page.waitForFunction(() => location.hash === "#/google/mobile%20phone");
+    await page.waitForSelector("#forecast-chart canvas");
+    assert.equal(await page.textContent("#kw-title"), "mobile phone");
+  });
+
+  await check("phone layout (390x844): chart fits, no sideways scrolling", async () => {
+    const { page: phone } = await newPage({ width: 390, height: 844 }, { isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    await phone.goto(`${BASE}/#/${PLATFORM}/${KEYWORD}`);
+    await phone.waitForSelector("#forecast-chart canvas");
+    await phone.waitForSelector("#markets-chart[data-platforms] canvas");
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `page is ${overflow}px wider than the screen`);
+    const w = await phone.$eval("#forecast-chart .uplot", (e) => e.getBoundingClientRect().width);
+    assert.ok(w <= 390 && w > 250, `chart width ${w}`);
+    await phone.screenshot({ path: join(OUT, "keyword-phone.png"), fullPage: true });
+    await phone.goto(`${BASE}/#/`);
+    await phone.waitForSelector("#trends[data-state]");
+    await phone.screenshot({ path: join(OUT, "home-phone.png"), fullPage: true });
+  });
+
+  await check("no script errors and no request left the server's origin", async () => {
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(foreignRequests, []);
+  });
+} catch (e) {
+  failed = true;
+  if (!results.length || !(e instanceof assert.AssertionError)) console.error(e);
+} finally {
+  for (const c of contexts) await c.close().catch(() => {});
+  for (const p of profiles) rmSync(p, { recursive: true, force: true });
+}
+
+console.log(`\n${results.length} passed${failed ? ", 1 failed" : ""}; screenshots in ${OUT}`);
+process.exit(failed ? 1 : 0);
