@@ -10,8 +10,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 
 COMMON = '''import os, io, json, urllib.parse, urllib.request
-import matplotlib
-matplotlib.use("Agg")
+%matplotlib inline
 import matplotlib.pyplot as plt
 import polars as pl
 import pyarrow.ipc as ipc
@@ -92,8 +91,7 @@ report = [
                       "`KWI_RUN_DIR` to the run folder (default: the newest `runs/eval-*`)."),
     new_code_cell('''import os, json, glob
 from pathlib import Path
-import matplotlib
-matplotlib.use("Agg")
+%matplotlib inline
 import matplotlib.pyplot as plt
 import polars as pl
 
