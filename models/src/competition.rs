@@ -722,7 +722,7 @@ mod tests {
         let mut xs = Vec::new();
         let mut ys = Vec::new();
         for i in 0..n {
-            let u = |rng: &mut StdRng| rand::Rng::random_range(rng, 0.0..1.0);
+            let u = |rng: &mut StdRng| -> f64 { rand::Rng::random_range(rng, 0.0..1.0) };
             let lpd = (u(&mut rng) * 4.0).exp();
             let rev = (u(&mut rng) * 8.0).exp();
             let share = u(&mut rng);

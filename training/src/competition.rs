@@ -158,9 +158,9 @@ struct Read {
 
 fn mean_discounts(df: &DataFrame, file: &Path) -> anyhow::Result<HashMap<(String, String), f64>> {
     let col = |name: &str| {
-        df.column(name)
-            .and_then(|c| c.str())
-            .with_context(|| format!("{}: column `{name}` is missing or not text", file.display()))
+        anyhow::Context::with_context(df.column(name).and_then(|c| c.str()), || {
+            format!("{}: column `{name}` is missing or not text", file.display())
+        })
     };
     let (id, cat, disc) = (
         col("product_id")?,
@@ -262,8 +262,9 @@ fn read_listings(a: &FitCompetitionArgs) -> anyhow::Result<Read> {
             None => {
                 let h = df.height();
                 (
-                    df.select(LISTING_COLUMNS)
-                        .with_context(|| format!("{}: listing layout", f.display()))?,
+                    anyhow::Context::with_context(df.select(LISTING_COLUMNS), || {
+                        format!("{}: listing layout", f.display())
+                    })?,
                     0,
                     h,
                 )
@@ -285,9 +286,10 @@ fn read_listings(a: &FitCompetitionArgs) -> anyhow::Result<Read> {
         );
     };
     for f in it {
-        listings
-            .vstack_mut(&f)
-            .context("listing files have different column types")?;
+        anyhow::Context::context(
+            listings.vstack_mut(&f).map(|_| ()),
+            "listing files have different column types",
+        )?;
     }
     Ok(Read {
         listings,
