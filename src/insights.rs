@@ -228,8 +228,14 @@ pub fn compute(
         let one = predictor.forecast(&cut, 1, &[ANOMALY_LEVEL])?;
         for ((s, f), o) in chunk.iter().zip(&fc).zip(&one) {
             let competition = comp_scores.get(&(s.platform, s.keyword.clone()));
-            out.insights
-                .push(insight(s, f, o, horizon, competition, &predictor.manifest.version));
+            out.insights.push(insight(
+                s,
+                f,
+                o,
+                horizon,
+                competition,
+                &predictor.manifest.version,
+            ));
         }
         progress((b * BATCH + chunk.len()).min(total), total);
     }
@@ -365,7 +371,13 @@ pub async fn run(
     store
         .replace_insights(&computed.scores, &computed.insights)
         .await?;
-    let count = |d: &str| computed.insights.iter().filter(|i| i.direction == d).count();
+    let count = |d: &str| {
+        computed
+            .insights
+            .iter()
+            .filter(|i| i.direction == d)
+            .count()
+    };
     Ok(Summary {
         scored: computed.scores.len(),
         insights: computed.insights.len(),
@@ -390,9 +402,10 @@ pub fn spawn_job(
             }
         };
         tracing::info!(forecaster = %predictor.manifest.version, competition = %scorer.version, "insights job started");
-        let progress: Arc<dyn Fn(usize, usize) + Send + Sync> = Arc::new(|done: usize, total: usize| {
-            tracing::info!(done, total, "insights job: series forecast");
-        });
+        let progress: Arc<dyn Fn(usize, usize) + Send + Sync> =
+            Arc::new(|done: usize, total: usize| {
+                tracing::info!(done, total, "insights job: series forecast");
+            });
         match run(store.as_ref(), predictor, scorer, horizon, progress).await {
             Ok(s) => {
                 tracing::info!(%s, secs = t.elapsed().as_secs_f64(), "insights job finished")
@@ -415,7 +428,10 @@ mod tests {
         let (b, _) = opportunity(20.0, "rising", 13, Some(&high));
         let (c, _) = opportunity(-20.0, "falling", 13, Some(&low));
         assert!(a > b && a > c, "{a} {b} {c}");
-        assert_eq!(text, "demand +20% over 13 weeks (rising); competition 20/100 (low)");
+        assert_eq!(
+            text,
+            "demand +20% over 13 weeks (rising); competition 20/100 (low)"
+        );
         let (u, text) = opportunity(0.0, "flat", 13, None);
         assert_eq!(u, 50.0);
         assert!(text.contains("competition unknown"));

@@ -132,9 +132,13 @@ pub fn load_competition(
         std::fs::read(&p).map_err(|e| io_err(&p, e)).map(|b| (p, b))
     };
     let (p, bytes) = read("manifest.json")?;
-    let manifest: CompetitionManifest = serde_json::from_slice(&bytes).map_err(|e| io_err(&p, e))?;
+    let manifest: CompetitionManifest =
+        serde_json::from_slice(&bytes).map_err(|e| io_err(&p, e))?;
     if manifest.kind != "competition" {
-        return Err(io_err(&p, format!("kind is `{}`, not `competition`", manifest.kind)));
+        return Err(io_err(
+            &p,
+            format!("kind is `{}`, not `competition`", manifest.kind),
+        ));
     }
     let (p, bytes) = read("competition.json")?;
     let model: crate::competition::CompetitionModel =

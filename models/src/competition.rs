@@ -250,7 +250,11 @@ impl Reference {
                     };
                 }
                 if raw <= sorted[0] {
-                    return if raw < sorted[0] { 0.0 } else { mid_rank(sorted, 0, n) };
+                    return if raw < sorted[0] {
+                        0.0
+                    } else {
+                        mid_rank(sorted, 0, n)
+                    };
                 }
                 if raw >= sorted[n - 1] {
                     return if raw > sorted[n - 1] {
@@ -418,7 +422,12 @@ fn transformed(x: &CompetitionInput) -> [Option<f64>; N_FACTORS] {
 }
 
 /// Ridge with non-negative coefficients on the columns in `active` (see the module docs).
-fn nonneg_ridge(z: &Array2<f64>, y: &Array1<f64>, penalty: f64, active: &mut Vec<usize>) -> Result<Vec<f64>> {
+fn nonneg_ridge(
+    z: &Array2<f64>,
+    y: &Array1<f64>,
+    penalty: f64,
+    active: &mut Vec<usize>,
+) -> Result<Vec<f64>> {
     let n = z.nrows() as f64;
     let mut w = vec![0.0; z.ncols()];
     while !active.is_empty() {
@@ -435,11 +444,14 @@ fn nonneg_ridge(z: &Array2<f64>, y: &Array1<f64>, penalty: f64, active: &mut Vec
         let sol: Array2<f64> = gram
             .solvec(&rhs)
             .map_err(|e| ModelError::Linfa(format!("ridge solve failed: {e}")))?;
-        let (worst, min) = sol
-            .column(0)
-            .iter()
-            .enumerate()
-            .fold((0, f64::INFINITY), |acc, (c, &v)| if v < acc.1 { (c, v) } else { acc });
+        let (worst, min) =
+            sol.column(0)
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f64::INFINITY),
+                    |acc, (c, &v)| if v < acc.1 { (c, v) } else { acc },
+                );
         if min < 0.0 {
             active.remove(worst);
             continue;
@@ -465,7 +477,9 @@ pub fn fit(
 ) -> Result<CompetitionModel> {
     params.check()?;
     if inputs.is_empty() {
-        return Err(ModelError::Input("no keyword to fit the competition model on".into()));
+        return Err(ModelError::Input(
+            "no keyword to fit the competition model on".into(),
+        ));
     }
     if let Some(l) = labels
         && l.len() != inputs.len()
@@ -479,7 +493,9 @@ pub fn fit(
     let rows: Vec<[Option<f64>; N_FACTORS]> = inputs.iter().map(transformed).collect();
     let (center, scale, varies) = standardisation(&rows);
     let z_of = |r: &[Option<f64>; N_FACTORS], j: usize| {
-        r[j].map_or(0.0, |v| ((v - center[j]) / scale[j]).clamp(-params.clip, params.clip))
+        r[j].map_or(0.0, |v| {
+            ((v - center[j]) / scale[j]).clamp(-params.clip, params.clip)
+        })
     };
     let labelled: Vec<(usize, f64)> = labels
         .map(|l| {
@@ -579,7 +595,8 @@ impl CompetitionModel {
             Ok(())
         } else {
             Err(ModelError::Input(
-                "competition model does not match this build's factors (or has a negative weight)".into(),
+                "competition model does not match this build's factors (or has a negative weight)"
+                    .into(),
             ))
         }
     }
@@ -589,7 +606,8 @@ impl CompetitionModel {
         let mut out = [None; N_FACTORS];
         for j in 0..N_FACTORS {
             out[j] = t[j].map(|v| {
-                self.weights[j] * ((v - self.center[j]) / self.scale[j]).clamp(-self.clip, self.clip)
+                self.weights[j]
+                    * ((v - self.center[j]) / self.scale[j]).clamp(-self.clip, self.clip)
             });
         }
         out
@@ -619,7 +637,11 @@ impl CompetitionModel {
                 t.map(|t| Contribution {
                     factor: FACTORS[j].name.into(),
                     label: FACTORS[j].label.into(),
-                    points: if raw.abs() > 1e-12 { delta * t / raw } else { 0.0 },
+                    points: if raw.abs() > 1e-12 {
+                        delta * t / raw
+                    } else {
+                        0.0
+                    },
                 })
             })
             .collect();
@@ -845,19 +867,30 @@ mod tests {
 
     #[test]
     fn evaluation_helpers() {
-        assert_eq!(spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0]), Some(1.0));
+        assert_eq!(
+            spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0]),
+            Some(1.0)
+        );
         assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
         assert_eq!(spearman(&[1.0, 1.0, 1.0], &[3.0, 2.0, 1.0]), None);
         let b = band_calibration(&[10.0, 30.0, 60.0, 90.0, 95.0], &[1.0, 2.0, 3.0, 4.0, 6.0]);
         assert_eq!(b[3].count, 2);
         assert_eq!(b[3].mean_label, Some(5.0));
-        let r = Reference::Empirical { sorted: vec![0.0, 1.0, 1.0, 3.0] };
-        let ps: Vec<f64> = [-1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0].iter().map(|&x| r.percentile(x)).collect();
+        let r = Reference::Empirical {
+            sorted: vec![0.0, 1.0, 1.0, 3.0],
+        };
+        let ps: Vec<f64> = [-1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0]
+            .iter()
+            .map(|&x| r.percentile(x))
+            .collect();
         assert!(ps.windows(2).all(|w| w[0] <= w[1]), "{ps:?}");
         assert_eq!(ps[0], 0.0);
         assert_eq!(ps[6], 100.0);
         assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
-        let p = CompetitionParams { penalty: 0.0, ..Default::default() };
+        let p = CompetitionParams {
+            penalty: 0.0,
+            ..Default::default()
+        };
         assert!(p.check().unwrap_err().to_string().contains("`penalty`"));
     }
 }

@@ -391,7 +391,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> futures::stream::BoxStream<'a, Result<ExportPrediction>>;
     /// Replaces every stored competition score and insight (and `keyword_data.competition`) in ONE
     /// transaction: readers see the old set or the new one, never a mix.
-    async fn replace_insights(&self, scores: &[CompetitionRow], insights: &[InsightRow]) -> Result<()>;
+    async fn replace_insights(
+        &self,
+        scores: &[CompetitionRow],
+        insights: &[InsightRow],
+    ) -> Result<()>;
     /// Movers of one direction (`rising`: largest growth first; `falling`: largest fall first).
     async fn trends(
         &self,

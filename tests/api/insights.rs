@@ -68,7 +68,10 @@ async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
         assert_eq!(s, StatusCode::OK, "{name}: {body}");
         for f in ["competition", "opportunity", "insights"] {
             assert!(body[f].is_null(), "{name}: {f} = {}", body[f]);
-            assert!(body.as_object().unwrap().contains_key(f), "{name}: {f} missing");
+            assert!(
+                body.as_object().unwrap().contains_key(f),
+                "{name}: {f} missing"
+            );
         }
         let (s, body) = get(&state, "/v1/trends").await;
         assert_eq!(s, StatusCode::OK, "{name}: {body}");
@@ -101,19 +104,35 @@ async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
                 .map(|i| i["growth_pct"].as_f64().unwrap())
                 .collect();
             if dir == "rising" {
-                assert!(growth.windows(2).all(|w| w[0] >= w[1]), "{name}: {growth:?}");
+                assert!(
+                    growth.windows(2).all(|w| w[0] >= w[1]),
+                    "{name}: {growth:?}"
+                );
             } else {
-                assert!(growth.windows(2).all(|w| w[0] <= w[1]), "{name}: {growth:?}");
+                assert!(
+                    growth.windows(2).all(|w| w[0] <= w[1]),
+                    "{name}: {growth:?}"
+                );
             }
             for i in items {
-                for f in ["platform", "keyword", "growth_pct", "current", "forecast_end", "horizon"] {
+                for f in [
+                    "platform",
+                    "keyword",
+                    "growth_pct",
+                    "current",
+                    "forecast_end",
+                    "horizon",
+                ] {
                     assert!(!i[f].is_null(), "{name}: {f} missing in {i}");
                 }
                 assert_eq!(i["horizon"], 13);
             }
             movers += items.len();
         }
-        assert!(movers > 0, "{name}: no rising or falling keyword in the sample");
+        assert!(
+            movers > 0,
+            "{name}: no rising or falling keyword in the sample"
+        );
         let (_, body) = get(&state, "/v1/trends?direction=rising&limit=1").await;
         assert!(body["items"].as_array().unwrap().len() <= 1, "{name}");
         let (_, body) = get(&state, "/v1/trends?platform=etsy&direction=falling").await;
@@ -148,10 +167,20 @@ async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
         for k in contributions {
             assert!(k["factor"].is_string() && k["label"].is_string() && k["points"].is_f64());
         }
-        assert_eq!(body["snapshot"]["competition"].as_f64(), Some(score), "{name}");
+        assert_eq!(
+            body["snapshot"]["competition"].as_f64(),
+            Some(score),
+            "{name}"
+        );
         let o = &body["opportunity"];
-        assert!((0.0..=100.0).contains(&o["score"].as_f64().unwrap()), "{name}: {o}");
-        assert!(o["explanation"].as_str().unwrap().contains("competition"), "{name}: {o}");
+        assert!(
+            (0.0..=100.0).contains(&o["score"].as_f64().unwrap()),
+            "{name}: {o}"
+        );
+        assert!(
+            o["explanation"].as_str().unwrap().contains("competition"),
+            "{name}: {o}"
+        );
         let i = &body["insights"];
         assert!(
             ["rising", "falling", "flat"].contains(&i["direction"].as_str().unwrap()),
@@ -159,7 +188,10 @@ async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
         );
         assert!(i["growth_pct"].is_f64(), "{name}: {i}");
         for f in ["peak", "anomaly"] {
-            assert!(i.as_object().unwrap().contains_key(f), "{name}: {f} missing");
+            assert!(
+                i.as_object().unwrap().contains_key(f),
+                "{name}: {f} missing"
+            );
         }
 
         // A sample keyword (no listing data): no competition, but opportunity and insights.

@@ -534,7 +534,9 @@ async fn cmd_publish(a: PublishArgs) -> anyhow::Result<()> {
     // A competition artifact (written by `fit-competition`) has its own manifest.
     if let Ok((m, _)) = kwi_models::artifact::load_competition(&a.artifact) {
         if a.no_activate {
-            bail!("--no-activate is not supported for competition models yet; publish activates it");
+            bail!(
+                "--no-activate is not supported for competition models yet; publish activates it"
+            );
         }
         let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
         return crate::competition::publish_competition(&url, &a.artifact, &m).await;

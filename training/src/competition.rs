@@ -230,7 +230,11 @@ fn read_listings(a: &FitCompetitionArgs) -> anyhow::Result<Read> {
                 AMAZON_COLUMNS.join(", "),
                 ETSY_COLUMNS.join(", "),
                 LISTING_COLUMNS.join(", "),
-                found.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                found
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             if explicit {
                 bail!(why);
@@ -254,7 +258,11 @@ fn read_listings(a: &FitCompetitionArgs) -> anyhow::Result<Read> {
                         eprintln!("warning: {e}");
                     }
                     if l.errors.len() > 5 {
-                        eprintln!("warning: ... {} more in {}", l.errors.len() - 5, f.display());
+                        eprintln!(
+                            "warning: ... {} more in {}",
+                            l.errors.len() - 5,
+                            f.display()
+                        );
                     }
                 });
                 (l.frame, l.errors.len(), l.rows_read)
@@ -308,12 +316,24 @@ struct Row {
     label: Option<f64>,
 }
 
-fn rows_from_features(f: &DataFrame, labels: &HashMap<(String, String), f64>, min: u32) -> anyhow::Result<Vec<Row>> {
+fn rows_from_features(
+    f: &DataFrame,
+    labels: &HashMap<(String, String), f64>,
+    min: u32,
+) -> anyhow::Result<Vec<Row>> {
     let s = |c: &str| -> anyhow::Result<Vec<Option<String>>> {
-        Ok(f.column(c)?.str()?.iter().map(|v| v.map(str::to_string)).collect())
+        Ok(f.column(c)?
+            .str()?
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect())
     };
     let n = |c: &str| -> anyhow::Result<Vec<Option<f64>>> {
-        Ok(f.column(c)?.cast(&DataType::Float64)?.f64()?.iter().collect())
+        Ok(f.column(c)?
+            .cast(&DataType::Float64)?
+            .f64()?
+            .iter()
+            .collect())
     };
     let (platform, keyword) = (s("platform")?, s("keyword")?);
     let count = n("listing_count")?;
@@ -335,7 +355,10 @@ fn rows_from_features(f: &DataFrame, labels: &HashMap<(String, String), f64>, mi
         if listings < min {
             continue;
         }
-        let (p, k) = (platform[i].clone().unwrap_or_default(), keyword[i].clone().unwrap_or_default());
+        let (p, k) = (
+            platform[i].clone().unwrap_or_default(),
+            keyword[i].clone().unwrap_or_default(),
+        );
         out.push(Row {
             label: labels.get(&(p.clone(), k.clone())).copied(),
             platform: p,
@@ -361,10 +384,20 @@ fn rows_from_features(f: &DataFrame, labels: &HashMap<(String, String), f64>, mi
 
 /// Fits on `train` (indices into `rows`): labels of those rows teach the weights; every train row
 /// enters the percentile reference.
-fn fit_rows(rows: &[Row], train: &[usize], params: &CompetitionParams, labelled: bool) -> anyhow::Result<CompetitionModel> {
+fn fit_rows(
+    rows: &[Row],
+    train: &[usize],
+    params: &CompetitionParams,
+    labelled: bool,
+) -> anyhow::Result<CompetitionModel> {
     let x: Vec<CompetitionInput> = train.iter().map(|&i| rows[i].input.clone()).collect();
     let y: Vec<Option<f64>> = train.iter().map(|&i| rows[i].label).collect();
-    Ok(fit(&x, labelled.then_some(y.as_slice()), params, Some(LABEL))?)
+    Ok(fit(
+        &x,
+        labelled.then_some(y.as_slice()),
+        params,
+        Some(LABEL),
+    )?)
 }
 
 /// Held-out figures for one model.
@@ -392,9 +425,15 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 }
 
 fn band_table(e: &Eval) -> String {
-    let mut md = String::from("| band | keywords | mean label (discount %) |\n| --- | ---: | ---: |\n");
+    let mut md =
+        String::from("| band | keywords | mean label (discount %) |\n| --- | ---: | ---: |\n");
     for b in &e.bands {
-        md.push_str(&format!("| {} | {} | {} |\n", b.band, b.count, fmt_opt(b.mean_label, 1)));
+        md.push_str(&format!(
+            "| {} | {} | {} |\n",
+            b.band,
+            b.count,
+            fmt_opt(b.mean_label, 1)
+        ));
     }
     md
 }
@@ -418,8 +457,12 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
     );
     let features = competition_features(&read.listings, None)?.collect()?;
     let rows = rows_from_features(&features, &read.labels, a.min_listings)?;
-    let labelled: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].label.is_some()).collect();
-    let unlabelled: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].label.is_none()).collect();
+    let labelled: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].label.is_some())
+        .collect();
+    let unlabelled: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].label.is_none())
+        .collect();
     if labelled.len() < 10 {
         bail!(
             "{} keyword(s) with at least {} listings carry the label ({LABEL}); at least 10 are needed to fit and evaluate (is the Amazon.in file among --listings?)",
@@ -429,11 +472,18 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
     }
     // Held-out split of the labelled keywords; unlabelled ones (Etsy) only enter the reference.
     let (tr, te) = split(labelled.len(), params.test_fraction, params.seed);
-    let train: Vec<usize> = tr.iter().map(|&i| labelled[i]).chain(unlabelled.iter().copied()).collect();
+    let train: Vec<usize> = tr
+        .iter()
+        .map(|&i| labelled[i])
+        .chain(unlabelled.iter().copied())
+        .collect();
     let test: Vec<usize> = te.iter().map(|&i| labelled[i]).collect();
     let model = fit_rows(&rows, &train, &params, true)?;
     let composite = fit_rows(&rows, &train, &params, false)?;
-    let test_labels: Vec<f64> = test.iter().map(|&i| rows[i].label.expect("labelled")).collect();
+    let test_labels: Vec<f64> = test
+        .iter()
+        .map(|&i| rows[i].label.expect("labelled"))
+        .collect();
     let score_all = |m: &CompetitionModel, idx: &[usize]| -> Vec<f64> {
         idx.iter().map(|&i| m.score(&rows[i].input).score).collect()
     };
@@ -461,10 +511,17 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
     pb.finish_and_clear();
     let cv = evaluate(
         &labelled.iter().map(|&i| oof[i]).collect::<Vec<_>>(),
-        &labelled.iter().map(|&i| rows[i].label.expect("labelled")).collect::<Vec<_>>(),
+        &labelled
+            .iter()
+            .map(|&i| rows[i].label.expect("labelled"))
+            .collect::<Vec<_>>(),
     );
 
-    let version = format!("comp-{}-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"), a.seed);
+    let version = format!(
+        "comp-{}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        a.seed
+    );
     let schema_hash = competition_schema()?.hash();
     let metrics = serde_json::json!({
         "label": LABEL,
@@ -501,7 +558,9 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
 
     // Report: per-keyword scores and per-band calibration as Parquet, and Markdown.
     let test_set: HashSet<usize> = test.iter().copied().collect();
-    let scored: Vec<_> = (0..rows.len()).map(|i| model.score(&rows[i].input)).collect();
+    let scored: Vec<_> = (0..rows.len())
+        .map(|i| model.score(&rows[i].input))
+        .collect();
     let mut scores_df = df![
         "platform" => rows.iter().map(|r| r.platform.clone()).collect::<Vec<_>>(),
         "keyword" => rows.iter().map(|r| r.keyword.clone()).collect::<Vec<_>>(),
@@ -518,7 +577,11 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
         let mut band_col = Vec::new();
         let mut count = Vec::new();
         let mut mean = Vec::new();
-        for (name, e) in [("held_out", &held_out), ("cv5", &cv), ("held_out_composite", &held_out_composite)] {
+        for (name, e) in [
+            ("held_out", &held_out),
+            ("cv5", &cv),
+            ("held_out_composite", &held_out_composite),
+        ] {
             for b in &e.bands {
                 split_col.push(name);
                 band_col.push(b.band.clone());
@@ -537,11 +600,25 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
     let mut md = format!(
         "# Competition model {version}\n\nLabel: `{LABEL}` (mean discount % of a category's products on Amazon.in). \
          {} keywords with ≥ {} listings ({} labelled); held-out split of the labelled ones: {} train / {} test (seed {}).\n\n",
-        rows.len(), a.min_listings, labelled.len(), tr.len(), test.len(), a.seed
+        rows.len(),
+        a.min_listings,
+        labelled.len(),
+        tr.len(),
+        test.len(),
+        a.seed
     );
     md.push_str("| evaluation | keywords | Spearman ρ (score vs label) | band means increase |\n| --- | ---: | ---: | --- |\n");
-    for (name, e) in [("held-out split, learned model", &held_out), ("held-out split, composite fallback", &held_out_composite), ("5-fold cross-validation (out of fold), learned", &cv)] {
-        md.push_str(&format!("| {name} | {} | {} | {} |\n", e.n, fmt_opt(e.spearman, 3), if e.bands_increasing { "yes" } else { "no" }));
+    for (name, e) in [
+        ("held-out split, learned model", &held_out),
+        ("held-out split, composite fallback", &held_out_composite),
+        ("5-fold cross-validation (out of fold), learned", &cv),
+    ] {
+        md.push_str(&format!(
+            "| {name} | {} | {} | {} |\n",
+            e.n,
+            fmt_opt(e.spearman, 3),
+            if e.bands_increasing { "yes" } else { "no" }
+        ));
     }
     md.push_str("\n## Band calibration, held-out split\n\n");
     md.push_str(&band_table(&held_out));
@@ -551,7 +628,11 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
     for j in 0..model.factors.len() {
         md.push_str(&format!(
             "| {} | {:.3} | {} | {:.3} | {:.3} |\n",
-            model.factors[j], model.weights[j], model.weight_source[j], model.center[j], model.scale[j]
+            model.factors[j],
+            model.weights[j],
+            model.weight_source[j],
+            model.center[j],
+            model.scale[j]
         ));
     }
     md.push_str(&format!("\nBaseline (score at the centre of every factor): {:.1}.\n\n## Scores\n\n| platform | keyword | listings | split | label | score | band | top contributions |\n| --- | --- | ---: | --- | ---: | ---: | --- | --- |\n", model.baseline()));
@@ -570,7 +651,11 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
             r.platform,
             r.keyword,
             r.listings,
-            if test_set.contains(&i) { "test" } else { "train" },
+            if test_set.contains(&i) {
+                "test"
+            } else {
+                "train"
+            },
             fmt_opt(r.label, 1),
             scored[i].score,
             band(scored[i].score),
@@ -579,7 +664,8 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
     }
     std::fs::write(staging.join("report.md"), md)?;
     if dir.exists() {
-        std::fs::remove_dir(&dir).with_context(|| format!("cannot replace empty folder {}", dir.display()))?;
+        std::fs::remove_dir(&dir)
+            .with_context(|| format!("cannot replace empty folder {}", dir.display()))?;
     }
     std::fs::rename(&staging, &dir)
         .with_context(|| format!("cannot move the artifact into {}", dir.display()))?;
@@ -608,7 +694,11 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
 }
 
 /// Registers a competition artifact and makes it the active competition model.
-pub async fn publish_competition(url: &str, dir: &Path, m: &CompetitionManifest) -> anyhow::Result<()> {
+pub async fn publish_competition(
+    url: &str,
+    dir: &Path,
+    m: &CompetitionManifest,
+) -> anyhow::Result<()> {
     let store = kwi::store::connect(url).await?;
     store.migrate().await?;
     let artifact = std::fs::canonicalize(dir)?.display().to_string();
@@ -651,10 +741,11 @@ pub async fn cmd_insights(a: InsightsArgs) -> anyhow::Result<()> {
     );
     let pb = bar(0, "forecasting keywords");
     let p = pb.clone();
-    let progress: Arc<dyn Fn(usize, usize) + Send + Sync> = Arc::new(move |done: usize, total: usize| {
-        p.set_length(total as u64);
-        p.set_position(done as u64);
-    });
+    let progress: Arc<dyn Fn(usize, usize) + Send + Sync> =
+        Arc::new(move |done: usize, total: usize| {
+            p.set_length(total as u64);
+            p.set_position(done as u64);
+        });
     let summary = insights::run(store.as_ref(), predictor, scorer, a.horizon, progress).await?;
     pb.finish_and_clear();
     println!("{summary} ({:.1}s)", t.elapsed().as_secs_f64());
