@@ -11,6 +11,9 @@ use crate::config::{GlobalOpts, ServeArgs};
 use crate::serving::{Forecasting, load_active_model, spawn_model_watcher, spawn_persister};
 use crate::store::{self, Store};
 
+/// Horizon of the start-up insights job (weeks).
+pub const INSIGHTS_HORIZON: usize = 13;
+
 /// Entries the in-process cache holds before evicting.
 const LOCAL_CACHE_CAPACITY: u64 = 100_000;
 
@@ -127,6 +130,13 @@ pub async fn run_server(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result
         state.forecasting.model.clone(),
         std::time::Duration::from_secs(args.model_poll_secs.max(1)),
     );
+    // Insights (trends, opportunity, competition) for the stored data, off the request path: a fresh
+    // embedded server has trends once this finishes.
+    let insights = crate::insights::spawn_job(
+        state.store.clone(),
+        state.forecasting.model.current(),
+        INSIGHTS_HORIZON,
+    );
     let data_watcher = state.forecasting.data_versions.spawn_watcher(
         state.store.clone(),
         std::time::Duration::from_millis(args.data_poll_ms.max(10)),
@@ -143,6 +153,7 @@ pub async fn run_server(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result
     serve(listener, state, shutdown_signal()).await?;
     watcher.abort();
     data_watcher.abort();
+    insights.abort();
     let _ = watcher.await;
     let _ = data_watcher.await;
     tracing::info!("flushing computed forecasts");

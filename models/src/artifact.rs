@@ -82,3 +82,67 @@ pub fn load_linear(dir: &Path) -> Result<LinearModel> {
     let bytes = std::fs::read(&p).map_err(|e| io_err(&p, e))?;
     serde_json::from_slice(&bytes).map_err(|e| io_err(&p, e))
 }
+
+/// Manifest of a competition model (`manifest.json`, `kind = "competition"`), next to
+/// `competition.json` (the [`CompetitionModel`](crate::competition::CompetitionModel)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompetitionManifest {
+    /// Model family name.
+    pub name: String,
+    /// Unique version (e.g. `comp-20261124-120501-42`).
+    pub version: String,
+    /// Always `competition`.
+    pub kind: String,
+    /// Hash of the competition feature schema.
+    pub feature_schema_hash: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// Hyperparameters (split seed included).
+    pub params: crate::competition::CompetitionParams,
+    /// What the label is and where the data came from; `synthetic` says whether any of it was generated.
+    pub training_data: serde_json::Value,
+    /// Held-out evaluation (Spearman, band calibration).
+    pub metrics: serde_json::Value,
+}
+
+/// Writes a competition artifact (manifest + model) into `dir`.
+pub fn save_competition(
+    dir: &Path,
+    manifest: &CompetitionManifest,
+    model: &crate::competition::CompetitionModel,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    for (name, json) in [
+        ("manifest.json", serde_json::to_vec_pretty(manifest)),
+        ("competition.json", serde_json::to_vec_pretty(model)),
+    ] {
+        let p = dir.join(name);
+        let json = json.map_err(|e| io_err(&p, e))?;
+        std::fs::write(&p, json).map_err(|e| io_err(&p, e))?;
+    }
+    Ok(())
+}
+
+/// Reads a competition artifact, refusing one whose kind or factors do not match this build.
+pub fn load_competition(
+    dir: &Path,
+) -> Result<(CompetitionManifest, crate::competition::CompetitionModel)> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read(&p).map_err(|e| io_err(&p, e)).map(|b| (p, b))
+    };
+    let (p, bytes) = read("manifest.json")?;
+    let manifest: CompetitionManifest =
+        serde_json::from_slice(&bytes).map_err(|e| io_err(&p, e))?;
+    if manifest.kind != "competition" {
+        return Err(io_err(
+            &p,
+            format!("kind is `{}`, not `competition`", manifest.kind),
+        ));
+    }
+    let (p, bytes) = read("competition.json")?;
+    let model: crate::competition::CompetitionModel =
+        serde_json::from_slice(&bytes).map_err(|e| io_err(&p, e))?;
+    model.check().map_err(|e| io_err(&p, e))?;
+    Ok((manifest, model))
+}

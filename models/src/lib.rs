@@ -4,12 +4,14 @@
 //! [`ets`] (per-series AutoETS from augurs) → [`mlp`] (global Candle MLP on scaled windows) →
 //! [`linear`] (global Linfa ridge on the same windows) → [`conformal`] (intervals from validation
 //! residuals) → [`ensemble`] (members and weights chosen on a validation window) → [`artifact`]
-//! (manifests, safetensors and JSON on disk).
+//! (manifests, safetensors and JSON on disk). [`competition`] is the competition scorer
+//! (sign-constrained ridge on listing features, percentile-calibrated, explained per factor).
 //!
 //! This crate knows nothing of Polars, axum, sqlx or Redis. Windows come from `kwi-features`.
 
 pub mod artifact;
 pub mod baselines;
+pub mod competition;
 pub mod conformal;
 pub mod ensemble;
 pub mod error;

@@ -78,6 +78,13 @@ pub struct KeywordResponse {
     pub snapshot: Snapshot,
     /// Every stored observation, oldest first.
     pub history: Vec<HistoryPoint>,
+    /// Competition score with per-factor contributions; null without listing data or before the
+    /// insights job ran.
+    pub competition: Option<super::insights::CompetitionBody>,
+    /// Opportunity (forecast demand growth against competition); null before the insights job ran.
+    pub opportunity: Option<super::insights::OpportunityBody>,
+    /// Trend insights (direction, growth, seasonal peak, anomaly); null before the insights job ran.
+    pub insights: Option<super::insights::InsightsBody>,
 }
 
 /// `GET /v1/keywords/{platform}/{keyword}`: snapshot and stored history.
@@ -100,11 +107,15 @@ pub async fn keyword(
             ApiError::NotFound(format!("no data for keyword `{keyword}` on {platform}"))
         })?;
     let history = state.store.history(platform, &keyword).await?;
+    let extra = super::insights::keyword_insights(&state, platform, &keyword).await?;
     Ok(Json(KeywordResponse {
         platform,
         keyword,
         snapshot,
         history,
+        competition: extra.competition,
+        opportunity: extra.opportunity,
+        insights: extra.insights,
     }))
 }
 

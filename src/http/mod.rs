@@ -5,6 +5,7 @@ mod dashboard;
 mod error;
 mod export;
 mod forecast;
+mod insights;
 mod keywords;
 mod openapi;
 mod telemetry;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{version}/activate", post(forecast::activate))
         .route("/v1/export/observations", get(export::observations))
         .route("/v1/export/predictions", get(export::predictions))
+        .route("/v1/trends", get(insights::trends))
         .merge(openapi::routes())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(telemetry::track))

@@ -5,7 +5,7 @@
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{error, export, forecast, keywords, telemetry};
+use super::{error, export, forecast, insights, keywords, telemetry};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -27,11 +27,13 @@ use super::{error, export, forecast, keywords, telemetry};
         forecast::activate,
         export::observations,
         export::predictions,
+        insights::trends,
     ),
     components(schemas(
         error::ErrorResponse,
         crate::store::SearchHit,
         crate::store::ModelRecord,
+        crate::store::TrendItem,
     )),
     tags(
         (name = "health", description = "Liveness, readiness, metrics"),
@@ -39,6 +41,7 @@ use super::{error, export, forecast, keywords, telemetry};
         (name = "forecasts", description = "Search-volume forecasts"),
         (name = "models", description = "Model registry"),
         (name = "export", description = "Arrow IPC / Parquet exports for data scientists"),
+        (name = "insights", description = "Trends, competition and opportunity (computed in batch, stored)"),
     )
 )]
 pub struct ApiDoc;

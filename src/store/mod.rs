@@ -240,6 +240,71 @@ pub struct ExportPrediction {
     pub quantiles: sqlx::types::Json<serde_json::Value>,
 }
 
+/// A keyword's competition score as stored (table `competition_scores`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompetitionRow {
+    /// Platform.
+    pub platform: Platform,
+    /// Keyword.
+    pub keyword: Keyword,
+    /// 0..=100.
+    pub score: f64,
+    /// `low`, `medium`, `high` or `very high`.
+    pub band: String,
+    /// `[{factor, label, points}]`.
+    pub contributions: serde_json::Value,
+    /// Competition model version.
+    pub model_version: String,
+    /// Whether the model was trained on generated (synthetic) data.
+    pub synthetic: bool,
+}
+
+/// A keyword's trend insights and opportunity as stored (table `keyword_insights`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InsightRow {
+    /// Platform.
+    pub platform: Platform,
+    /// Keyword.
+    pub keyword: Keyword,
+    /// `rising`, `falling` or `flat`.
+    pub direction: String,
+    /// Forecast growth over the horizon, percent.
+    pub growth_pct: f64,
+    /// Current level (mean of the last 4 periods).
+    pub current: f64,
+    /// Forecast level at the end of the horizon (mean of the last 4 forecast steps).
+    pub forecast_end: f64,
+    /// Horizon in periods.
+    pub horizon: i32,
+    /// `{in_weeks, value, date}` or null.
+    pub peak: Option<serde_json::Value>,
+    /// `{date, actual, lower, upper}` or null.
+    pub anomaly: Option<serde_json::Value>,
+    /// Opportunity 0..=100.
+    pub opportunity: Option<f64>,
+    /// One line explaining the opportunity.
+    pub opportunity_explanation: Option<String>,
+    /// Forecaster version.
+    pub model_version: String,
+}
+
+/// One mover of `GET /v1/trends`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TrendItem {
+    /// Platform.
+    pub platform: String,
+    /// Keyword.
+    pub keyword: String,
+    /// Forecast growth over the horizon, percent.
+    pub growth_pct: f64,
+    /// Current level (mean of the last 4 periods).
+    pub current: f64,
+    /// Forecast level at the end of the horizon.
+    pub forecast_end: f64,
+    /// Horizon in periods.
+    pub horizon: i32,
+}
+
 /// The storage interface the rest of the service talks to.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -324,6 +389,26 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         filter: &'a ExportFilter,
     ) -> futures::stream::BoxStream<'a, Result<ExportPrediction>>;
+    /// Replaces every stored competition score and insight (and `keyword_data.competition`) in ONE
+    /// transaction: readers see the old set or the new one, never a mix.
+    async fn replace_insights(
+        &self,
+        scores: &[CompetitionRow],
+        insights: &[InsightRow],
+    ) -> Result<()>;
+    /// Movers of one direction (`rising`: largest growth first; `falling`: largest fall first).
+    async fn trends(
+        &self,
+        platform: Option<Platform>,
+        direction: &str,
+        limit: i64,
+    ) -> Result<Vec<TrendItem>>;
+    /// A keyword's stored competition score and insights (each absent until computed).
+    async fn keyword_insight(
+        &self,
+        platform: Platform,
+        keyword: &Keyword,
+    ) -> Result<(Option<CompetitionRow>, Option<InsightRow>)>;
 }
 
 /// Opens the store a URL names (`postgres://`, `postgresql://` or `sqlite:`), creating an SQLite

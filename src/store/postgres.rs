@@ -71,6 +71,11 @@ const HISTORIES_MANY: &str = "SELECT o.platform, o.keyword, o.period_start, o.se
     JOIN (SELECT j->>0 AS platform, j->>1 AS keyword FROM jsonb_array_elements($1::jsonb) j) k ON o.platform = k.platform AND o.keyword = k.keyword \
     ORDER BY o.platform, o.keyword, o.period_start, o.source";
 
+/// Movers of one direction ($1 `rising`/`falling`), optionally one platform ($2), at most $3.
+const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_end, horizon FROM keyword_insights \
+    WHERE direction = $1 AND ($2::text IS NULL OR platform = $2) \
+    ORDER BY CASE WHEN direction = 'falling' THEN growth_pct ELSE -growth_pct END, platform, keyword LIMIT $3";
+
 sql_store!(
     PgStore,
     sqlx::Postgres,
@@ -81,5 +86,6 @@ sql_store!(
     EXPORT_OBSERVATIONS,
     EXPORT_PREDICTIONS,
     VERSIONS_MANY,
-    HISTORIES_MANY
+    HISTORIES_MANY,
+    TRENDS
 );

@@ -58,6 +58,25 @@ pub const PREDICTION_INSERT: &str = "INSERT INTO predictions (id, platform, keyw
 pub const MARKETS: &str = "SELECT platform, search_volume, competition, cpc, trend_data, last_updated \
     FROM keyword_data WHERE keyword = $1 ORDER BY platform";
 
+/// Competition score insert (rows of [`super::CompetitionRow`]).
+pub const COMPETITION_INSERT_HEAD: &str = "INSERT INTO competition_scores (platform, keyword, score, band, \
+    contributions, model_version, synthetic, computed_at) ";
+
+/// Insight insert (rows of [`super::InsightRow`]).
+pub const INSIGHT_INSERT_HEAD: &str = "INSERT INTO keyword_insights (platform, keyword, direction, growth_pct, \
+    current, forecast_end, horizon, peak, anomaly, opportunity, opportunity_explanation, model_version, computed_at) ";
+
+/// Stored competition score of one keyword.
+pub const COMPETITION_ONE: &str = "SELECT score, band, contributions, model_version, synthetic \
+    FROM competition_scores WHERE platform = $1 AND keyword = $2";
+
+/// Stored insights of one keyword.
+pub const INSIGHT_ONE: &str = "SELECT direction, growth_pct, current, forecast_end, horizon, peak, anomaly, \
+    opportunity, opportunity_explanation, model_version FROM keyword_insights WHERE platform = $1 AND keyword = $2";
+
+/// Rows per multi-row insert of scores and insights (13 binds each: below both backends' limits).
+pub const INSIGHT_BATCH: usize = 500;
+
 /// Escapes `%`, `_` and `\` for a LIKE pattern (used with `ESCAPE '\'`).
 pub fn like_prefix(q: &str) -> String {
     let mut out = String::with_capacity(q.len() + 1);
@@ -75,7 +94,8 @@ pub fn like_prefix(q: &str) -> String {
 /// `$refresh` is the backend's snapshot-refresh statement (JSON aggregation differs between backends).
 macro_rules! sql_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr, $refresh:expr, $search:expr,
-     $export_obs:expr, $export_pred:expr, $versions_many:expr, $histories_many:expr) => {
+     $export_obs:expr, $export_pred:expr, $versions_many:expr, $histories_many:expr,
+     $trends:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> $crate::store::Backend {
@@ -563,6 +583,144 @@ macro_rules! sql_store {
                 .bind(keyword.as_str())
                 .fetch_one(&self.pool)
                 .await?)
+            }
+            async fn replace_insights(
+                &self,
+                scores: &[$crate::store::CompetitionRow],
+                insights: &[$crate::store::InsightRow],
+            ) -> $crate::store::Result<()> {
+                use $crate::store::sql::{COMPETITION_INSERT_HEAD, INSIGHT_BATCH, INSIGHT_INSERT_HEAD};
+                let now = chrono::Utc::now();
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM competition_scores").execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM keyword_insights").execute(&mut *tx).await?;
+                sqlx::query("UPDATE keyword_data SET competition = NULL WHERE competition IS NOT NULL")
+                    .execute(&mut *tx)
+                    .await?;
+                for batch in scores.chunks(INSIGHT_BATCH) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(COMPETITION_INSERT_HEAD);
+                    qb.push_values(batch, |mut b, r| {
+                        b.push_bind(r.platform.as_str())
+                            .push_bind(r.keyword.as_str())
+                            .push_bind(r.score)
+                            .push_bind(r.band.as_str())
+                            .push_bind(sqlx::types::Json(&r.contributions))
+                            .push_bind(r.model_version.as_str())
+                            .push_bind(r.synthetic)
+                            .push_bind(now);
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                for r in scores {
+                    sqlx::query("UPDATE keyword_data SET competition = $1 WHERE platform = $2 AND keyword = $3")
+                        .bind(r.score)
+                        .bind(r.platform.as_str())
+                        .bind(r.keyword.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for batch in insights.chunks(INSIGHT_BATCH) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(INSIGHT_INSERT_HEAD);
+                    qb.push_values(batch, |mut b, r| {
+                        b.push_bind(r.platform.as_str())
+                            .push_bind(r.keyword.as_str())
+                            .push_bind(r.direction.as_str())
+                            .push_bind(r.growth_pct)
+                            .push_bind(r.current)
+                            .push_bind(r.forecast_end)
+                            .push_bind(r.horizon)
+                            .push_bind(r.peak.as_ref().map(sqlx::types::Json))
+                            .push_bind(r.anomaly.as_ref().map(sqlx::types::Json))
+                            .push_bind(r.opportunity)
+                            .push_bind(r.opportunity_explanation.as_deref())
+                            .push_bind(r.model_version.as_str())
+                            .push_bind(now);
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn trends(
+                &self,
+                platform: Option<kwi_features::Platform>,
+                direction: &str,
+                limit: i64,
+            ) -> $crate::store::Result<Vec<$crate::store::TrendItem>> {
+                use sqlx::Row;
+                let rows = sqlx::query($trends)
+                    .bind(direction)
+                    .bind(platform.map(|p| p.as_str()))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::TrendItem {
+                            platform: r.try_get(0)?,
+                            keyword: r.try_get(1)?,
+                            growth_pct: r.try_get(2)?,
+                            current: r.try_get(3)?,
+                            forecast_end: r.try_get(4)?,
+                            horizon: r.try_get(5)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn keyword_insight(
+                &self,
+                platform: kwi_features::Platform,
+                keyword: &kwi_features::Keyword,
+            ) -> $crate::store::Result<(
+                Option<$crate::store::CompetitionRow>,
+                Option<$crate::store::InsightRow>,
+            )> {
+                use sqlx::Row;
+                let comp = sqlx::query($crate::store::sql::COMPETITION_ONE)
+                    .bind(platform.as_str())
+                    .bind(keyword.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| {
+                        let c: sqlx::types::Json<serde_json::Value> = r.try_get(2)?;
+                        Ok::<_, $crate::store::StoreError>($crate::store::CompetitionRow {
+                            platform,
+                            keyword: keyword.clone(),
+                            score: r.try_get(0)?,
+                            band: r.try_get(1)?,
+                            contributions: c.0,
+                            model_version: r.try_get(3)?,
+                            synthetic: r.try_get(4)?,
+                        })
+                    })
+                    .transpose()?;
+                let ins = sqlx::query($crate::store::sql::INSIGHT_ONE)
+                    .bind(platform.as_str())
+                    .bind(keyword.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| {
+                        let peak: Option<sqlx::types::Json<serde_json::Value>> = r.try_get(5)?;
+                        let anomaly: Option<sqlx::types::Json<serde_json::Value>> = r.try_get(6)?;
+                        Ok::<_, $crate::store::StoreError>($crate::store::InsightRow {
+                            platform,
+                            keyword: keyword.clone(),
+                            direction: r.try_get(0)?,
+                            growth_pct: r.try_get(1)?,
+                            current: r.try_get(2)?,
+                            forecast_end: r.try_get(3)?,
+                            horizon: r.try_get(4)?,
+                            peak: peak.map(|j| j.0),
+                            anomaly: anomaly.map(|j| j.0),
+                            opportunity: r.try_get(7)?,
+                            opportunity_explanation: r.try_get(8)?,
+                            model_version: r.try_get(9)?,
+                        })
+                    })
+                    .transpose()?;
+                Ok((comp, ins))
             }
         }
     };

@@ -93,6 +93,11 @@ const HISTORIES_MANY: &str = "SELECT o.platform, o.keyword, o.period_start, o.se
     JOIN (SELECT json_extract(value, '$[0]') AS platform, json_extract(value, '$[1]') AS keyword FROM json_each($1)) k ON o.platform = k.platform AND o.keyword = k.keyword \
     ORDER BY o.platform, o.keyword, o.period_start, o.source";
 
+/// Movers of one direction ($1 `rising`/`falling`), optionally one platform ($2), at most $3.
+const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_end, horizon FROM keyword_insights \
+    WHERE direction = $1 AND ($2 IS NULL OR platform = $2) \
+    ORDER BY CASE WHEN direction = 'falling' THEN growth_pct ELSE -growth_pct END, platform, keyword LIMIT $3";
+
 sql_store!(
     SqliteStore,
     sqlx::Sqlite,
@@ -103,5 +108,6 @@ sql_store!(
     EXPORT_OBSERVATIONS,
     EXPORT_PREDICTIONS,
     VERSIONS_MANY,
-    HISTORIES_MANY
+    HISTORIES_MANY,
+    TRENDS
 );

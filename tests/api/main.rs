@@ -11,6 +11,7 @@ mod export;
 mod helpers;
 mod http;
 mod import;
+mod insights;
 mod openapi;
 mod serving;
 mod store;

@@ -42,6 +42,10 @@ pub enum Command {
     Forecast(ForecastArgs),
     /// Register an artifact folder in the models registry so running servers can load it
     Publish(PublishArgs),
+    /// Fit and evaluate the competition model on listing files; write its artifact and report
+    FitCompetition(crate::competition::FitCompetitionArgs),
+    /// Compute and store competition scores, opportunity and trend insights for every stored keyword
+    Insights(crate::competition::InsightsArgs),
 }
 
 /// Where the series come from.
@@ -221,6 +225,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backtest(a) => cmd_backtest(a).await,
         Command::Forecast(a) => cmd_forecast(a).await,
         Command::Publish(a) => cmd_publish(a).await,
+        Command::FitCompetition(a) => crate::competition::cmd_fit_competition(a).await,
+        Command::Insights(a) => crate::competition::cmd_insights(a).await,
     }
 }
 
@@ -525,6 +531,16 @@ async fn cmd_forecast(a: ForecastArgs) -> anyhow::Result<()> {
 }
 
 async fn cmd_publish(a: PublishArgs) -> anyhow::Result<()> {
+    // A competition artifact (written by `fit-competition`) has its own manifest.
+    if let Ok((m, _)) = kwi_models::artifact::load_competition(&a.artifact) {
+        if a.no_activate {
+            bail!(
+                "--no-activate is not supported for competition models yet; publish activates it"
+            );
+        }
+        let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
+        return crate::competition::publish_competition(&url, &a.artifact, &m).await;
+    }
     let predictor = Predictor::load(&a.artifact)
         .with_context(|| format!("{} is not a loadable artifact", a.artifact.display()))?;
     let m = &predictor.manifest;

@@ -1,0 +1,214 @@
+//! The insights job and what the API serves from it: `/v1/trends` and the competition, opportunity
+//! and insights fields of the keyword response, on both backends.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{Duration, NaiveDate};
+use http_body_util::BodyExt;
+use kwi::app::AppState;
+use kwi::cache::{Cache, DEFAULT_TTL};
+use kwi::insights::CompetitionScorer;
+use kwi_features::ingest::Observation;
+use kwi_features::{Keyword, Platform};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::helpers::Backends;
+
+async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
+    let res = kwi::http::router(state.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// 30 weeks of an Amazon keyword with search volumes and listing data (the sample has none).
+fn amazon_rows() -> Vec<Observation> {
+    let start = NaiveDate::from_ymd_opt(2018, 6, 3).unwrap();
+    (0..30)
+        .map(|w| Observation {
+            platform: Platform::Amazon,
+            keyword: Keyword::parse("usb cables").unwrap(),
+            period_start: start + Duration::weeks(w),
+            values: [
+                Some(1000.0 + 10.0 * w as f64),
+                Some(161.0),
+                Some(299.0),
+                Some(199.0),
+                Some(499.0),
+                Some(5179.0),
+                Some(4.1),
+                Some(0.14),
+                None,
+                None,
+            ],
+            source: "test".into(),
+            line: w as usize + 1,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
+    let b = Backends::new().await;
+    for (name, store) in b.all() {
+        kwi::import::load_sample(store.as_ref()).await.unwrap();
+        store.import(&amazon_rows(), &|_| {}).await.unwrap();
+        let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
+            .await
+            .unwrap();
+
+        // Before the job: the fields exist and are null; trends are empty, not an error.
+        let (s, body) = get(&state, "/v1/keywords/google/coffee").await;
+        assert_eq!(s, StatusCode::OK, "{name}: {body}");
+        for f in ["competition", "opportunity", "insights"] {
+            assert!(body[f].is_null(), "{name}: {f} = {}", body[f]);
+            assert!(
+                body.as_object().unwrap().contains_key(f),
+                "{name}: {f} missing"
+            );
+        }
+        let (s, body) = get(&state, "/v1/trends").await;
+        assert_eq!(s, StatusCode::OK, "{name}: {body}");
+        assert_eq!(body["direction"], "rising");
+        assert_eq!(body["items"].as_array().unwrap().len(), 0, "{name}");
+
+        let run = || {
+            kwi::insights::run(
+                store.as_ref(),
+                state.forecasting.model.current(),
+                CompetitionScorer::composite(),
+                13,
+                Arc::new(|_: usize, _: usize| {}),
+            )
+        };
+        let summary = run().await.unwrap();
+        assert_eq!(summary.insights, 33, "{name}: {summary}");
+        assert_eq!(summary.scored, 1, "{name}: {summary}");
+        // Re-running replaces, never duplicates.
+        assert_eq!(run().await.unwrap(), summary, "{name}");
+
+        let mut movers = 0;
+        for dir in ["rising", "falling"] {
+            let (s, body) = get(&state, &format!("/v1/trends?direction={dir}&limit=100")).await;
+            assert_eq!(s, StatusCode::OK, "{name}: {body}");
+            assert_eq!(body["direction"], dir);
+            let items = body["items"].as_array().unwrap();
+            let growth: Vec<f64> = items
+                .iter()
+                .map(|i| i["growth_pct"].as_f64().unwrap())
+                .collect();
+            if dir == "rising" {
+                assert!(
+                    growth.windows(2).all(|w| w[0] >= w[1]),
+                    "{name}: {growth:?}"
+                );
+            } else {
+                assert!(
+                    growth.windows(2).all(|w| w[0] <= w[1]),
+                    "{name}: {growth:?}"
+                );
+            }
+            for i in items {
+                for f in [
+                    "platform",
+                    "keyword",
+                    "growth_pct",
+                    "current",
+                    "forecast_end",
+                    "horizon",
+                ] {
+                    assert!(!i[f].is_null(), "{name}: {f} missing in {i}");
+                }
+                assert_eq!(i["horizon"], 13);
+            }
+            movers += items.len();
+        }
+        assert!(
+            movers > 0,
+            "{name}: no rising or falling keyword in the sample"
+        );
+        let (_, body) = get(&state, "/v1/trends?direction=rising&limit=1").await;
+        assert!(body["items"].as_array().unwrap().len() <= 1, "{name}");
+        let (_, body) = get(&state, "/v1/trends?platform=etsy&direction=falling").await;
+        assert_eq!(body["items"].as_array().unwrap().len(), 0, "{name}");
+
+        for (uri, field) in [
+            ("/v1/trends?direction=up", "direction"),
+            ("/v1/trends?limit=0", "limit"),
+            ("/v1/trends?limit=101", "limit"),
+            ("/v1/trends?limit=ten", "limit"),
+            ("/v1/trends?platform=walmart", "platform"),
+        ] {
+            let (s, body) = get(&state, uri).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{name}: {uri}: {body}");
+            assert_eq!(body["error"]["field"], field, "{name}: {uri}");
+        }
+
+        // A keyword with listing data: every field, in the documented shape.
+        let (s, body) = get(&state, "/v1/keywords/amazon/usb%20cables").await;
+        assert_eq!(s, StatusCode::OK, "{name}: {body}");
+        let c = &body["competition"];
+        let score = c["score"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&score), "{name}: {c}");
+        assert!(
+            ["low", "medium", "high", "very high"].contains(&c["band"].as_str().unwrap()),
+            "{name}: {c}"
+        );
+        assert_eq!(c["model_version"], "builtin-composite-v1");
+        assert_eq!(c["synthetic"], false);
+        let contributions = c["contributions"].as_array().unwrap();
+        assert!(!contributions.is_empty(), "{name}: {c}");
+        for k in contributions {
+            assert!(k["factor"].is_string() && k["label"].is_string() && k["points"].is_f64());
+        }
+        assert_eq!(
+            body["snapshot"]["competition"].as_f64(),
+            Some(score),
+            "{name}"
+        );
+        let o = &body["opportunity"];
+        assert!(
+            (0.0..=100.0).contains(&o["score"].as_f64().unwrap()),
+            "{name}: {o}"
+        );
+        assert!(
+            o["explanation"].as_str().unwrap().contains("competition"),
+            "{name}: {o}"
+        );
+        let i = &body["insights"];
+        assert!(
+            ["rising", "falling", "flat"].contains(&i["direction"].as_str().unwrap()),
+            "{name}: {i}"
+        );
+        assert!(i["growth_pct"].is_f64(), "{name}: {i}");
+        for f in ["peak", "anomaly"] {
+            assert!(
+                i.as_object().unwrap().contains_key(f),
+                "{name}: {f} missing"
+            );
+        }
+
+        // A sample keyword (no listing data): no competition, but opportunity and insights.
+        let (_, body) = get(&state, "/v1/keywords/google/coffee").await;
+        assert!(body["competition"].is_null(), "{name}");
+        assert!(
+            body["opportunity"]["explanation"]
+                .as_str()
+                .unwrap()
+                .contains("competition unknown"),
+            "{name}: {}",
+            body["opportunity"]
+        );
+        assert!(body["insights"]["direction"].is_string(), "{name}");
+        if let Some(p) = body["insights"]["peak"].as_object() {
+            assert!(p["in_weeks"].as_i64().unwrap() >= 1, "{name}: {p:?}");
+        }
+    }
+    b.cleanup().await;
+}
