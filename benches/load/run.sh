@@ -61,8 +61,12 @@ t0=$(date +%s.%N)
 "$BIN" import --quiet "$data/panel.csv"
 echo "imported $KEYS keywords in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
 
-"$BIN" serve --no-sample --listen "127.0.0.1:$PORT" & pids+=($!)
+RUST_LOG="warn,kwi::insights=info" "$BIN" serve --no-sample --listen "127.0.0.1:$PORT" 2>"$data/serve.log" & pids+=($!)
 for _ in $(seq 1 240); do curl -sf "127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
+# The start-up insights job forecasts every stored keyword once; measure after it is done.
+t0=$(date +%s.%N)
+for _ in $(seq 1 1200); do grep -qE 'insights job (finished|failed)' "$data/serve.log" && break; sleep 0.5; done
+echo "start-up insights job: $(grep -oE 'insights job (finished|failed).*' "$data/serve.log" | head -1) (waited $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s)"
 curl -sf "127.0.0.1:$PORT/readyz" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("serving model", r["model"]["version"])'
 first=$(head -1 "$data/keys.txt")
 curl -sf -o "$data/payload.json" "127.0.0.1:$PORT/v1/keywords/$first/forecast?horizon=13&levels=80,95"
