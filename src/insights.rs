@@ -435,6 +435,9 @@ mod tests {
         let (u, text) = opportunity(0.0, "flat", 13, None);
         assert_eq!(u, 50.0);
         assert!(text.contains("competition unknown"));
-        assert_eq!(band(a), "high");
+        // ½·(50 + 20) + ½·(100 − 20) = 75: the lower edge of the top band.
+        assert_eq!(a, 75.0);
+        assert_eq!(band(a), "very high");
+        assert_eq!(band(74.9), "high");
     }
 }
