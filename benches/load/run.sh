@@ -66,7 +66,7 @@ for _ in $(seq 1 240); do curl -sf "127.0.0.1:$PORT/readyz" >/dev/null && break;
 # The start-up insights job forecasts every stored keyword once; measure after it is done.
 t0=$(date +%s.%N)
 for _ in $(seq 1 1200); do grep -qE 'insights job (finished|failed)' "$data/serve.log" && break; sleep 0.5; done
-echo "start-up insights job: $(grep -oE 'insights job (finished|failed).*' "$data/serve.log" | head -1) (waited $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s)"
+echo "start-up insights job: $(sed 's/\x1b\[[0-9;]*m//g' "$data/serve.log" | grep -oE 'insights job (finished|failed).*' | head -1) (waited $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s)"
 curl -sf "127.0.0.1:$PORT/readyz" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("serving model", r["model"]["version"])'
 first=$(head -1 "$data/keys.txt")
 curl -sf -o "$data/payload.json" "127.0.0.1:$PORT/v1/keywords/$first/forecast?horizon=13&levels=80,95"
