@@ -309,6 +309,43 @@ impl Encoder {
     }
 }
 
+/// Streams one kind of export from the store through [`encode`] into `sink` (the CLI and the HTTP
+/// handler both call this).
+pub async fn encode_kind<F, Fut>(
+    store: &dyn crate::store::Store,
+    kind: ExportKind,
+    filter: &crate::store::ExportFilter,
+    format: ExportFormat,
+    sink: F,
+) -> Result<u64, ExportError>
+where
+    F: FnMut(Bytes) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    match kind {
+        ExportKind::Observations => {
+            encode(
+                store.export_observations(filter),
+                format,
+                observations_schema(),
+                observations_batch,
+                sink,
+            )
+            .await
+        }
+        ExportKind::Predictions => {
+            encode(
+                store.export_predictions(filter),
+                format,
+                predictions_schema(),
+                predictions_batch,
+                sink,
+            )
+            .await
+        }
+    }
+}
+
 /// Encodes a row stream chunk by chunk, handing each encoded piece to `sink` (which returns
 /// `false` when the receiver is gone). Returns the number of rows read.
 pub async fn encode<T, S, F, Fut>(
@@ -403,28 +440,7 @@ pub async fn run(
         let ok = failed.is_none();
         async move { ok }
     };
-    let rows = match args.what {
-        ExportKind::Observations => {
-            encode(
-                store.export_observations(&filter),
-                format,
-                observations_schema(),
-                observations_batch,
-                sink,
-            )
-            .await
-        }
-        ExportKind::Predictions => {
-            encode(
-                store.export_predictions(&filter),
-                format,
-                predictions_schema(),
-                predictions_batch,
-                sink,
-            )
-            .await
-        }
-    };
+    let rows = encode_kind(store.as_ref(), args.what, &filter, format, sink).await;
     if let Some(e) = failed {
         return Err(e).with_context(|| format!("cannot write {}", args.out.display()));
     }

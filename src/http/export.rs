@@ -6,16 +6,13 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use kwi_features::{Keyword, Platform};
+use kwi_features::Keyword;
 use serde::Deserialize;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiError;
 use crate::app::AppState;
-use crate::export::{
-    ExportFormat, ExportKind, encode, observations_batch, observations_schema, predictions_batch,
-    predictions_schema,
-};
+use crate::export::{ExportFormat, ExportKind, encode_kind};
 use crate::store::ExportFilter;
 
 /// Most keywords one export filter may name.
@@ -48,16 +45,7 @@ pub fn parse(
     q: &ExportQuery,
     headers: &HeaderMap,
 ) -> Result<(ExportFilter, ExportFormat), ApiError> {
-    let platform = q
-        .platform
-        .as_deref()
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| p.parse::<Platform>())
-        .transpose()
-        .map_err(|e| ApiError::BadRequest {
-            field: "platform",
-            message: e.to_string(),
-        })?;
+    let platform = super::keywords::optional_platform(q.platform.as_deref())?;
     let keywords = q
         .keywords
         .as_deref()
@@ -136,28 +124,7 @@ fn stream(
             async move { tx.send(Ok(b)).await.is_ok() }
         };
         let store = state.store.clone();
-        let result = match kind {
-            ExportKind::Observations => {
-                encode(
-                    store.export_observations(&filter),
-                    format,
-                    observations_schema(),
-                    observations_batch,
-                    send,
-                )
-                .await
-            }
-            ExportKind::Predictions => {
-                encode(
-                    store.export_predictions(&filter),
-                    format,
-                    predictions_schema(),
-                    predictions_batch,
-                    send,
-                )
-                .await
-            }
-        };
+        let result = encode_kind(store.as_ref(), kind, &filter, format, send).await;
         match result {
             Ok(rows) => {
                 metrics::counter!("kwi_export_rows_total").increment(rows);

@@ -181,15 +181,7 @@ pub async fn trends(
     State(state): State<AppState>,
     Query(q): Query<TrendsQuery>,
 ) -> Result<Json<TrendsResponse>, ApiError> {
-    let platform = q
-        .platform
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| p.parse::<Platform>())
-        .transpose()
-        .map_err(|e| ApiError::BadRequest {
-            field: "platform",
-            message: e.to_string(),
-        })?;
+    let platform = super::keywords::optional_platform(q.platform.as_deref())?;
     let direction = match q.direction.as_deref().map(str::trim) {
         None | Some("") | Some("rising") => "rising",
         Some("falling") => "falling",

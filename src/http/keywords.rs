@@ -50,6 +50,18 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
     )
 }
 
+/// An optional `platform` query parameter: absent or blank means every platform; anything else must
+/// name a platform (400 naming the field otherwise).
+pub fn optional_platform(raw: Option<&str>) -> Result<Option<Platform>, ApiError> {
+    raw.filter(|p| !p.trim().is_empty())
+        .map(|p| p.parse::<Platform>())
+        .transpose()
+        .map_err(|e| ApiError::BadRequest {
+            field: "platform",
+            message: e.to_string(),
+        })
+}
+
 /// Parses the `{platform}` and `{keyword}` path segments.
 pub fn parse_key(platform: &str, keyword: &str) -> Result<(Platform, Keyword), ApiError> {
     let platform = platform
@@ -143,15 +155,7 @@ pub async fn search(
         field: "q",
         message: e.to_string(),
     })?;
-    let platform = q
-        .platform
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| p.parse::<Platform>())
-        .transpose()
-        .map_err(|e| ApiError::BadRequest {
-            field: "platform",
-            message: e.to_string(),
-        })?;
+    let platform = optional_platform(q.platform.as_deref())?;
     let limit = match q.limit.as_deref() {
         None => 10,
         Some(l) => l
