@@ -18,21 +18,7 @@ use tower::ServiceExt;
 use crate::helpers::Backends;
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, String, Vec<u8>) {
-    let res = kwi::http::router(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let ct = res
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (
-        status,
-        ct,
-        res.into_body().collect().await.unwrap().to_bytes().to_vec(),
-    )
+    crate::helpers::send(state, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
 fn read_arrow(bytes: &[u8]) -> Vec<RecordBatch> {

@@ -105,3 +105,24 @@ impl Backends {
         self.pg_db.cleanup().await;
     }
 }
+
+/// Sends one request through a fresh router; returns status, content type and body.
+pub async fn send(
+    state: &kwi::app::AppState,
+    req: axum::http::Request<axum::body::Body>,
+) -> (axum::http::StatusCode, String, Vec<u8>) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let res = kwi::http::router(state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (
+        status,
+        ct,
+        res.into_body().collect().await.unwrap().to_bytes().to_vec(),
+    )
+}

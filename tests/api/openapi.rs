@@ -2,10 +2,8 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use kwi::app::AppState;
 use kwi::cache::{Cache, DEFAULT_TTL};
-use tower::ServiceExt;
 
 use crate::helpers::Backends;
 
@@ -16,18 +14,7 @@ async fn call(state: &AppState, method: &str, uri: &str) -> (StatusCode, String,
         .header("content-type", "application/json")
         .body(Body::from(if method == "POST" { "{}" } else { "" }))
         .unwrap();
-    let res = kwi::http::router(state.clone()).oneshot(req).await.unwrap();
-    let status = res.status();
-    let ct = res
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (
-        status,
-        ct,
-        res.into_body().collect().await.unwrap().to_bytes().to_vec(),
-    )
+    crate::helpers::send(state, req).await
 }
 
 #[tokio::test]
