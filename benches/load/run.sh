@@ -6,7 +6,9 @@
 #
 # Env: KWI_BIN (default target/release/kwi), REF_BIN (target/release/examples/refserver),
 # DURATION (seconds per wrk phase, default 20), CONNS (default 32), THREADS (wrk threads, default 2),
-# KEYS (keyword count, default 10000). Needs wrk (apt-get install wrk), curl, python3, and for the
+# KEYS (keyword count, default 10000), PHASES (which phases to run, default "1 2 3 4"; phase 3 expects
+# phase 2 to have warmed the cache), PROFILE_CMD (run with the server's pid as $1 during phase 4, e.g.
+# 'pidstat -u -p ALL 5 3' or 'perf record -F 999 -g -p $1 -- sleep 10'). Needs wrk (apt-get install wrk), curl, python3, and for the
 # PostgreSQL run psql + Redis on 127.0.0.1. Build first:
 #   cargo build --release --bin kwi --example refserver
 #
@@ -82,10 +84,16 @@ run_wrk() { # name, mode, path template, base url
 }
 counter() { curl -s "127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'; }
 
+PHASES=${PHASES:-1 2 3 4}
+phase() { [[ " $PHASES " == *" $1 "* ]]; }
+
+if phase 1; then
 echo "--- 1. reference server"
 ref_redis=$(run_wrk ref_redis zipf '/redis/{key}' "http://127.0.0.1:$REF_PORT"); echo "$ref_redis"
 ref_local=$(run_wrk ref_local zipf '/local/{key}' "http://127.0.0.1:$REF_PORT"); echo "$ref_local"
+fi
 
+if phase 2; then
 echo "--- 2. batch of 1,000 keywords"
 python3 - "$PORT" "$data/keys.txt" <<'PY'
 import json, sys, time, urllib.parse, urllib.request
@@ -105,19 +113,28 @@ q = lambda v: f"median {sorted(v)[len(v) // 2]:.0f} ms, max {max(v):.0f} ms"
 print(f"batch_uncached n={len(cold)} {q(cold)}")
 print(f"batch_cached n={len(warm)} {q(warm)}")
 PY
+fi
 
+if phase 3; then
 echo "--- 3. cached forecast GET, Zipf(1.1) over $KEYS keywords (all warmed by phase 2)"
 h0=$(counter kwi_cache_hits_total); m0=$(counter kwi_cache_misses_total)
 cached=$(run_wrk kwi_cached zipf '/v1/keywords/{key}/forecast?horizon=13&levels=80,95' "http://127.0.0.1:$PORT"); echo "$cached"
 h1=$(counter kwi_cache_hits_total); m1=$(counter kwi_cache_misses_total)
 echo "cache hits $((h1 - h0)), misses $((m1 - m0)), hit ratio $(python3 -c "print(f'{($h1-$h0)/max(1,($h1-$h0)+($m1-$m0)):.4f}')")"
+fi
 
+if phase 4; then
 echo "--- 4. uncached forecast GET ($CONNS clients, every request a new key)"
 m0=$(counter kwi_cache_misses_total)
+if [ -n "${PROFILE_CMD:-}" ]; then
+  (sleep 2; bash -c "$PROFILE_CMD" _ "${pids[0]}" > "${PROFILE_OUT:-/tmp/kwi-profile.txt}" 2>&1) &
+fi
 uncached=$(run_wrk kwi_uncached miss '/v1/keywords/{key}/forecast?horizon={h}&levels=80,95' "http://127.0.0.1:$PORT"); echo "$uncached"
 m1=$(counter kwi_cache_misses_total)
 echo "misses during phase 4: $((m1 - m0))"
+fi
 
+phase 1 && phase 3 || exit 0
 echo "--- summary ($label)"
 python3 - "$ref_redis" "$ref_local" "$cached" <<'PY'
 import sys

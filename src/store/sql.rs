@@ -51,8 +51,12 @@ pub const MODELS: &str = "SELECT name, version, kind, feature_schema_hash, metri
     FROM models ORDER BY created_at DESC, version DESC";
 
 /// Prediction insert.
-pub const PREDICTION_INSERT: &str = "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, \
-    created_at, horizon, mean, quantiles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub const PREDICTION_INSERT_HEAD: &str = "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, \
+    created_at, horizon, mean, quantiles) ";
+
+/// Rows per multi-row prediction INSERT (9 binds each: well under SQLite's 32,766 and PostgreSQL's
+/// 65,535 bind limits).
+pub const PREDICTION_CHUNK: usize = 500;
 
 /// Snapshots of one keyword on every platform.
 pub const MARKETS: &str = "SELECT platform, search_volume, competition, cpc, trend_data, last_updated \
@@ -388,19 +392,21 @@ macro_rules! sql_store {
             ) -> $crate::store::Result<()> {
                 let now = chrono::Utc::now();
                 let mut tx = self.pool.begin().await?;
-                for r in rows {
-                    sqlx::query($crate::store::sql::PREDICTION_INSERT)
-                        .bind(uuid::Uuid::now_v7())
-                        .bind(r.platform.as_str())
-                        .bind(r.keyword.as_str())
-                        .bind(r.model_version.as_str())
-                        .bind(r.data_as_of)
-                        .bind(now)
-                        .bind(r.horizon)
-                        .bind(sqlx::types::Json(&r.mean))
-                        .bind(sqlx::types::Json(&r.quantiles))
-                        .execute(&mut *tx)
-                        .await?;
+                // Multi-row INSERTs (one statement per PREDICTION_CHUNK rows), not a round trip per row.
+                for chunk in rows.chunks($crate::store::sql::PREDICTION_CHUNK) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new($crate::store::sql::PREDICTION_INSERT_HEAD);
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(uuid::Uuid::now_v7())
+                            .push_bind(r.platform.as_str())
+                            .push_bind(r.keyword.as_str())
+                            .push_bind(r.model_version.as_str())
+                            .push_bind(r.data_as_of)
+                            .push_bind(now)
+                            .push_bind(r.horizon)
+                            .push_bind(sqlx::types::Json(&r.mean))
+                            .push_bind(sqlx::types::Json(&r.quantiles));
+                    });
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

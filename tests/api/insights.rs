@@ -212,3 +212,87 @@ async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
     }
     b.cleanup().await;
 }
+
+/// Writes a competition artifact (the composite with every factor's centre moved up by one spread,
+/// so it scores the same keyword lower) and registers it as the active competition model.
+async fn register_competition(store: &dyn kwi::store::Store, dir: &std::path::Path, version: &str) {
+    let mut model = kwi_models::competition::CompetitionModel::composite(5.0);
+    for (c, s) in model.center.iter_mut().zip(&model.scale) {
+        *c += s;
+    }
+    let manifest = kwi_models::artifact::CompetitionManifest {
+        name: "test-competition".into(),
+        version: version.into(),
+        kind: "competition".into(),
+        feature_schema_hash: "test".into(),
+        created_at: String::new(),
+        params: Default::default(),
+        training_data: serde_json::json!({ "synthetic": false }),
+        metrics: serde_json::json!({}),
+    };
+    kwi_models::artifact::save_competition(dir, &manifest, &model).unwrap();
+    store
+        .register_model(
+            &kwi::store::ModelRecord {
+                name: manifest.name.clone(),
+                version: version.into(),
+                kind: "competition".into(),
+                feature_schema_hash: "test".into(),
+                metrics: serde_json::json!({}),
+                artifact: dir.display().to_string(),
+                created_at: chrono::Utc::now(),
+                active: true,
+            },
+            true,
+        )
+        .await
+        .unwrap();
+}
+
+/// The job `kwi serve` starts: it scores with the registry's active competition model, falls back to
+/// the composite when that artifact cannot be loaded, and leaves trends behind either way.
+#[tokio::test]
+async fn startup_job_scores_with_the_active_competition_model_or_the_composite() {
+    let b = Backends::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, store) in b.all() {
+        kwi::import::load_sample(store.as_ref()).await.unwrap();
+        store.import(&amazon_rows(), &|_| {}).await.unwrap();
+        let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
+            .await
+            .unwrap();
+        let dir = tmp.path().join(name);
+        register_competition(store.as_ref(), &dir, "comp-test-1").await;
+        let job = || kwi::insights::spawn_job(store.clone(), state.forecasting.model.current(), 13);
+        job().await.unwrap();
+        let (s, body) = get(&state, "/v1/keywords/amazon/usb%20cables").await;
+        assert_eq!(s, StatusCode::OK, "{name}: {body}");
+        assert_eq!(
+            body["competition"]["model_version"], "comp-test-1",
+            "{name}"
+        );
+        let registered = body["competition"]["score"].as_f64().unwrap();
+        let (_, trends) = get(&state, "/v1/trends?direction=rising&limit=100").await;
+        let (_, falling) = get(&state, "/v1/trends?direction=falling&limit=100").await;
+        assert!(
+            trends["items"].as_array().unwrap().len() + falling["items"].as_array().unwrap().len()
+                > 0,
+            "{name}: the job left no movers"
+        );
+
+        // The active artifact disappears: the job still runs, on the composite.
+        std::fs::remove_dir_all(&dir).unwrap();
+        job().await.unwrap();
+        let (_, body) = get(&state, "/v1/keywords/amazon/usb%20cables").await;
+        assert_eq!(
+            body["competition"]["model_version"], "builtin-composite-v1",
+            "{name}"
+        );
+        let composite = body["competition"]["score"].as_f64().unwrap();
+        assert!(
+            registered < composite,
+            "{name}: registered {registered} vs composite {composite}"
+        );
+    }
+    b.cleanup().await;
+}

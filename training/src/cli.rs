@@ -532,42 +532,85 @@ async fn cmd_forecast(a: ForecastArgs) -> anyhow::Result<()> {
 
 async fn cmd_publish(a: PublishArgs) -> anyhow::Result<()> {
     // A competition artifact (written by `fit-competition`) has its own manifest.
-    if let Ok((m, _)) = kwi_models::artifact::load_competition(&a.artifact) {
-        if a.no_activate {
-            bail!(
-                "--no-activate is not supported for competition models yet; publish activates it"
+    let (name, version, kind, hash, metrics) =
+        match kwi_models::artifact::load_competition(&a.artifact) {
+            Ok((m, _)) => (m.name, m.version, m.kind, m.feature_schema_hash, m.metrics),
+            Err(_) => {
+                let m = Predictor::load(&a.artifact)
+                    .with_context(|| {
+                        format!("{} is not a loadable artifact", a.artifact.display())
+                    })?
+                    .manifest;
+                (m.name, m.version, m.kind, m.feature_schema_hash, m.metrics)
+            }
+        };
+    let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
+    let record = ModelRecord {
+        name,
+        version,
+        kind,
+        feature_schema_hash: hash,
+        metrics,
+        artifact: String::new(),
+        created_at: chrono::Utc::now(),
+        active: !a.no_activate,
+    };
+    register_artifact(&url, &a.artifact, record).await
+}
+
+/// Registers an artifact folder in the model registry (making it the active model of its kind
+/// when `record.active`); the stored path is the folder's canonical path.
+pub async fn register_artifact(
+    url: &str,
+    dir: &Path,
+    mut record: ModelRecord,
+) -> anyhow::Result<()> {
+    let store = kwi::store::connect(url)
+        .await
+        .with_context(|| format!("cannot open database {}", kwi::app::redact(url)))?;
+    store.migrate().await?;
+    record.artifact = std::fs::canonicalize(dir)
+        .with_context(|| format!("cannot resolve {}", dir.display()))?
+        .display()
+        .to_string();
+    let existing = store
+        .models()
+        .await?
+        .into_iter()
+        .find(|m| m.version == record.version);
+    if let Some(m) = existing {
+        anyhow::ensure!(
+            m.artifact == record.artifact,
+            "version {} is already registered with another artifact folder ({}); \
+             versions are unique: refit to get a new version",
+            m.version,
+            m.artifact
+        );
+        if record.active && !m.active {
+            store.activate_model(&m.version).await?;
+            println!(
+                "{} model {} was already registered; now active",
+                m.kind, m.version
+            );
+        } else {
+            println!(
+                "{} model {} is already registered{}; nothing to do",
+                m.kind,
+                m.version,
+                if m.active { " and active" } else { "" }
             );
         }
-        let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
-        return crate::competition::publish_competition(&url, &a.artifact, &m).await;
+        return Ok(());
     }
-    let predictor = Predictor::load(&a.artifact)
-        .with_context(|| format!("{} is not a loadable artifact", a.artifact.display()))?;
-    let m = &predictor.manifest;
-    let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
-    let store = kwi::store::connect(&url).await?;
-    store.migrate().await?;
-    let artifact = std::fs::canonicalize(&a.artifact)?.display().to_string();
     store
-        .register_model(
-            &ModelRecord {
-                name: m.name.clone(),
-                version: m.version.clone(),
-                kind: m.kind.clone(),
-                feature_schema_hash: m.feature_schema_hash.clone(),
-                metrics: m.metrics.clone(),
-                artifact,
-                created_at: chrono::Utc::now(),
-                active: !a.no_activate,
-            },
-            !a.no_activate,
-        )
+        .register_model(&record, record.active)
         .await
-        .with_context(|| format!("cannot register {}", m.version))?;
+        .with_context(|| format!("cannot register {}", record.version))?;
     println!(
-        "published {}{}",
-        m.version,
-        if a.no_activate { "" } else { " (active)" }
+        "published {} model {}{}",
+        record.kind,
+        record.version,
+        if record.active { " (active)" } else { "" }
     );
     Ok(())
 }

@@ -688,37 +688,18 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
     println!("{} ({:.1}s)", dir.display(), t.elapsed().as_secs_f64());
     if a.publish {
         let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
-        publish_competition(&url, &dir, &manifest).await?;
+        let record = ModelRecord {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            kind: manifest.kind.clone(),
+            feature_schema_hash: manifest.feature_schema_hash.clone(),
+            metrics: manifest.metrics.clone(),
+            artifact: String::new(),
+            created_at: chrono::Utc::now(),
+            active: true,
+        };
+        crate::cli::register_artifact(&url, &dir, record).await?;
     }
-    Ok(())
-}
-
-/// Registers a competition artifact and makes it the active competition model.
-pub async fn publish_competition(
-    url: &str,
-    dir: &Path,
-    m: &CompetitionManifest,
-) -> anyhow::Result<()> {
-    let store = kwi::store::connect(url).await?;
-    store.migrate().await?;
-    let artifact = std::fs::canonicalize(dir)?.display().to_string();
-    store
-        .register_model(
-            &ModelRecord {
-                name: m.name.clone(),
-                version: m.version.clone(),
-                kind: m.kind.clone(),
-                feature_schema_hash: m.feature_schema_hash.clone(),
-                metrics: m.metrics.clone(),
-                artifact,
-                created_at: chrono::Utc::now(),
-                active: true,
-            },
-            true,
-        )
-        .await
-        .with_context(|| format!("cannot register {}", m.version))?;
-    println!("published {} (active competition model)", m.version);
     Ok(())
 }
 

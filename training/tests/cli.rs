@@ -46,6 +46,81 @@ fn read_csv(path: &Path) -> (String, Vec<(String, usize, Vec<f64>)>) {
 
 const QUICK: [&str; 2] = ["--steps", "40"];
 
+fn marketplace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/marketplace")
+}
+
+/// The competition model on the real listing files: artifact and report written, registered without
+/// activation (the insights job keeps the composite), then activated by publishing it again.
+#[test]
+fn competition_model_is_fitted_published_inactive_then_activated() {
+    let dir = tempfile::tempdir().unwrap();
+    let art = dir.path().join("comp");
+    let stdout = ok(kwi_train(
+        &[
+            "fit-competition",
+            "--listings",
+            marketplace().to_str().unwrap(),
+            "--out",
+            art.to_str().unwrap(),
+        ],
+        dir.path(),
+    ));
+    assert!(stdout.contains("held-out Spearman"), "{stdout}");
+    for f in [
+        "manifest.json",
+        "competition.json",
+        "report.md",
+        "report.json",
+        "scores.parquet",
+        "bands.parquet",
+    ] {
+        assert!(art.join(f).exists(), "{f} missing from the artifact");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(art.join("manifest.json")).unwrap()).unwrap();
+    let version = manifest["version"].as_str().unwrap();
+    assert_eq!(manifest["kind"], "competition");
+
+    let competition_model = || {
+        let out = kwi_train(&["insights"], dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+            .split("competition model ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no model named in {stderr}"))
+            .to_string()
+    };
+    let stdout = ok(kwi_train(
+        &[
+            "publish",
+            "--artifact",
+            art.to_str().unwrap(),
+            "--no-activate",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(
+        stdout.trim(),
+        format!("published competition model {version}")
+    );
+    assert_eq!(competition_model(), "builtin-composite-v1");
+
+    let stdout = ok(kwi_train(
+        &["publish", "--artifact", art.to_str().unwrap()],
+        dir.path(),
+    ));
+    assert!(stdout.contains("now active"), "{stdout}");
+    assert_eq!(competition_model(), version);
+    let stdout = ok(kwi_train(
+        &["publish", "--artifact", art.to_str().unwrap()],
+        dir.path(),
+    ));
+    assert!(stdout.contains("nothing to do"), "{stdout}");
+}
+
 #[test]
 fn forecast_csv_has_one_row_per_series_and_step_with_sane_intervals() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,7 +221,7 @@ fn same_seed_same_weights_and_published_model_is_reused() {
         serde_json::from_slice(&std::fs::read(a.join("manifest.json")).unwrap()).unwrap();
     let version = manifest["version"].as_str().unwrap();
     assert!(
-        stdout.contains(&format!("published {version} (active)")),
+        stdout.contains(&format!("published forecaster model {version} (active)")),
         "{stdout}"
     );
     let fc = dir.path().join("fc.csv");
