@@ -5,7 +5,8 @@
 //! global members' parameters. Per-series members (naive, seasonal naive, Naive2, AutoETS) are
 //! computed from each series' own history at prediction time; the global members (Candle MLP, Linfa
 //! ridge) are loaded, never trained, here. Horizons beyond the trained one are produced recursively
-//! (predictions fed back as inputs) and their interval radii keep widening with √step.
+//! (predictions fed back as inputs) and their interval radii keep widening with √step
+//! ([`Conformal::radius`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -252,29 +253,13 @@ impl Predictor {
         levels: &[f64],
     ) -> Result<Vec<Forecast>, ForecastError> {
         let means = self.ensemble_means(series, h)?;
-        let conformal = extend(&self.manifest.conformal, h);
+        let conformal = &self.manifest.conformal;
         Ok(series
             .iter()
             .zip(means)
             .map(|(s, m)| conformal.apply(s, m, levels))
             .collect())
     }
-}
-
-/// Calibration extended to `h` steps: beyond the calibrated horizon H the radius grows as √(k/H).
-fn extend(c: &Conformal, h: usize) -> Conformal {
-    let mut out = c.clone();
-    for r in &mut out.radius {
-        let hh = r.len();
-        if hh == 0 {
-            continue;
-        }
-        let last = r[hh - 1];
-        for k in hh..h {
-            r.push(last * ((k + 1) as f64 / hh as f64).sqrt());
-        }
-    }
-    out
 }
 
 /// Runs a window model H steps at a time, feeding its own predictions back, until `h` steps exist.

@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use chrono::{Duration as Days, NaiveDate};
-use kwi_features::ingest::Observation;
-use kwi_features::series::{Series, regularise};
+use kwi_features::series::{Series, regular_series, regularise};
 use kwi_features::{Frequency, Keyword, Platform};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -27,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::cache::Cache;
 use crate::forecast::Predictor;
-use crate::store::{HistoryPoint, PredictionRecord, Store};
+use crate::store::{PredictionRecord, Store};
 
 /// Queue length of the prediction writer (back-pressure beyond it, never loss).
 pub const PERSIST_QUEUE: usize = 10_000;
@@ -106,32 +105,20 @@ impl ModelSlot {
     }
 }
 
-/// Builds a keyword's regular series from its stored history.
-pub fn series_from_history(
+/// Builds a keyword's regular series from its stored volumes ([`Store::volumes`]; the same construction as training's
+/// [`kwi_features::series::regularise`]).
+pub fn series_from_volumes(
     platform: Platform,
     keyword: &Keyword,
-    history: &[HistoryPoint],
+    volumes: &[(NaiveDate, f64)],
 ) -> Option<Series> {
-    let rows: Vec<Observation> = history
-        .iter()
-        .filter_map(|h| {
-            h.search_volume.map(|v| {
-                let mut values = [None; 10];
-                values[0] = Some(v);
-                Observation {
-                    platform,
-                    keyword: keyword.clone(),
-                    period_start: h.period_start,
-                    values,
-                    source: h.source.clone(),
-                    line: 0,
-                }
-            })
-        })
-        .collect();
-    regularise(&rows, Frequency::Weekly, &Default::default())
-        .into_iter()
-        .next()
+    regular_series(
+        platform,
+        keyword.clone(),
+        format!("{platform}/{keyword}"),
+        volumes,
+        Frequency::Weekly,
+    )
 }
 
 /// Runs the model on one series (blocking: call from the blocking pool).

@@ -63,44 +63,59 @@ pub fn regularise(
                 .push((o.period_start, v));
         }
     }
-    let step = freq.days();
     groups
         .into_iter()
         .map(|((platform, keyword), points)| {
-            let start = points.iter().map(|p| p.0).min().expect("non-empty group");
-            let idx = |d: NaiveDate| ((d - start).num_days() / step) as usize;
-            let len = points.iter().map(|p| idx(p.0)).max().unwrap_or(0) + 1;
-            let mut sum = vec![0.0; len];
-            let mut cnt = vec![0u32; len];
-            for (d, v) in &points {
-                let i = idx(*d);
-                sum[i] += v;
-                cnt[i] += 1;
-            }
-            let observed: Vec<bool> = cnt.iter().map(|c| *c > 0).collect();
-            let mut values: Vec<f64> = sum
-                .iter()
-                .zip(&cnt)
-                .map(|(s, c)| if *c > 0 { s / f64::from(*c) } else { f64::NAN })
-                .collect();
-            interpolate(&mut values);
-            let gaps = observed.iter().filter(|o| !**o).count();
             let label = labels
                 .get(&(platform, keyword.clone()))
                 .cloned()
                 .unwrap_or_else(|| format!("{platform}/{keyword}"));
-            Series {
-                platform,
-                keyword: keyword.clone(),
-                label,
-                start,
-                freq,
-                values,
-                observed,
-                gaps,
-            }
+            regular_series(platform, keyword.clone(), label, &points, freq)
+                .expect("non-empty group")
         })
         .collect()
+}
+
+/// One keyword's regular series from its (period, volume) points in any order: the grid starts
+/// at the earliest period, duplicates of a period are averaged, gaps are interpolated and counted.
+/// `None` when there are no points. [`regularise`] builds every series with it, so the server's
+/// single-keyword path and training agree.
+pub fn regular_series(
+    platform: Platform,
+    keyword: Keyword,
+    label: String,
+    points: &[(NaiveDate, f64)],
+    freq: Frequency,
+) -> Option<Series> {
+    let start = points.iter().map(|p| p.0).min()?;
+    let step = freq.days();
+    let idx = |d: NaiveDate| ((d - start).num_days() / step) as usize;
+    let len = points.iter().map(|p| idx(p.0)).max().unwrap_or(0) + 1;
+    let mut sum = vec![0.0; len];
+    let mut cnt = vec![0u32; len];
+    for (d, v) in points {
+        let i = idx(*d);
+        sum[i] += v;
+        cnt[i] += 1;
+    }
+    let observed: Vec<bool> = cnt.iter().map(|c| *c > 0).collect();
+    let mut values: Vec<f64> = sum
+        .iter()
+        .zip(&cnt)
+        .map(|(s, c)| if *c > 0 { s / f64::from(*c) } else { f64::NAN })
+        .collect();
+    interpolate(&mut values);
+    let gaps = observed.iter().filter(|o| !**o).count();
+    Some(Series {
+        platform,
+        keyword,
+        label,
+        start,
+        freq,
+        values,
+        observed,
+        gaps,
+    })
 }
 
 /// Fills NaN runs by linear interpolation between the finite neighbours (the first and last values

@@ -99,12 +99,17 @@ impl Conformal {
         }
     }
 
-    /// Radius (in scale units) at `level` and `step`, interpolated linearly between calibrated
-    /// levels; steps past the calibrated horizon take the last step's radius.
+    /// Radius (in scale units) at `level` and `step` (0-based), interpolated linearly between
+    /// calibrated levels; past the calibrated horizon H the last step's radius grows as
+    /// √((step + 1) / H), so intervals keep widening however far out the forecast goes.
     pub fn radius(&self, level: f64, step: usize) -> f64 {
         let at = |j: usize| {
             let r = &self.radius[j];
-            r.get(step).or(r.last()).copied().unwrap_or(0.0)
+            match (r.get(step), r.last()) {
+                (Some(v), _) => *v,
+                (None, Some(last)) => last * ((step + 1) as f64 / r.len() as f64).sqrt(),
+                (None, None) => 0.0,
+            }
         };
         let n = self.levels.len();
         if n == 0 {
@@ -190,5 +195,17 @@ mod tests {
         let mid = c.radius(87.5, 0);
         assert!(mid >= c.radius[0][0] && mid <= c.radius[1][0]);
         assert!(c.supports(80.0) && c.supports(90.0) && !c.supports(50.0) && !c.supports(99.0));
+        // Past the calibrated 3 steps the last radius grows as √((k + 1) / 3).
+        let last = c.radius[0][2];
+        assert!((c.radius(80.0, 3) - last * (4.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((c.radius(80.0, 11) - last * 2.0).abs() < 1e-12);
+        let f = c.apply(&hist, vec![10.0; 8], &[80.0]);
+        let width: Vec<f64> = f.intervals[0]
+            .hi
+            .iter()
+            .zip(&f.intervals[0].lo)
+            .map(|(h, l)| h - l)
+            .collect();
+        assert!(width[2..].windows(2).all(|w| w[1] > w[0]), "{width:?}");
     }
 }

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::forecast::Predictor;
 use crate::serving::{
     ForecastBody, cache_key, cached_or_compute, forecast_many, forecast_series, prediction_record,
-    series_from_history,
+    series_from_volumes,
 };
 
 /// Longest horizon served.
@@ -157,8 +157,8 @@ async fn keyword_forecast(
     let kw = keyword.clone();
     let lv = levels.to_vec();
     cached_or_compute(&state.cache, &state.forecasting.inflight, key, async move {
-        let history = st.store.history(platform, &kw).await?;
-        let series = series_from_history(platform, &kw, &history)
+        let volumes = st.store.volumes(platform, &kw).await?;
+        let series = series_from_volumes(platform, &kw, &volumes)
             .ok_or_else(|| anyhow::anyhow!("keyword has no search-volume history"))?;
         let body = run_model(model, series, horizon, lv).await?;
         if let Some(rec) = prediction_record(&body, &kw) {
@@ -405,13 +405,11 @@ async fn batch_stored(
     if !misses.is_empty() {
         let miss_keys: Vec<(Platform, Keyword)> =
             misses.iter().map(|(i, _)| keys[*i].clone()).collect();
-        let histories = state.store.histories(&miss_keys).await?;
+        let volumes = state.store.volumes_many(&miss_keys).await?;
         let mut series = Vec::with_capacity(misses.len());
         let mut series_of: Vec<Option<usize>> = Vec::with_capacity(misses.len());
-        for key in &miss_keys {
-            let s = histories
-                .get(key)
-                .and_then(|h| series_from_history(key.0, &key.1, h));
+        for (key, v) in miss_keys.iter().zip(&volumes) {
+            let s = series_from_volumes(key.0, &key.1, v);
             series_of.push(s.is_some().then_some(series.len()));
             if let Some(s) = s {
                 series.push(s);

@@ -373,11 +373,19 @@ pub trait Store: Send + Sync + 'static {
         &self,
         keys: &[(Platform, Keyword)],
     ) -> Result<Vec<((Platform, Keyword), DateTime<Utc>)>>;
-    /// Histories of many keywords in one query (the batch forecast path), oldest first per keyword.
-    async fn histories(
+    /// A keyword's search volumes `(period, volume)`, oldest first (rows without a volume left
+    /// out): what a forecast reads, without the listing columns of [`Store::history`].
+    async fn volumes(
+        &self,
+        platform: Platform,
+        keyword: &Keyword,
+    ) -> Result<Vec<(chrono::NaiveDate, f64)>>;
+    /// [`Store::volumes`] of many keywords in one query (the batch forecast path), in `keys` order
+    /// (an unknown keyword gets an empty list).
+    async fn volumes_many(
         &self,
         keys: &[(Platform, Keyword)],
-    ) -> Result<std::collections::HashMap<(Platform, Keyword), Vec<HistoryPoint>>>;
+    ) -> Result<Vec<Vec<(chrono::NaiveDate, f64)>>>;
     /// Streams stored observations matching `filter`, by platform, keyword, period (never all in
     /// memory: rows arrive as the database sends them).
     fn export_observations<'a>(

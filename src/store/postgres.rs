@@ -65,11 +65,12 @@ const EXPORT_PREDICTIONS: &str = "SELECT platform, keyword, model_version, data_
 const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM keyword_data d \
     JOIN (SELECT j->>0 AS platform, j->>1 AS keyword FROM jsonb_array_elements($1::jsonb) j) k ON d.platform = k.platform AND d.keyword = k.keyword";
 
-/// Histories of a JSON list of `[platform, keyword]` pairs (columns as in `HISTORY`).
-const HISTORIES_MANY: &str = "SELECT o.platform, o.keyword, o.period_start, o.search_volume, o.listing_count, \
-    o.price_median, o.cpc, o.source FROM keyword_observations o \
-    JOIN (SELECT j->>0 AS platform, j->>1 AS keyword FROM jsonb_array_elements($1::jsonb) j) k ON o.platform = k.platform AND o.keyword = k.keyword \
-    ORDER BY o.platform, o.keyword, o.period_start, o.source";
+/// Search volumes of a JSON list of `[platform, keyword]` pairs, tagged with the pair's 0-based
+/// position in the list.
+const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8, o.period_start, o.search_volume FROM \
+    jsonb_array_elements($1::jsonb) WITH ORDINALITY AS k(j, ord) \
+    JOIN keyword_observations o ON o.platform = k.j->>0 AND o.keyword = k.j->>1 \
+    WHERE o.search_volume IS NOT NULL ORDER BY k.ord, o.period_start, o.source";
 
 /// Movers of one direction ($1 `rising`/`falling`), optionally one platform ($2), at most $3.
 const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_end, horizon FROM keyword_insights \
@@ -86,6 +87,6 @@ sql_store!(
     EXPORT_OBSERVATIONS,
     EXPORT_PREDICTIONS,
     VERSIONS_MANY,
-    HISTORIES_MANY,
+    VOLUMES_MANY,
     TRENDS
 );

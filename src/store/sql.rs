@@ -29,6 +29,11 @@ pub const OBS_UPSERT_TAIL: &str = " ON CONFLICT (platform, keyword, period_start
 pub const HISTORY: &str = "SELECT period_start, search_volume, listing_count, price_median, cpc, source \
     FROM keyword_observations WHERE platform = $1 AND keyword = $2 ORDER BY period_start, source";
 
+/// Search volumes of one keyword for a forecast, oldest first (the unique index on
+/// (platform, keyword, period_start, source) serves the order).
+pub const VOLUMES: &str = "SELECT period_start, search_volume FROM keyword_observations \
+    WHERE platform = $1 AND keyword = $2 AND search_volume IS NOT NULL ORDER BY period_start, source";
+
 /// Snapshot of one keyword.
 pub const SNAPSHOT: &str = "SELECT search_volume, competition, cpc, trend_data, last_updated \
     FROM keyword_data WHERE platform = $1 AND keyword = $2";
@@ -98,7 +103,7 @@ pub fn like_prefix(q: &str) -> String {
 /// `$refresh` is the backend's snapshot-refresh statement (JSON aggregation differs between backends).
 macro_rules! sql_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr, $refresh:expr, $search:expr,
-     $export_obs:expr, $export_pred:expr, $versions_many:expr, $histories_many:expr,
+     $export_obs:expr, $export_pred:expr, $versions_many:expr, $volumes_many:expr,
      $trends:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
@@ -497,46 +502,35 @@ macro_rules! sql_store {
                 Ok(out)
             }
 
-            async fn histories(
+            async fn volumes(
+                &self,
+                platform: kwi_features::Platform,
+                keyword: &kwi_features::Keyword,
+            ) -> $crate::store::Result<Vec<(chrono::NaiveDate, f64)>> {
+                Ok(sqlx::query_as($crate::store::sql::VOLUMES)
+                    .bind(platform.as_str())
+                    .bind(keyword.as_str())
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn volumes_many(
                 &self,
                 keys: &[(kwi_features::Platform, kwi_features::Keyword)],
-            ) -> $crate::store::Result<
-                std::collections::HashMap<
-                    (kwi_features::Platform, kwi_features::Keyword),
-                    Vec<$crate::store::HistoryPoint>,
-                >,
-            > {
-                use sqlx::Row;
-                let mut out: std::collections::HashMap<_, Vec<$crate::store::HistoryPoint>> =
-                    std::collections::HashMap::with_capacity(keys.len());
+            ) -> $crate::store::Result<Vec<Vec<(chrono::NaiveDate, f64)>>> {
+                use futures::TryStreamExt;
+                let mut out = vec![Vec::new(); keys.len()];
                 if keys.is_empty() {
                     return Ok(out);
                 }
-                let index: std::collections::HashMap<(&str, &str), usize> = keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (p, k))| ((p.as_str(), k.as_str()), i))
-                    .collect();
-                let rows = sqlx::query($histories_many)
-                    .bind($crate::store::keys_json(keys))
-                    .fetch_all(&self.pool)
-                    .await?;
-                for r in &rows {
-                    let p: String = r.try_get(0)?;
-                    let k: String = r.try_get(1)?;
-                    let Some(&i) = index.get(&(p.as_str(), k.as_str())) else {
-                        continue;
-                    };
-                    out.entry(keys[i].clone())
-                        .or_default()
-                        .push($crate::store::HistoryPoint {
-                            period_start: r.try_get(2)?,
-                            search_volume: r.try_get(3)?,
-                            listing_count: r.try_get(4)?,
-                            price_median: r.try_get(5)?,
-                            cpc: r.try_get(6)?,
-                            source: r.try_get(7)?,
-                        });
+                let json = $crate::store::keys_json(keys);
+                let mut rows = sqlx::query_as::<_, (i64, chrono::NaiveDate, f64)>($volumes_many)
+                    .bind(json.as_str())
+                    .fetch(&self.pool);
+                while let Some((i, period, volume)) = rows.try_next().await? {
+                    if let Some(v) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                        v.push((period, volume));
+                    }
                 }
                 Ok(out)
             }

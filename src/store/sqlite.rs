@@ -87,11 +87,11 @@ const EXPORT_PREDICTIONS: &str = "SELECT platform, keyword, model_version, data_
 const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM keyword_data d \
     JOIN (SELECT json_extract(value, '$[0]') AS platform, json_extract(value, '$[1]') AS keyword FROM json_each($1)) k ON d.platform = k.platform AND d.keyword = k.keyword";
 
-/// Histories of a JSON list of `[platform, keyword]` pairs (columns as in `HISTORY`).
-const HISTORIES_MANY: &str = "SELECT o.platform, o.keyword, o.period_start, o.search_volume, o.listing_count, \
-    o.price_median, o.cpc, o.source FROM keyword_observations o \
-    JOIN (SELECT json_extract(value, '$[0]') AS platform, json_extract(value, '$[1]') AS keyword FROM json_each($1)) k ON o.platform = k.platform AND o.keyword = k.keyword \
-    ORDER BY o.platform, o.keyword, o.period_start, o.source";
+/// Search volumes of a JSON list of `[platform, keyword]` pairs, tagged with the pair's 0-based
+/// position in the list (`json_each.key`).
+const VOLUMES_MANY: &str = "SELECT CAST(k.key AS INTEGER), o.period_start, o.search_volume FROM json_each($1) k \
+    JOIN keyword_observations o ON o.platform = json_extract(k.value, '$[0]') AND o.keyword = json_extract(k.value, '$[1]') \
+    WHERE o.search_volume IS NOT NULL ORDER BY k.key, o.period_start, o.source";
 
 /// Movers of one direction ($1 `rising`/`falling`), optionally one platform ($2), at most $3.
 const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_end, horizon FROM keyword_insights \
@@ -108,6 +108,6 @@ sql_store!(
     EXPORT_OBSERVATIONS,
     EXPORT_PREDICTIONS,
     VERSIONS_MANY,
-    HISTORIES_MANY,
+    VOLUMES_MANY,
     TRENDS
 );

@@ -160,6 +160,24 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
             results[3]["forecast"][0]["mean"], 8.0,
             "naive for a series shorter than a season"
         );
+        // The batch path (one volume query for all) and the single path compute the same forecast:
+        // different levels, so both are misses, and the means agree step by step.
+        let (s, c, single) = call(
+            &state,
+            get("/v1/keywords/google/jam/forecast?horizon=4&levels=80,95"),
+        )
+        .await;
+        assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")), "{name}");
+        let means = |b: &Value| -> Vec<f64> {
+            b["forecast"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["mean"].as_f64().unwrap())
+                .collect()
+        };
+        assert_eq!(means(&single), means(&results[1]), "{name}");
+        assert_eq!(single["data_as_of"], results[1]["data_as_of"], "{name}");
         // A batch fills the cache the single GET reads (same key), and a keyword named twice is
         // answered twice, identically.
         let twice = json!({"keywords": [{"platform": "google", "keyword": "furniture"},

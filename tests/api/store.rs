@@ -98,6 +98,34 @@ async fn gtrends_import_then_reimport_changes_nothing() {
         );
         let trend = snap_after.trend_data.as_array().unwrap();
         assert_eq!(trend.len(), 52, "{name}");
+        // What a forecast reads: the volumes alone, in the history's order; many at once in the
+        // order asked, an unknown keyword empty, a repeated one answered twice.
+        let kw = |k: &str| Keyword::parse(k).unwrap();
+        let coffee = store
+            .volumes(Platform::Google, &kw("coffee"))
+            .await
+            .unwrap();
+        let expected: Vec<(NaiveDate, f64)> = hist
+            .iter()
+            .filter_map(|h| h.search_volume.map(|v| (h.period_start, v)))
+            .collect();
+        assert_eq!(coffee, expected, "{name}");
+        let jam = store.volumes(Platform::Google, &kw("jam")).await.unwrap();
+        let many = store
+            .volumes_many(&[
+                (Platform::Google, kw("jam")),
+                (Platform::Google, kw("no such topic")),
+                (Platform::Etsy, kw("coffee")),
+                (Platform::Google, kw("coffee")),
+                (Platform::Google, kw("jam")),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            many,
+            vec![jam.clone(), vec![], vec![], coffee, jam],
+            "{name}"
+        );
         assert_eq!(trend[51][0].as_str(), Some("2018-12-30"), "{name}");
         assert_eq!(trend[0][0].as_str(), Some("2018-01-07"), "{name}");
     }
