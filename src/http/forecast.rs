@@ -158,8 +158,7 @@ async fn keyword_forecast(
     let lv = levels.to_vec();
     cached_or_compute(&state.cache, &state.forecasting.inflight, key, async move {
         let volumes = st.store.volumes(platform, &kw).await?;
-        let series = series_from_volumes(platform, &kw, &volumes)
-            .ok_or_else(|| anyhow::anyhow!("keyword has no search-volume history"))?;
+        let series = series_from_volumes(platform, &kw, &volumes).ok_or(NoVolumes)?;
         let body = run_model(model, series, horizon, lv).await?;
         if let Some(rec) = prediction_record(&body, &kw) {
             // Back-pressure only when the writer is 10,000 rows behind; never dropped.
@@ -168,8 +167,18 @@ async fn keyword_forecast(
         Ok(Arc::from(serde_json::to_vec(&body)?))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))
+    .map_err(|e| match e.downcast_ref::<NoVolumes>() {
+        Some(_) => ApiError::NotFound(format!(
+            "keyword `{keyword}` on {platform} has listing data but no search-volume history to forecast"
+        )),
+        None => ApiError::Internal(e.to_string()),
+    })
 }
+
+/// A stored keyword without any search volume (listing data only): nothing to forecast.
+#[derive(Debug, thiserror::Error)]
+#[error("no search-volume history")]
+struct NoVolumes;
 
 async fn run_model(
     model: Arc<Predictor>,
@@ -367,10 +376,13 @@ async fn batch_stored(
         .data_versions
         .get_many(state.store.as_ref(), keys)
         .await?;
-    let not_found = |(p, k): &(Platform, Keyword)| -> Arc<[u8]> {
+    let error_entry = |(p, k): &(Platform, Keyword), message: String| -> Arc<[u8]> {
         let v = serde_json::json!({ "platform": p, "keyword": k, "error": { "code": "not_found",
-            "message": format!("no data for keyword `{k}` on {p}") } });
+            "message": message } });
         Arc::from(serde_json::to_vec(&v).expect("json"))
+    };
+    let not_found = |key: &(Platform, Keyword)| {
+        error_entry(key, format!("no data for keyword `{}` on {}", key.1, key.0))
     };
     let mut out: Vec<Option<Arc<[u8]>>> = vec![None; keys.len()];
     let mut wanted: Vec<(usize, String)> = Vec::new();
@@ -425,7 +437,13 @@ async fn batch_stored(
         let mut entries = Vec::with_capacity(bodies.len());
         for ((i, key), at) in misses.iter().zip(&series_of) {
             let Some(b) = at.map(|j| &bodies[j]) else {
-                out[*i] = Some(not_found(&keys[*i]));
+                let (p, k) = &keys[*i];
+                out[*i] = Some(error_entry(
+                    &keys[*i],
+                    format!(
+                        "keyword `{k}` on {p} has listing data but no search-volume history to forecast"
+                    ),
+                ));
                 continue;
             };
             let bytes: Arc<[u8]> =

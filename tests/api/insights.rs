@@ -296,3 +296,56 @@ async fn startup_job_scores_with_the_active_competition_model_or_the_composite()
     }
     b.cleanup().await;
 }
+
+/// A keyword known only from listing data (no search volume): it is scored, and its forecast is a
+/// 404 that says why, never a server error.
+#[tokio::test]
+async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
+    let b = Backends::new().await;
+    for (name, store) in b.all() {
+        let rows: Vec<Observation> = amazon_rows()
+            .into_iter()
+            .take(1)
+            .map(|mut o| {
+                o.keyword = Keyword::parse("hdmi cables").unwrap();
+                o.values[0] = None;
+                o
+            })
+            .collect();
+        store.import(&rows, &|_| {}).await.unwrap();
+        let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
+            .await
+            .unwrap();
+        kwi::insights::spawn_job(store.clone(), state.forecasting.model.current(), 13)
+            .await
+            .unwrap();
+        let (s, body) = get(&state, "/v1/keywords/amazon/hdmi%20cables").await;
+        assert_eq!(s, StatusCode::OK, "{name}: {body}");
+        assert!(body["competition"]["score"].is_f64(), "{name}: {body}");
+        let (s, body) = get(&state, "/v1/keywords/amazon/hdmi%20cables/forecast").await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{name}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no search-volume history"),
+            "{name}: {body}"
+        );
+        let res = kwi::http::router(state.clone())
+            .oneshot(
+                Request::post("/v1/forecasts")
+                    .header("content-type", "application/json")
+                    .body(Body::from(
+                        r#"{"keywords": [{"platform": "amazon", "keyword": "hdmi cables"}]}"#,
+                    ))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{name}");
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["results"][0]["error"]["code"], "not_found", "{name}");
+    }
+    b.cleanup().await;
+}
