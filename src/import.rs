@@ -19,6 +19,10 @@ use crate::store::{ImportCounts, Store};
 
 /// The Google Trends sample built into the binary (data/samples, origin in data/README.md).
 const SAMPLE_GTRENDS: &[u8] = include_bytes!("../data/samples/gtrends_pt_weekly_topics.csv");
+/// Listing features of real marketplace keywords built into the binary (Amazon.in categories and
+/// Etsy "tarot"; written by `kwi-train fit-competition`, origin in data/README.md): no search
+/// volume, so they are scored for competition but have no forecast.
+const SAMPLE_LISTINGS: &[u8] = include_bytes!("../data/samples/marketplace_listing_features.csv");
 
 /// What an import did, printed at the end.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -200,19 +204,39 @@ pub async fn write(store: &dyn Store, parsed: Parsed, quiet: bool) -> anyhow::Re
     })
 }
 
-/// Loads the built-in sample (32 Google Trends topics, platform `google`).
+/// Loads the built-in sample: 32 Google Trends topics (platform `google`) and the listing
+/// features of the marketplace keywords (platforms `amazon` and `etsy`).
 pub async fn load_sample(store: &dyn Store) -> anyhow::Result<Summary> {
-    let got = ingest::read_observations_csv_bytes(
-        "gtrends_pt_weekly_topics.csv",
-        SAMPLE_GTRENDS,
-        &IngestOptions {
-            platform: Some(Platform::Google),
-            source: Some("sample:gtrends_pt".into()),
-            ..IngestOptions::default()
-        },
-    )?;
-    anyhow::ensure!(got.errors.is_empty(), "built-in sample has invalid rows");
     let mut parsed = Parsed::default();
-    parsed.add(got, "sample".into());
+    for (file, bytes, platform, source) in [
+        (
+            "gtrends_pt_weekly_topics.csv",
+            SAMPLE_GTRENDS,
+            Some(Platform::Google),
+            "sample:gtrends_pt",
+        ),
+        (
+            "marketplace_listing_features.csv",
+            SAMPLE_LISTINGS,
+            None,
+            "sample:marketplace",
+        ),
+    ] {
+        let got = ingest::read_observations_csv_bytes(
+            file,
+            bytes,
+            &IngestOptions {
+                platform,
+                source: Some(source.into()),
+                ..IngestOptions::default()
+            },
+        )?;
+        anyhow::ensure!(
+            got.errors.is_empty(),
+            "built-in sample {file} has invalid rows: {}",
+            got.errors[0]
+        );
+        parsed.add(got, format!("sample {file}"));
+    }
     write(store, parsed, true).await
 }

@@ -522,10 +522,17 @@
     const base = `/v1/keywords/${enc(platform)}/${enc(keyword)}`;
     let kw;
     let fc;
+    // A keyword known only from listing data has no forecast (404 saying so): the view still shows
+    // its competition, with the reason where the forecast would be.
+    let noForecast = null;
     try {
       [kw, fc] = await Promise.all([
         api(base),
-        api(`${base}/forecast?horizon=${HORIZON}&levels=${LEVELS.join(",")}`),
+        api(`${base}/forecast?horizon=${HORIZON}&levels=${LEVELS.join(",")}`).catch((e) => {
+          if (e.status !== 404) throw e;
+          noForecast = e.message;
+          return null;
+        }),
       ]);
     } catch (e) {
       if (seq !== viewSeq) return;
@@ -539,15 +546,29 @@
     setStatus(null);
     $("#keyword-view").hidden = false;
     $("#kw-title").textContent = kw.keyword;
+    const weeks = kw.history.filter((h) => h.search_volume !== null).length;
     $("#kw-sub").replaceChildren(el("span", { class: `pill p-${kw.platform}`, text: kw.platform }),
-      ` ${kw.history.length} weeks of history · forecast ${fc.horizon} weeks ahead`);
+      fc ? ` ${weeks} weeks of history · forecast ${fc.horizon} weeks ahead`
+        : " listing data only · no search-volume history to forecast");
     $("#card-volume").replaceChildren(...volumeCard(kw, fc));
     $("#card-competition").replaceChildren(...competitionCard(kw.competition));
     $("#card-opportunity").replaceChildren(...opportunityCard(kw.opportunity));
     $("#card-insights").replaceChildren(...insightsCard(kw.insights));
-    $("#card-model").replaceChildren(...modelCard(fc));
-    drawForecast(kw, fc);
-    fillForecastTable(fc);
+    if (fc) {
+      $("#card-model").replaceChildren(...modelCard(fc));
+      drawForecast(kw, fc);
+      fillForecastTable(fc);
+    } else {
+      $("#card-model").replaceChildren(el("h3", { text: "Model" }), el("p", { class: "muted", text: "No forecast for this keyword." }));
+      if (charts.forecast) {
+        charts.forecast.destroy();
+        delete charts.forecast;
+      }
+      const box = $("#forecast-chart");
+      for (const k of Object.keys(box.dataset)) delete box.dataset[k];
+      box.replaceChildren(el("p", { class: "muted", id: "no-forecast", text: noForecast }));
+      $("#forecast-table tbody").replaceChildren();
+    }
 
     const mbox = $("#markets-chart");
     mbox.replaceChildren(el("p", { class: "loading", text: "Loading other platforms…" }));

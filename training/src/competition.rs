@@ -306,6 +306,31 @@ fn read_listings(a: &FitCompetitionArgs) -> anyhow::Result<Read> {
     })
 }
 
+/// The keywords' listing features (at least `min` listings) in the long observation layout that
+/// `kwi import` reads, so a store gets the same inputs the model was fitted on and the insights job
+/// scores them. No search volume: the listing files carry none.
+fn listing_observations(features: &DataFrame, min: u32) -> anyhow::Result<DataFrame> {
+    Ok(features
+        .clone()
+        .lazy()
+        .filter(col("listing_count").gt_eq(lit(min)))
+        .select([
+            col("platform"),
+            col("keyword"),
+            col("period_start"),
+            col("listing_count"),
+            col("price_median"),
+            col("price_p25"),
+            col("price_p75"),
+            col("top10_review_median").alias("review_count_median"),
+            col("top10_rating_mean").alias("rating_mean"),
+            col("top10_review_share"),
+            col("sponsored_share"),
+            col("cpc_mean").alias("cpc"),
+        ])
+        .collect()?)
+}
+
 /// One keyword's row for the model.
 #[derive(Debug, Clone)]
 struct Row {
@@ -592,6 +617,13 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
         df!["evaluation" => split_col, "band" => band_col, "keywords" => count, "mean_label" => mean]?
     };
     kwi_features::export::write_parquet(&mut scores_df, &staging.join("scores.parquet"))?;
+    let mut obs = listing_observations(&features, a.min_listings)?;
+    let path = staging.join("observations.csv");
+    let mut file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    anyhow::Context::with_context(CsvWriter::new(&mut file).finish(&mut obs), || {
+        format!("cannot write {}", path.display())
+    })?;
     kwi_features::export::write_parquet(&mut bands_df, &staging.join("bands.parquet"))?;
     std::fs::write(
         staging.join("report.json"),

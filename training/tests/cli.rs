@@ -73,6 +73,7 @@ fn competition_model_is_fitted_published_inactive_then_activated() {
         "report.md",
         "report.json",
         "scores.parquet",
+        "observations.csv",
         "bands.parquet",
     ] {
         assert!(art.join(f).exists(), "{f} missing from the artifact");

@@ -212,6 +212,27 @@ try {
     await page.screenshot({ path: join(OUT, "unknown-keyword-desktop.png") });
   });
 
+  await check("a keyword with listing data only: competition scored, the forecast's absence explained", async () => {
+    const path = `/v1/keywords/amazon/${encodeURIComponent("usb cables")}`;
+    let k = await api(path);
+    // The start-up insights job scores it; wait for it rather than racing it.
+    for (let i = 0; i < 80 && !(k.body && k.body.competition); i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      k = await api(path);
+    }
+    assert.equal(k.status, 200);
+    assert.ok(k.body.competition, "the insights job never scored amazon/usb cables");
+    const f = await api(`${path}/forecast`);
+    assert.equal(f.status, 404);
+    await page.goto(`${BASE}/#/amazon/${encodeURIComponent("usb cables")}`);
+    await page.waitForSelector("#keyword-view:not([hidden]) #no-forecast");
+    assert.equal(await page.textContent("#no-forecast"), f.body.error.message);
+    assert.equal(Number(await page.getAttribute("#card-competition [data-score]", "data-score")), k.body.competition.score);
+    assert.match(await page.textContent("#kw-sub"), /listing data only/);
+    assert.equal(await page.$$eval("#forecast-table tbody tr", (r) => r.length), 0);
+    await page.screenshot({ path: join(OUT, "listing-only-desktop.png"), fullPage: true });
+  });
+
   await check("a server error reads as one (the forecast endpoint answering 500)", async () => {
     const pattern = `**/v1/keywords/${PLATFORM}/wifi/forecast*`;
     await page.route(pattern, (route) => route.fulfill({
