@@ -44,9 +44,9 @@ impl AppState {
         let (tx, writer) = spawn_persister(store.clone());
         Ok((
             Self {
+                forecasting: Forecasting::new(model, store.clone(), cache.clone(), tx),
                 store,
                 cache,
-                forecasting: Forecasting::new(model, tx),
             },
             writer,
         ))

@@ -3,6 +3,10 @@
 use clap::Parser;
 use kwi::config::{Cli, Command};
 
+/// mimalloc instead of glibc malloc: the request path allocates many small, short-lived buffers.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

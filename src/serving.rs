@@ -395,21 +395,184 @@ pub struct Forecasting {
     pub persist: mpsc::Sender<PredictionRecord>,
     /// Per-keyword data versions (no database round trip on a cache hit).
     pub data_versions: DataVersions,
+    /// Coalesces concurrent single-keyword misses into batches ([`spawn_batcher`]).
+    pub batcher: mpsc::Sender<Job>,
 }
 
 impl Forecasting {
-    /// Builds the service around a model and a writer queue.
-    pub fn new(model: Predictor, persist: mpsc::Sender<PredictionRecord>) -> Self {
+    /// Builds the service around a model, the store and cache, and a writer queue; starts the
+    /// batcher (it stops once every clone of this is dropped).
+    pub fn new(
+        model: Predictor,
+        store: Arc<dyn Store>,
+        cache: Cache,
+        persist: mpsc::Sender<PredictionRecord>,
+    ) -> Self {
         Self {
             model: ModelSlot::new(model),
             inflight: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(2))
                 .build(),
+            batcher: spawn_batcher(store, cache, persist.clone()),
             persist,
             data_versions: DataVersions::default(),
         }
     }
+}
+
+/// Most single-keyword misses answered by one coalesced batch.
+pub const COALESCE_MAX: usize = 64;
+/// Coalesced batches computed at once (a new batch forms while these run).
+pub const COALESCE_LANES: usize = 2;
+
+/// A batcher's answer: the JSON body, `None` when the keyword has no search volume, or the batch's
+/// error (shared by every job of the batch).
+pub type JobAnswer = Result<Option<Arc<[u8]>>, Arc<anyhow::Error>>;
+
+/// One single-keyword miss waiting for the batcher.
+pub struct Job {
+    /// The keyword.
+    pub key: (Platform, Keyword),
+    /// Its cache key (written by the batch).
+    pub cache_key: String,
+    /// Steps to forecast.
+    pub horizon: usize,
+    /// Interval levels (checked).
+    pub levels: Vec<f64>,
+    /// Model the request started with.
+    pub model: Arc<Predictor>,
+    /// Where the answer goes.
+    pub reply: tokio::sync::oneshot::Sender<JobAnswer>,
+}
+
+/// Starts the batcher: single-keyword cache misses queue here and are answered in batches, each
+/// with one volume query, one model call and one cache write for all its keywords (the batch
+/// endpoint's path, [`compute_many`]). Nothing waits to fill a batch: a batch is whatever queued
+/// while the previous ones ran (at most [`COALESCE_LANES`] at once), so an idle server answers a
+/// lone miss at once and a loaded one amortises the round trips.
+pub fn spawn_batcher(
+    store: Arc<dyn Store>,
+    cache: Cache,
+    persist: mpsc::Sender<PredictionRecord>,
+) -> mpsc::Sender<Job> {
+    let (tx, mut rx) = mpsc::channel::<Job>(4 * PERSIST_QUEUE);
+    let lanes = Arc::new(tokio::sync::Semaphore::new(COALESCE_LANES));
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let Ok(permit) = lanes.clone().acquire_owned().await else {
+                break;
+            };
+            let mut jobs = vec![first];
+            while jobs.len() < COALESCE_MAX {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            metrics::histogram!("kwi_coalesced_batch_size").record(jobs.len() as f64);
+            let (store, cache, persist) = (store.clone(), cache.clone(), persist.clone());
+            tokio::spawn(async move {
+                run_jobs(store.as_ref(), &cache, &persist, jobs).await;
+                drop(permit);
+            });
+        }
+    });
+    tx
+}
+
+/// Answers a coalesced batch: jobs that share model, horizon and levels go through one
+/// [`compute_many`] call.
+async fn run_jobs(
+    store: &dyn Store,
+    cache: &Cache,
+    persist: &mpsc::Sender<PredictionRecord>,
+    mut jobs: Vec<Job>,
+) {
+    while !jobs.is_empty() {
+        let (model, horizon, levels) = {
+            let j = &jobs[0];
+            (j.model.clone(), j.horizon, j.levels.clone())
+        };
+        let (group, rest): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| {
+            Arc::ptr_eq(&j.model, &model) && j.horizon == horizon && j.levels == levels
+        });
+        jobs = rest;
+        let keys: Vec<(Platform, Keyword)> = group.iter().map(|j| j.key.clone()).collect();
+        let cache_keys: Vec<String> = group.iter().map(|j| j.cache_key.clone()).collect();
+        match compute_many(
+            store,
+            cache,
+            persist,
+            &model,
+            &keys,
+            &cache_keys,
+            horizon,
+            &levels,
+        )
+        .await
+        {
+            Ok(bodies) => {
+                for (j, b) in group.into_iter().zip(bodies) {
+                    let _ = j.reply.send(Ok(b));
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                for j in group {
+                    let _ = j.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Forecasts stored keywords together: one volume query, one model call on the blocking pool, the
+/// JSON bodies cached under `cache_keys` (one pipelined write) and queued for persistence. `None`
+/// for a keyword without search volume.
+#[allow(clippy::too_many_arguments)]
+pub async fn compute_many(
+    store: &dyn Store,
+    cache: &Cache,
+    persist: &mpsc::Sender<PredictionRecord>,
+    model: &Arc<Predictor>,
+    keys: &[(Platform, Keyword)],
+    cache_keys: &[String],
+    horizon: usize,
+    levels: &[f64],
+) -> anyhow::Result<Vec<Option<Arc<[u8]>>>> {
+    let volumes = store.volumes_many(keys).await?;
+    let mut series = Vec::with_capacity(keys.len());
+    let mut series_of: Vec<Option<usize>> = Vec::with_capacity(keys.len());
+    for (key, v) in keys.iter().zip(&volumes) {
+        let s = series_from_volumes(key.0, &key.1, v);
+        series_of.push(s.is_some().then_some(series.len()));
+        if let Some(s) = s {
+            series.push(s);
+        }
+    }
+    let (m, lv) = (model.clone(), levels.to_vec());
+    let t = std::time::Instant::now();
+    let bodies =
+        tokio::task::spawn_blocking(move || forecast_many(&m, &series, horizon, &lv)).await??;
+    metrics::histogram!("kwi_inference_seconds").record(t.elapsed().as_secs_f64());
+    let mut out = Vec::with_capacity(keys.len());
+    let mut entries = Vec::with_capacity(bodies.len());
+    for ((key, ck), at) in keys.iter().zip(cache_keys).zip(&series_of) {
+        let Some(b) = at.map(|j| &bodies[j]) else {
+            out.push(None);
+            continue;
+        };
+        let bytes: Arc<[u8]> = Arc::from(serde_json::to_vec(b)?);
+        if let Some(rec) = prediction_record(b, &key.1) {
+            // Back-pressure only when the writer is 10,000 rows behind; never dropped.
+            let _ = persist.send(rec).await;
+        }
+        entries.push((ck.clone(), bytes.clone()));
+        out.push(Some(bytes));
+    }
+    cache.set_many(&entries).await;
+    Ok(out)
 }
 
 /// Loads the active forecaster from the registry, or the built-in baseline calibrated on `store`'s
@@ -480,7 +643,8 @@ pub fn spawn_model_watcher(
     })
 }
 
-/// Shared by handlers: the cache, for forecasts.
+/// Shared by handlers: the cache, for forecasts; `compute` (run once per key however many ask at
+/// once) must write the cache itself.
 pub async fn cached_or_compute<F>(
     cache: &Cache,
     inflight: &moka::future::Cache<String, Arc<[u8]>>,
@@ -495,12 +659,6 @@ where
         return Ok((hit, true));
     }
     metrics::counter!("kwi_cache_misses_total").increment(1);
-    let bytes = inflight
-        .try_get_with(key.clone(), async {
-            let b = compute.await?;
-            cache.set(&key, b.clone()).await;
-            Ok::<_, anyhow::Error>(b)
-        })
-        .await?;
+    let bytes = inflight.try_get_with(key, compute).await?;
     Ok((bytes, false))
 }

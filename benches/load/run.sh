@@ -6,7 +6,7 @@
 #
 # Env: KWI_BIN (default target/release/kwi), REF_BIN (target/release/examples/refserver),
 # DURATION (seconds per wrk phase, default 20), CONNS (default 32), THREADS (wrk threads, default 2),
-# KEYS (keyword count, default 10000), PHASES (which phases to run, default "1 2 3 4"; phase 3 expects
+# KEYS (keyword count, default 10000), PHASES (which phases to run, default "1 2 3 4 5"; phase 3 expects
 # phase 2 to have warmed the cache), PROFILE_CMD (run with the server's pid as $1 during phase 4, e.g.
 # 'pidstat -u -p ALL 5 3' or 'perf record -F 999 -g -p $1 -- sleep 10'). Needs wrk (apt-get install wrk), curl, python3, and for the
 # PostgreSQL run psql + Redis on 127.0.0.1. Build first:
@@ -18,7 +18,9 @@
 #     keywords), then the same 1,000 again (cached);
 #  3. cached forecast GET, Zipf(1.1) over the 10,000 keywords; cache hit ratio from /metrics;
 #  4. uncached forecast GET: every request a key never asked before (history read + inference +
-#     cache write), CONNS clients.
+#     cache write), CONNS clients;
+#  5. cold Zipf(1.1): the phase-3 workload at horizon 12, which nobody asked before, so the cache
+#     starts empty for it; its hit ratio is the one a fresh deployment sees.
 # Keywords: 10,000 windows of real M4 Weekly series (benches/load/make_keywords.py), platform
 # `benchmark`. Metrics and tracing stay on (RUST_LOG=warn).
 set -euo pipefail
@@ -84,7 +86,7 @@ run_wrk() { # name, mode, path template, base url
 }
 counter() { curl -s "127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'; }
 
-PHASES=${PHASES:-1 2 3 4}
+PHASES=${PHASES:-1 2 3 4 5}
 phase() { [[ " $PHASES " == *" $1 "* ]]; }
 
 if phase 1; then
@@ -132,6 +134,14 @@ fi
 uncached=$(run_wrk kwi_uncached miss '/v1/keywords/{key}/forecast?horizon={h}&levels=80,95' "http://127.0.0.1:$PORT"); echo "$uncached"
 m1=$(counter kwi_cache_misses_total)
 echo "misses during phase 4: $((m1 - m0))"
+fi
+
+if phase 5; then
+echo "--- 5. cold Zipf(1.1): horizon 12, asked for the first time (cache empty for it)"
+h0=$(counter kwi_cache_hits_total); m0=$(counter kwi_cache_misses_total)
+cold=$(run_wrk kwi_cold_zipf zipf '/v1/keywords/{key}/forecast?horizon=12&levels=80,95' "http://127.0.0.1:$PORT"); echo "$cold"
+h1=$(counter kwi_cache_hits_total); m1=$(counter kwi_cache_misses_total)
+echo "cold cache hits $((h1 - h0)), misses $((m1 - m0)), hit ratio $(python3 -c "print(f'{($h1-$h0)/max(1,($h1-$h0)+($m1-$m0)):.4f}')")"
 fi
 
 phase 1 && phase 3 || exit 0

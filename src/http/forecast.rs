@@ -16,8 +16,7 @@ use super::keywords::parse_key;
 use crate::app::AppState;
 use crate::forecast::Predictor;
 use crate::serving::{
-    ForecastBody, cache_key, cached_or_compute, forecast_many, forecast_series, prediction_record,
-    series_from_volumes,
+    ForecastBody, Job, cache_key, cached_or_compute, compute_many, forecast_many,
 };
 
 /// Longest horizon served.
@@ -153,18 +152,29 @@ async fn keyword_forecast(
         horizon,
         levels,
     );
-    let st = state.clone();
-    let kw = keyword.clone();
-    let lv = levels.to_vec();
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job = Job {
+        key: (platform, keyword.clone()),
+        cache_key: key.clone(),
+        horizon,
+        levels: levels.to_vec(),
+        model,
+        reply,
+    };
+    let batcher = state.forecasting.batcher.clone();
     cached_or_compute(&state.cache, &state.forecasting.inflight, key, async move {
-        let volumes = st.store.volumes(platform, &kw).await?;
-        let series = series_from_volumes(platform, &kw, &volumes).ok_or(NoVolumes)?;
-        let body = run_model(model, series, horizon, lv).await?;
-        if let Some(rec) = prediction_record(&body, &kw) {
-            // Back-pressure only when the writer is 10,000 rows behind; never dropped.
-            let _ = st.forecasting.persist.send(rec).await;
+        batcher
+            .send(job)
+            .await
+            .map_err(|_| anyhow::anyhow!("the forecast batcher has stopped"))?;
+        match answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the forecast batcher dropped a request"))?
+        {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(NoVolumes.into()),
+            Err(e) => Err(anyhow::anyhow!("{e:#}")),
         }
-        Ok(Arc::from(serde_json::to_vec(&body)?))
     })
     .await
     .map_err(|e| match e.downcast_ref::<NoVolumes>() {
@@ -179,20 +189,6 @@ async fn keyword_forecast(
 #[derive(Debug, thiserror::Error)]
 #[error("no search-volume history")]
 struct NoVolumes;
-
-async fn run_model(
-    model: Arc<Predictor>,
-    series: Series,
-    horizon: usize,
-    levels: Vec<f64>,
-) -> anyhow::Result<ForecastBody> {
-    let t = std::time::Instant::now();
-    let body =
-        tokio::task::spawn_blocking(move || forecast_series(&model, &series, horizon, &levels))
-            .await??;
-    metrics::histogram!("kwi_inference_seconds").record(t.elapsed().as_secs_f64());
-    Ok(body)
-}
 
 /// `GET /v1/keywords/{platform}/{keyword}/forecast?horizon=13&levels=80,95`.
 #[utoipa::path(get, path = "/v1/keywords/{platform}/{keyword}/forecast", tag = "forecasts",
@@ -417,45 +413,28 @@ async fn batch_stored(
     if !misses.is_empty() {
         let miss_keys: Vec<(Platform, Keyword)> =
             misses.iter().map(|(i, _)| keys[*i].clone()).collect();
-        let volumes = state.store.volumes_many(&miss_keys).await?;
-        let mut series = Vec::with_capacity(misses.len());
-        let mut series_of: Vec<Option<usize>> = Vec::with_capacity(misses.len());
-        for (key, v) in miss_keys.iter().zip(&volumes) {
-            let s = series_from_volumes(key.0, &key.1, v);
-            series_of.push(s.is_some().then_some(series.len()));
-            if let Some(s) = s {
-                series.push(s);
-            }
-        }
-        let (m, lv) = (model.clone(), levels.to_vec());
-        let t = std::time::Instant::now();
-        let bodies = tokio::task::spawn_blocking(move || forecast_many(&m, &series, horizon, &lv))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        metrics::histogram!("kwi_inference_seconds").record(t.elapsed().as_secs_f64());
-        let mut entries = Vec::with_capacity(bodies.len());
-        for ((i, key), at) in misses.iter().zip(&series_of) {
-            let Some(b) = at.map(|j| &bodies[j]) else {
+        let miss_cache_keys: Vec<String> = misses.iter().map(|(_, k)| k.clone()).collect();
+        let bodies = compute_many(
+            state.store.as_ref(),
+            &state.cache,
+            &state.forecasting.persist,
+            model,
+            &miss_keys,
+            &miss_cache_keys,
+            horizon,
+            levels,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        for ((i, _), b) in misses.iter().zip(bodies) {
+            out[*i] = Some(b.unwrap_or_else(|| {
                 let (p, k) = &keys[*i];
-                out[*i] = Some(error_entry(
+                error_entry(
                     &keys[*i],
-                    format!(
-                        "keyword `{k}` on {p} has listing data but no search-volume history to forecast"
-                    ),
-                ));
-                continue;
-            };
-            let bytes: Arc<[u8]> =
-                Arc::from(serde_json::to_vec(b).map_err(|e| ApiError::Internal(e.to_string()))?);
-            if let Some(rec) = prediction_record(b, &keys[*i].1) {
-                // Back-pressure only when the writer is 10,000 rows behind; never dropped.
-                let _ = state.forecasting.persist.send(rec).await;
-            }
-            entries.push((key.clone(), bytes.clone()));
-            out[*i] = Some(bytes);
+                    format!("keyword `{k}` on {p} has listing data but no search-volume history to forecast"),
+                )
+            }));
         }
-        state.cache.set_many(&entries).await;
     }
     for (i, k) in dup {
         out[i] = out[miss_of_key[&k]].clone();

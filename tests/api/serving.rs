@@ -450,3 +450,69 @@ async fn redis_dying_mid_test_never_fails_a_request() {
     assert!(ready["cache"]["errors_since_start"].as_u64().unwrap() > 0);
     b.cleanup().await;
 }
+
+/// Concurrent misses are coalesced into batches by the batcher: every request still gets its own
+/// keyword and horizon, equal to what the same keyword gets alone, and all are persisted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_are_coalesced_without_mixing_answers() {
+    let b = Backends::new().await;
+    for (name, store) in b.all() {
+        kwi::import::load_sample(store.as_ref()).await.unwrap();
+        let (state, _w) = AppState::build(store.clone(), Cache::in_process(10_000, DEFAULT_TTL))
+            .await
+            .unwrap();
+        let topics = [
+            "coffee",
+            "jam",
+            "wifi",
+            "furniture",
+            "novel",
+            "potato",
+            "lawyer",
+            "tobacco",
+        ];
+        let mut tasks = Vec::new();
+        for t in topics {
+            for h in [3usize, 7, 13] {
+                let st = state.clone();
+                tasks.push(tokio::spawn(async move {
+                    let uri = format!("/v1/keywords/google/{t}/forecast?horizon={h}&levels=80");
+                    (t, h, call(&st, get(&uri)).await)
+                }));
+            }
+        }
+        let mut answers = Vec::new();
+        for task in tasks {
+            let (t, h, (s, _, body)) = task.await.unwrap();
+            assert_eq!(s, StatusCode::OK, "{name}: {t} h={h}: {body}");
+            assert_eq!(body["keyword"], t, "{name}");
+            assert_eq!(body["horizon"], h, "{name}");
+            assert_eq!(body["forecast"].as_array().unwrap().len(), h, "{name}");
+            answers.push((t, h, body));
+        }
+        // Alone (another level, so not from the cache): the same means.
+        for (t, h, body) in &answers {
+            let (_, c, alone) = call(
+                &state,
+                get(&format!(
+                    "/v1/keywords/google/{t}/forecast?horizon={h}&levels=95"
+                )),
+            )
+            .await;
+            assert_eq!(c.as_deref(), Some("miss"), "{name}");
+            let means = |b: &Value| -> Vec<f64> {
+                b["forecast"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x["mean"].as_f64().unwrap())
+                    .collect()
+            };
+            assert_eq!(means(body), means(&alone), "{name}: {t} h={h}");
+        }
+        for t in topics {
+            wait_persisted(store, t, 6).await;
+        }
+    }
+    b.cleanup().await;
+}
