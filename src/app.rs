@@ -131,11 +131,13 @@ pub async fn run_server(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result
         std::time::Duration::from_secs(args.model_poll_secs.max(1)),
     );
     // Insights (trends, opportunity, competition) for the stored data, off the request path: a fresh
-    // embedded server has trends once this finishes.
-    let insights = crate::insights::spawn_job(
+    // embedded server has trends once the first run finishes; they are recomputed when data or models
+    // change.
+    let insights = crate::insights::spawn_scheduler(
         state.store.clone(),
-        state.forecasting.model.current(),
+        state.forecasting.model.clone(),
         INSIGHTS_HORIZON,
+        std::time::Duration::from_secs(args.insights_check_secs.max(1)),
     );
     let data_watcher = state.forecasting.data_versions.spawn_watcher(
         state.store.clone(),

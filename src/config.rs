@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// forecasts are replaced within this interval)
     #[arg(long, env = "KWI_DATA_POLL_MS", default_value_t = 1000)]
     pub data_poll_ms: u64,
+    /// Seconds between checks for new data or models that make the stored insights (trends,
+    /// opportunity, competition) stale; they are recomputed only when something changed
+    #[arg(long, env = "KWI_INSIGHTS_CHECK_SECS", default_value_t = 300)]
+    pub insights_check_secs: u64,
 }
 
 /// `kwi import`.

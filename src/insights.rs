@@ -393,24 +393,95 @@ pub fn spawn_job(
     horizon: usize,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let t = Instant::now();
-        let scorer = match CompetitionScorer::active(store.as_ref()).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "insights job: cannot read the registry");
-                return;
+        run_logged(store, predictor, horizon).await;
+    })
+}
+
+/// One logged run; whether it stored its results.
+async fn run_logged(store: Arc<dyn Store>, predictor: Arc<Predictor>, horizon: usize) -> bool {
+    let t = Instant::now();
+    let scorer = match CompetitionScorer::active(store.as_ref()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "insights job: cannot read the registry");
+            return false;
+        }
+    };
+    tracing::info!(forecaster = %predictor.manifest.version, competition = %scorer.version, "insights job started");
+    let progress: Arc<dyn Fn(usize, usize) + Send + Sync> =
+        Arc::new(|done: usize, total: usize| {
+            tracing::info!(done, total, "insights job: series forecast");
+        });
+    match run(store.as_ref(), predictor, scorer, horizon, progress).await {
+        Ok(s) => {
+            tracing::info!(%s, secs = t.elapsed().as_secs_f64(), "insights job finished");
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "insights job failed");
+            false
+        }
+    }
+}
+
+/// What stored insights were computed from: the store's newest data change, the served forecaster
+/// and the active competition model.
+#[derive(Debug, Clone, PartialEq)]
+struct Inputs {
+    data: Option<i64>,
+    forecaster: String,
+    competition: Option<String>,
+}
+
+async fn current_inputs(store: &dyn Store, forecaster: &str) -> anyhow::Result<Inputs> {
+    Ok(Inputs {
+        data: store
+            .latest_data_change()
+            .await?
+            .map(|t| t.timestamp_micros()),
+        forecaster: forecaster.to_string(),
+        competition: store
+            .models()
+            .await?
+            .into_iter()
+            .find(|m| m.active && m.kind == "competition")
+            .map(|m| m.version),
+    })
+}
+
+/// The server's insights schedule: runs the job at once, then every `every` checks (one indexed
+/// query and a registry read) whether new data, a newly served forecaster or a newly activated
+/// competition model arrived since the last successful run, and re-runs it if so. A failed run is
+/// retried at the next check.
+pub fn spawn_scheduler(
+    store: Arc<dyn Store>,
+    model: crate::serving::ModelSlot,
+    horizon: usize,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last: Option<Inputs> = None;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let predictor = model.current();
+            let inputs = match current_inputs(store.as_ref(), &predictor.manifest.version).await {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::warn!(error = %e, "insights schedule: cannot read the store");
+                    continue;
+                }
+            };
+            if last.as_ref() == Some(&inputs) {
+                continue;
             }
-        };
-        tracing::info!(forecaster = %predictor.manifest.version, competition = %scorer.version, "insights job started");
-        let progress: Arc<dyn Fn(usize, usize) + Send + Sync> =
-            Arc::new(|done: usize, total: usize| {
-                tracing::info!(done, total, "insights job: series forecast");
-            });
-        match run(store.as_ref(), predictor, scorer, horizon, progress).await {
-            Ok(s) => {
-                tracing::info!(%s, secs = t.elapsed().as_secs_f64(), "insights job finished")
+            if last.is_some() {
+                tracing::info!("insights schedule: data or models changed; recomputing");
             }
-            Err(e) => tracing::error!(error = %e, "insights job failed"),
+            if run_logged(store.clone(), predictor, horizon).await {
+                last = Some(inputs);
+            }
         }
     })
 }

@@ -352,3 +352,50 @@ async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
     }
     b.cleanup().await;
 }
+
+/// `kwi serve`'s schedule: insights exist after the first run, and new data makes the next check
+/// recompute them (a keyword imported later gets its outlook without a restart).
+#[tokio::test]
+async fn insights_schedule_recomputes_after_new_data() {
+    let b = Backends::new().await;
+    for (name, store) in b.all() {
+        kwi::import::load_sample(store.as_ref()).await.unwrap();
+        let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
+            .await
+            .unwrap();
+        let schedule = kwi::insights::spawn_scheduler(
+            store.clone(),
+            state.forecasting.model.clone(),
+            13,
+            std::time::Duration::from_millis(100),
+        );
+        let outlook = |uri: &'static str| {
+            let state = state.clone();
+            async move {
+                for _ in 0..200 {
+                    let (s, body) = get(&state, uri).await;
+                    if s == StatusCode::OK && !body["insights"].is_null() {
+                        return body;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                panic!("no insights for {uri}");
+            }
+        };
+        outlook("/v1/keywords/google/coffee").await;
+        let (_, before) = get(&state, "/v1/keywords/amazon/usb%20cables").await;
+        assert!(
+            before["insights"].is_null(),
+            "{name}: listing-only keyword has no outlook yet"
+        );
+        store.import(&amazon_rows(), &|_| {}).await.unwrap();
+        let after = outlook("/v1/keywords/amazon/usb%20cables").await;
+        assert!(
+            after["insights"]["direction"].is_string(),
+            "{name}: {after}"
+        );
+        assert!(after["opportunity"]["score"].is_f64(), "{name}: {after}");
+        schedule.abort();
+    }
+    b.cleanup().await;
+}
