@@ -132,7 +132,9 @@ forecasts = [
                       "and plots them after the history."),
     new_code_cell(COMMON),
     new_code_cell('''obs = export("observations")
-top = (obs.group_by("platform", "keyword").agg(pl.col("search_volume").mean().alias("mean_volume"))
+# Keywords with search volume (the sample's marketplace keywords carry listing data only).
+top = (obs.filter(pl.col("search_volume").is_not_null())
+       .group_by("platform", "keyword").agg(pl.col("search_volume").mean().alias("mean_volume"))
        .sort("mean_volume", descending=True).head(4))
 body = json.dumps({"keywords": [{"platform": p, "keyword": k} for p, k in top.select("platform", "keyword").iter_rows()],
                    "horizon": 26, "levels": [80, 95]}).encode()
