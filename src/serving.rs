@@ -105,7 +105,7 @@ impl ModelSlot {
     }
 }
 
-/// Builds a keyword's regular series from its stored volumes ([`Store::volumes`]; the same construction as training's
+/// Builds a keyword's regular series from its stored volumes ([`Store::volumes_many`]; the same construction as training's
 /// [`kwi_features::series::regularise`]).
 pub fn series_from_volumes(
     platform: Platform,
@@ -482,13 +482,14 @@ pub fn spawn_batcher(
 }
 
 /// Answers a coalesced batch: jobs that share model, horizon and levels go through one
-/// [`compute_many`] call.
+/// [`compute_many`] call; the groups run concurrently.
 async fn run_jobs(
     store: &dyn Store,
     cache: &Cache,
     persist: &mpsc::Sender<PredictionRecord>,
     mut jobs: Vec<Job>,
 ) {
+    let mut groups = Vec::new();
     while !jobs.is_empty() {
         let (model, horizon, levels) = {
             let j = &jobs[0];
@@ -498,33 +499,40 @@ async fn run_jobs(
             Arc::ptr_eq(&j.model, &model) && j.horizon == horizon && j.levels == levels
         });
         jobs = rest;
-        let keys: Vec<(Platform, Keyword)> = group.iter().map(|j| j.key.clone()).collect();
-        let cache_keys: Vec<String> = group.iter().map(|j| j.cache_key.clone()).collect();
-        match compute_many(
-            store,
-            cache,
-            persist,
-            &model,
-            &keys,
-            &cache_keys,
-            horizon,
-            &levels,
-        )
-        .await
-        {
-            Ok(bodies) => {
-                for (j, b) in group.into_iter().zip(bodies) {
-                    let _ = j.reply.send(Ok(b));
-                }
-            }
-            Err(e) => {
-                let e = Arc::new(e);
-                for j in group {
-                    let _ = j.reply.send(Err(e.clone()));
-                }
-            }
-        }
+        groups.push((model, horizon, levels, group));
     }
+    // Groups (different horizons, levels or models) run at the same time, not one after another.
+    futures::future::join_all(groups.into_iter().map(
+        |(model, horizon, levels, group)| async move {
+            let keys: Vec<(Platform, Keyword)> = group.iter().map(|j| j.key.clone()).collect();
+            let cache_keys: Vec<String> = group.iter().map(|j| j.cache_key.clone()).collect();
+            match compute_many(
+                store,
+                cache,
+                persist,
+                &model,
+                &keys,
+                &cache_keys,
+                horizon,
+                &levels,
+            )
+            .await
+            {
+                Ok(bodies) => {
+                    for (j, b) in group.into_iter().zip(bodies) {
+                        let _ = j.reply.send(Ok(b));
+                    }
+                }
+                Err(e) => {
+                    let e = Arc::new(e);
+                    for j in group {
+                        let _ = j.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        },
+    ))
+    .await;
 }
 
 /// Forecasts stored keywords together: one volume query, one model call on the blocking pool, the
@@ -643,15 +651,16 @@ pub fn spawn_model_watcher(
     })
 }
 
-/// Shared by handlers: the cache, for forecasts; `compute` (run once per key however many ask at
-/// once) must write the cache itself.
-pub async fn cached_or_compute<F>(
+/// Shared by handlers: the cache, for forecasts. `compute` is called only on a miss, with the key;
+/// its future runs once per key however many ask at once, and must write the cache itself.
+pub async fn cached_or_compute<C, F>(
     cache: &Cache,
     inflight: &moka::future::Cache<String, Arc<[u8]>>,
     key: String,
-    compute: F,
+    compute: C,
 ) -> Result<(Arc<[u8]>, bool), Arc<anyhow::Error>>
 where
+    C: FnOnce(String) -> F,
     F: std::future::Future<Output = anyhow::Result<Arc<[u8]>>>,
 {
     if let Some(hit) = cache.get(&key).await {
@@ -659,6 +668,7 @@ where
         return Ok((hit, true));
     }
     metrics::counter!("kwi_cache_misses_total").increment(1);
-    let bytes = inflight.try_get_with(key, compute).await?;
+    let work = compute(key.clone());
+    let bytes = inflight.try_get_with(key, work).await?;
     Ok((bytes, false))
 }

@@ -549,7 +549,8 @@
     const weeks = kw.history.filter((h) => h.search_volume !== null).length;
     $("#kw-sub").replaceChildren(el("span", { class: `pill p-${kw.platform}`, text: kw.platform }),
       fc ? ` ${weeks} weeks of history · forecast ${fc.horizon} weeks ahead`
-        : " listing data only · no search-volume history to forecast");
+        : weeks === 0 ? " listing data only · no search-volume history to forecast"
+          : ` ${weeks} weeks of history · no forecast yet`);
     $("#card-volume").replaceChildren(...volumeCard(kw, fc));
     $("#card-competition").replaceChildren(...competitionCard(kw.competition));
     $("#card-opportunity").replaceChildren(...opportunityCard(kw.opportunity));

@@ -152,30 +152,34 @@ async fn keyword_forecast(
         horizon,
         levels,
     );
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let job = Job {
-        key: (platform, keyword.clone()),
-        cache_key: key.clone(),
-        horizon,
-        levels: levels.to_vec(),
-        model,
-        reply,
-    };
-    let batcher = state.forecasting.batcher.clone();
-    cached_or_compute(&state.cache, &state.forecasting.inflight, key, async move {
-        batcher
-            .send(job)
-            .await
-            .map_err(|_| anyhow::anyhow!("the forecast batcher has stopped"))?;
-        match answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the forecast batcher dropped a request"))?
-        {
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Err(NoVolumes.into()),
-            Err(e) => Err(anyhow::anyhow!("{e:#}")),
+    // The job is built only on a miss: a cache hit allocates nothing for it.
+    let compute = |cache_key: String| {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            key: (platform, keyword.clone()),
+            cache_key,
+            horizon,
+            levels: levels.to_vec(),
+            model,
+            reply,
+        };
+        let batcher = state.forecasting.batcher.clone();
+        async move {
+            batcher
+                .send(job)
+                .await
+                .map_err(|_| anyhow::anyhow!("the forecast batcher has stopped"))?;
+            match answer
+                .await
+                .map_err(|_| anyhow::anyhow!("the forecast batcher dropped a request"))?
+            {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => Err(NoVolumes.into()),
+                Err(e) => Err(anyhow::anyhow!("{e:#}")),
+            }
         }
-    })
+    };
+    cached_or_compute(&state.cache, &state.forecasting.inflight, key, compute)
     .await
     .map_err(|e| match e.downcast_ref::<NoVolumes>() {
         Some(_) => ApiError::NotFound(format!(
@@ -358,8 +362,9 @@ pub async fn batch(
 }
 
 /// The stored keywords of a batch, in order: one data-version query for keywords not held, one
-/// cache round trip (`MGET`), one history query and one model call for the misses, one cache
-/// write (pipeline) and the prediction writer. An unknown keyword gets an error entry.
+/// cache round trip (`MGET`), then [`compute_many`] for the misses (one volume query, one model
+/// call, one pipelined cache write, the prediction writer), run as its own task so a client that
+/// hangs up cannot stop computed forecasts from being queued for persistence. An unknown keyword gets an error entry.
 async fn batch_stored(
     state: &AppState,
     keys: &[(Platform, Keyword)],
@@ -414,17 +419,27 @@ async fn batch_stored(
         let miss_keys: Vec<(Platform, Keyword)> =
             misses.iter().map(|(i, _)| keys[*i].clone()).collect();
         let miss_cache_keys: Vec<String> = misses.iter().map(|(_, k)| k.clone()).collect();
-        let bodies = compute_many(
-            state.store.as_ref(),
-            &state.cache,
-            &state.forecasting.persist,
-            model,
-            &miss_keys,
-            &miss_cache_keys,
-            horizon,
-            levels,
-        )
+        let (store, cache, persist) = (
+            state.store.clone(),
+            state.cache.clone(),
+            state.forecasting.persist.clone(),
+        );
+        let (model, lv) = (model.clone(), levels.to_vec());
+        let bodies = tokio::spawn(async move {
+            compute_many(
+                store.as_ref(),
+                &cache,
+                &persist,
+                &model,
+                &miss_keys,
+                &miss_cache_keys,
+                horizon,
+                &lv,
+            )
+            .await
+        })
         .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
         for ((i, _), b) in misses.iter().zip(bodies) {
             out[*i] = Some(b.unwrap_or_else(|| {

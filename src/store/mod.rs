@@ -373,15 +373,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         keys: &[(Platform, Keyword)],
     ) -> Result<Vec<((Platform, Keyword), DateTime<Utc>)>>;
-    /// A keyword's search volumes `(period, volume)`, oldest first (rows without a volume left
-    /// out): what a forecast reads, without the listing columns of [`Store::history`].
-    async fn volumes(
-        &self,
-        platform: Platform,
-        keyword: &Keyword,
-    ) -> Result<Vec<(chrono::NaiveDate, f64)>>;
-    /// [`Store::volumes`] of many keywords in one query (the batch forecast path), in `keys` order
-    /// (an unknown keyword gets an empty list).
+    /// The search volumes `(period, volume)` of each keyword, oldest first (rows without a volume
+    /// left out), in one query, in `keys` order (an unknown keyword gets an empty list): what a
+    /// forecast reads, without the listing columns of [`Store::history`].
     async fn volumes_many(
         &self,
         keys: &[(Platform, Keyword)],

@@ -29,11 +29,6 @@ pub const OBS_UPSERT_TAIL: &str = " ON CONFLICT (platform, keyword, period_start
 pub const HISTORY: &str = "SELECT period_start, search_volume, listing_count, price_median, cpc, source \
     FROM keyword_observations WHERE platform = $1 AND keyword = $2 ORDER BY period_start, source";
 
-/// Search volumes of one keyword for a forecast, oldest first (the unique index on
-/// (platform, keyword, period_start, source) serves the order).
-pub const VOLUMES: &str = "SELECT period_start, search_volume FROM keyword_observations \
-    WHERE platform = $1 AND keyword = $2 AND search_volume IS NOT NULL ORDER BY period_start, source";
-
 /// Snapshot of one keyword.
 pub const SNAPSHOT: &str = "SELECT search_volume, competition, cpc, trend_data, last_updated \
     FROM keyword_data WHERE platform = $1 AND keyword = $2";
@@ -500,18 +495,6 @@ macro_rules! sql_store {
                     }
                 }
                 Ok(out)
-            }
-
-            async fn volumes(
-                &self,
-                platform: kwi_features::Platform,
-                keyword: &kwi_features::Keyword,
-            ) -> $crate::store::Result<Vec<(chrono::NaiveDate, f64)>> {
-                Ok(sqlx::query_as($crate::store::sql::VOLUMES)
-                    .bind(platform.as_str())
-                    .bind(keyword.as_str())
-                    .fetch_all(&self.pool)
-                    .await?)
             }
 
             async fn volumes_many(

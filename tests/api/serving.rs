@@ -160,24 +160,44 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
             results[3]["forecast"][0]["mean"], 8.0,
             "naive for a series shorter than a season"
         );
-        // The batch path (one volume query for all) and the single path compute the same forecast:
-        // different levels, so both are misses, and the means agree step by step.
-        let (s, c, single) = call(
-            &state,
-            get("/v1/keywords/google/jam/forecast?horizon=4&levels=80,95"),
-        )
-        .await;
-        assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")), "{name}");
-        let means = |b: &Value| -> Vec<f64> {
-            b["forecast"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x["mean"].as_f64().unwrap())
-                .collect()
-        };
-        assert_eq!(means(&single), means(&results[1]), "{name}");
-        assert_eq!(single["data_as_of"], results[1]["data_as_of"], "{name}");
+        // The served path (volumes query + regular_series) gives what training's construction
+        // (every observation through `regularise`) and the same model give, step by step.
+        let rows = store
+            .observations(Some(Platform::Google), None)
+            .await
+            .unwrap();
+        let series = kwi_features::series::regularise(
+            &rows,
+            kwi_features::Frequency::Weekly,
+            &Default::default(),
+        );
+        let jam = series.iter().find(|s| s.keyword.as_str() == "jam").unwrap();
+        let expected = state
+            .forecasting
+            .model
+            .current()
+            .forecast(&[jam.values.as_slice()], 4, &[90.0])
+            .unwrap();
+        let served: Vec<f64> = results[1]["forecast"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["mean"].as_f64().unwrap())
+            .collect();
+        // (1e-12 relative: serde_json's default float parsing may be off by one ulp.)
+        assert_eq!(served.len(), expected[0].mean.len(), "{name}");
+        for (a, b) in served.iter().zip(&expected[0].mean) {
+            assert!(
+                (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                "{name}: {served:?} vs {:?}",
+                expected[0].mean
+            );
+        }
+        assert_eq!(
+            results[1]["data_as_of"],
+            jam.period(jam.values.len() - 1).to_string(),
+            "{name}"
+        );
         // A batch fills the cache the single GET reads (same key), and a keyword named twice is
         // answered twice, identically.
         let twice = json!({"keywords": [{"platform": "google", "keyword": "furniture"},
