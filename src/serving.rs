@@ -397,6 +397,9 @@ pub struct Forecasting {
     pub data_versions: DataVersions,
     /// Coalesces concurrent single-keyword misses into batches ([`spawn_batcher`]).
     pub batcher: mpsc::Sender<Job>,
+    /// Keywords found to have no search volume, per data version (listing data only): their
+    /// forecast 404 is answered without a query until their data changes.
+    pub no_volume: moka::sync::Cache<(Platform, Keyword, i64), ()>,
 }
 
 impl Forecasting {
@@ -417,6 +420,7 @@ impl Forecasting {
             batcher: spawn_batcher(store, cache, persist.clone()),
             persist,
             data_versions: DataVersions::default(),
+            no_volume: moka::sync::Cache::new(100_000),
         }
     }
 }

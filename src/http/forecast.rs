@@ -144,6 +144,11 @@ async fn keyword_forecast(
         .ok_or_else(|| {
             ApiError::NotFound(format!("no data for keyword `{keyword}` on {platform}"))
         })?;
+    let no_volume = |platform: Platform, keyword: &Keyword| {
+        ApiError::NotFound(format!(
+            "keyword `{keyword}` on {platform} has listing data but no search-volume history to forecast"
+        ))
+    };
     let key = cache_key(
         &model.manifest.version,
         platform,
@@ -154,6 +159,12 @@ async fn keyword_forecast(
     );
     // The job is built only on a miss: a cache hit allocates nothing for it.
     let compute = |cache_key: String| {
+        // A keyword already found to have no volume at this data version: no query.
+        let known_empty =
+            state
+                .forecasting
+                .no_volume
+                .contains_key(&(platform, keyword.clone(), version));
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             key: (platform, keyword.clone()),
@@ -165,6 +176,9 @@ async fn keyword_forecast(
         };
         let batcher = state.forecasting.batcher.clone();
         async move {
+            if known_empty {
+                return Err(NoVolumes.into());
+            }
             batcher
                 .send(job)
                 .await
@@ -180,13 +194,17 @@ async fn keyword_forecast(
         }
     };
     cached_or_compute(&state.cache, &state.forecasting.inflight, key, compute)
-    .await
-    .map_err(|e| match e.downcast_ref::<NoVolumes>() {
-        Some(_) => ApiError::NotFound(format!(
-            "keyword `{keyword}` on {platform} has listing data but no search-volume history to forecast"
-        )),
-        None => ApiError::Internal(e.to_string()),
-    })
+        .await
+        .map_err(|e| match e.downcast_ref::<NoVolumes>() {
+            Some(_) => {
+                state
+                    .forecasting
+                    .no_volume
+                    .insert((platform, keyword.clone(), version), ());
+                no_volume(platform, keyword)
+            }
+            None => ApiError::Internal(e.to_string()),
+        })
 }
 
 /// A stored keyword without any search volume (listing data only): nothing to forecast.

@@ -325,7 +325,8 @@ async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
         let (s, body) = get(&state, "/v1/keywords/amazon/hdmi%20cables").await;
         assert_eq!(s, StatusCode::OK, "{name}: {body}");
         assert!(body["competition"]["score"].is_f64(), "{name}: {body}");
-        let (s, body) = get(&state, "/v1/keywords/amazon/hdmi%20cables/forecast").await;
+        let (s, body_404) = get(&state, "/v1/keywords/amazon/hdmi%20cables/forecast").await;
+        let body = body_404.clone();
         assert_eq!(s, StatusCode::NOT_FOUND, "{name}: {body}");
         assert!(
             body["error"]["message"]
@@ -349,6 +350,32 @@ async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let body: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["results"][0]["error"]["code"], "not_found", "{name}");
+        // Remembered per data version: asked again, the same answer (from the memo)...
+        assert_eq!(state.forecasting.no_volume.iter().count(), 1, "{name}");
+        let (s, again) = get(&state, "/v1/keywords/amazon/hdmi%20cables/forecast").await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{name}: {again}");
+        assert_eq!(
+            again["error"]["message"], body_404["error"]["message"],
+            "{name}"
+        );
+        // ...until search volumes arrive: then it is forecast.
+        let with_volume: Vec<Observation> = amazon_rows()
+            .into_iter()
+            .map(|mut o| {
+                o.keyword = Keyword::parse("hdmi cables").unwrap();
+                o
+            })
+            .collect();
+        store.import(&with_volume, &|_| {}).await.unwrap();
+        state
+            .forecasting
+            .data_versions
+            .refresh(store.as_ref())
+            .await
+            .unwrap();
+        let (s, fc) = get(&state, "/v1/keywords/amazon/hdmi%20cables/forecast").await;
+        assert_eq!(s, StatusCode::OK, "{name}: {fc}");
+        assert_eq!(fc["forecast"].as_array().unwrap().len(), 13, "{name}");
     }
     b.cleanup().await;
 }
