@@ -377,6 +377,18 @@
       return { platform: m.platform, pts };
     });
     const xs = [...new Set(series.flatMap((s) => [...s.pts.keys()]))].sort((a, b) => a - b);
+    if (!xs.length) {
+      if (charts.markets) {
+        charts.markets.destroy();
+        delete charts.markets;
+      }
+      delete box.dataset.platforms;
+      box.replaceChildren(el("p", { class: "muted", id: "no-markets", text: "No search volume on any platform yet." }));
+      $("#markets-note").textContent = markets.length
+        ? `Listed on ${markets.map((m) => m.platform).join(", ")}, without search-volume data.`
+        : "";
+      return;
+    }
     const data = [xs];
     for (const s of series) {
       let col = xs.map((t) => (s.pts.has(t) ? s.pts.get(t) : null));
@@ -408,7 +420,7 @@
 
   // ---------- cards ----------
 
-  const notScored = (title) => [el("h3", { text: title }), el("p", { class: "muted", text: "not scored yet" })];
+  const notScored = (title, why) => [el("h3", { text: title }), el("p", { class: "muted", text: why || "not scored yet" })];
 
   function volumeCard(kw, fc) {
     const s = kw.snapshot;
@@ -439,8 +451,8 @@
     ];
   }
 
-  function opportunityCard(o) {
-    if (!o) return notScored("Opportunity");
+  function opportunityCard(o, why) {
+    if (!o) return notScored("Opportunity", why);
     return [
       el("h3", { text: "Opportunity" }),
       el("p", { class: "big", "data-score": o.score }, fmt(o.score), el("small", { text: " / 100" })),
@@ -448,8 +460,8 @@
     ];
   }
 
-  function insightsCard(ins) {
-    if (!ins) return notScored("Outlook");
+  function insightsCard(ins, why) {
+    if (!ins) return notScored("Outlook", why);
     const arrow = { rising: "▲", falling: "▼", flat: "▬" }[ins.direction] || "";
     const out = [
       el("h3", { text: "Outlook" }),
@@ -553,8 +565,9 @@
           : ` ${weeks} weeks of history · no forecast yet`);
     $("#card-volume").replaceChildren(...volumeCard(kw, fc));
     $("#card-competition").replaceChildren(...competitionCard(kw.competition));
-    $("#card-opportunity").replaceChildren(...opportunityCard(kw.opportunity));
-    $("#card-insights").replaceChildren(...insightsCard(kw.insights));
+    const needsVolume = weeks === 0 ? "needs search-volume history" : undefined;
+    $("#card-opportunity").replaceChildren(...opportunityCard(kw.opportunity, needsVolume));
+    $("#card-insights").replaceChildren(...insightsCard(kw.insights, needsVolume));
     if (fc) {
       $("#card-model").replaceChildren(...modelCard(fc));
       drawForecast(kw, fc);

@@ -230,6 +230,8 @@ try {
     assert.equal(Number(await page.getAttribute("#card-competition [data-score]", "data-score")), k.body.competition.score);
     assert.match(await page.textContent("#kw-sub"), /listing data only/);
     assert.equal(await page.$$eval("#forecast-table tbody tr", (r) => r.length), 0);
+    await page.waitForSelector("#no-markets");
+    assert.match(await page.textContent("#card-opportunity"), /needs search-volume history/);
     await page.screenshot({ path: join(OUT, "listing-only-desktop.png"), fullPage: true });
   });
 
