@@ -386,7 +386,8 @@ pub async fn run(
     })
 }
 
-/// The server's start-up job: computes and stores insights off the request path, logging progress.
+/// One run of the insights job in the background (what [`spawn_scheduler`] runs each time):
+/// computes and stores insights off the request path, logging progress.
 pub fn spawn_job(
     store: Arc<dyn Store>,
     predictor: Arc<Predictor>,

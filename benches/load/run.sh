@@ -85,6 +85,16 @@ run_wrk() { # name, mode, path template, base url
   echo "$1 ${out#RESULT }"
 }
 counter() { curl -s "127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'; }
+# zipf_phase VAR NAME LEVELS LABEL: the Zipf workload at horizon 13 with LEVELS; the wrk result goes
+# into $VAR; prints it and the cache hit ratio the server's counters saw meanwhile.
+zipf_phase() {
+  local h0 m0 h1 m1 out
+  h0=$(counter kwi_cache_hits_total); m0=$(counter kwi_cache_misses_total)
+  out=$(run_wrk "$2" zipf "/v1/keywords/{key}/forecast?horizon=13&levels=$3" "http://127.0.0.1:$PORT"); echo "$out"
+  h1=$(counter kwi_cache_hits_total); m1=$(counter kwi_cache_misses_total)
+  echo "$4 hits $((h1 - h0)), misses $((m1 - m0)), hit ratio $(python3 -c "print(f'{($h1-$h0)/max(1,($h1-$h0)+($m1-$m0)):.4f}')")"
+  printf -v "$1" '%s' "$out"
+}
 
 PHASES=${PHASES:-1 2 3 4 5}
 phase() { [[ " $PHASES " == *" $1 "* ]]; }
@@ -119,10 +129,7 @@ fi
 
 if phase 3; then
 echo "--- 3. cached forecast GET, Zipf(1.1) over $KEYS keywords (all warmed by phase 2)"
-h0=$(counter kwi_cache_hits_total); m0=$(counter kwi_cache_misses_total)
-cached=$(run_wrk kwi_cached zipf '/v1/keywords/{key}/forecast?horizon=13&levels=80,95' "http://127.0.0.1:$PORT"); echo "$cached"
-h1=$(counter kwi_cache_hits_total); m1=$(counter kwi_cache_misses_total)
-echo "cache hits $((h1 - h0)), misses $((m1 - m0)), hit ratio $(python3 -c "print(f'{($h1-$h0)/max(1,($h1-$h0)+($m1-$m0)):.4f}')")"
+zipf_phase cached kwi_cached "80,95" "cache"
 fi
 
 if phase 4; then
@@ -138,10 +145,7 @@ fi
 
 if phase 5; then
 echo "--- 5. cold Zipf(1.1): levels 81,95, asked for the first time (cache empty for them)"
-h0=$(counter kwi_cache_hits_total); m0=$(counter kwi_cache_misses_total)
-cold=$(run_wrk kwi_cold_zipf zipf '/v1/keywords/{key}/forecast?horizon=13&levels=81,95' "http://127.0.0.1:$PORT"); echo "$cold"
-h1=$(counter kwi_cache_hits_total); m1=$(counter kwi_cache_misses_total)
-echo "cold cache hits $((h1 - h0)), misses $((m1 - m0)), hit ratio $(python3 -c "print(f'{($h1-$h0)/max(1,($h1-$h0)+($m1-$m0)):.4f}')")"
+zipf_phase cold kwi_cold_zipf "81,95" "cold cache"
 fi
 
 phase 1 && phase 3 || exit 0

@@ -144,11 +144,6 @@ async fn keyword_forecast(
         .ok_or_else(|| {
             ApiError::NotFound(format!("no data for keyword `{keyword}` on {platform}"))
         })?;
-    let no_volume = |platform: Platform, keyword: &Keyword| {
-        ApiError::NotFound(format!(
-            "keyword `{keyword}` on {platform} has listing data but no search-volume history to forecast"
-        ))
-    };
     let key = cache_key(
         &model.manifest.version,
         platform,
@@ -201,10 +196,17 @@ async fn keyword_forecast(
                     .forecasting
                     .no_volume
                     .insert((platform, keyword.clone(), version), ());
-                no_volume(platform, keyword)
+                ApiError::NotFound(no_volume_message(platform, keyword))
             }
             None => ApiError::Internal(e.to_string()),
         })
+}
+
+/// Why a stored keyword without any search volume (listing data only) has no forecast.
+fn no_volume_message(platform: Platform, keyword: &Keyword) -> String {
+    format!(
+        "keyword `{keyword}` on {platform} has listing data but no search-volume history to forecast"
+    )
 }
 
 /// A stored keyword without any search volume (listing data only): nothing to forecast.
@@ -461,11 +463,7 @@ async fn batch_stored(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
         for ((i, _), b) in misses.iter().zip(bodies) {
             out[*i] = Some(b.unwrap_or_else(|| {
-                let (p, k) = &keys[*i];
-                error_entry(
-                    &keys[*i],
-                    format!("keyword `{k}` on {p} has listing data but no search-volume history to forecast"),
-                )
+                error_entry(&keys[*i], no_volume_message(keys[*i].0, &keys[*i].1))
             }));
         }
     }

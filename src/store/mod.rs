@@ -289,7 +289,7 @@ pub struct InsightRow {
 }
 
 /// One mover of `GET /v1/trends`.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct TrendItem {
     /// Platform.
     pub platform: String,

@@ -631,25 +631,12 @@ macro_rules! sql_store {
                 direction: &str,
                 limit: i64,
             ) -> $crate::store::Result<Vec<$crate::store::TrendItem>> {
-                use sqlx::Row;
-                let rows = sqlx::query($trends)
+                Ok(sqlx::query_as::<_, $crate::store::TrendItem>($trends)
                     .bind(direction)
                     .bind(platform.map(|p| p.as_str()))
                     .bind(limit)
                     .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::store::TrendItem {
-                            platform: r.try_get(0)?,
-                            keyword: r.try_get(1)?,
-                            growth_pct: r.try_get(2)?,
-                            current: r.try_get(3)?,
-                            forecast_end: r.try_get(4)?,
-                            horizon: r.try_get(5)?,
-                        })
-                    })
-                    .collect()
+                    .await?)
             }
 
             async fn keyword_insight(

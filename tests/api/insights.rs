@@ -17,6 +17,15 @@ use tower::ServiceExt;
 
 use crate::helpers::Backends;
 
+/// The service over `store` with an in-process cache (hold the writer handle for the test's length).
+async fn state_over(
+    store: &std::sync::Arc<dyn kwi::store::Store>,
+) -> (AppState, tokio::task::JoinHandle<()>) {
+    AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
+        .await
+        .unwrap()
+}
+
 async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
     let res = kwi::http::router(state.clone())
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
@@ -60,9 +69,7 @@ async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
         store.import(&amazon_rows(), &|_| {}).await.unwrap();
-        let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
-            .await
-            .unwrap();
+        let (state, _w) = state_over(store).await;
 
         // Before the job: the fields exist and are null; trends are empty, not an error.
         let (s, body) = get(&state, "/v1/keywords/google/coffee").await;
@@ -261,9 +268,7 @@ async fn startup_job_scores_with_the_active_competition_model_or_the_composite()
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
         store.import(&amazon_rows(), &|_| {}).await.unwrap();
-        let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
-            .await
-            .unwrap();
+        let (state, _w) = state_over(store).await;
         let dir = tmp.path().join(name);
         register_competition(store.as_ref(), &dir, "comp-test-1").await;
         let job = || kwi::insights::spawn_job(store.clone(), state.forecasting.model.current(), 13);
@@ -316,9 +321,7 @@ async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
             })
             .collect();
         store.import(&rows, &|_| {}).await.unwrap();
-        let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
-            .await
-            .unwrap();
+        let (state, _w) = state_over(store).await;
         kwi::insights::spawn_job(store.clone(), state.forecasting.model.current(), 13)
             .await
             .unwrap();
@@ -387,9 +390,7 @@ async fn insights_schedule_recomputes_after_new_data() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
-            .await
-            .unwrap();
+        let (state, _w) = state_over(store).await;
         let schedule = kwi::insights::spawn_scheduler(
             store.clone(),
             state.forecasting.model.clone(),

@@ -531,48 +531,40 @@ async fn cmd_forecast(a: ForecastArgs) -> anyhow::Result<()> {
 }
 
 async fn cmd_publish(a: PublishArgs) -> anyhow::Result<()> {
-    // A competition artifact (written by `fit-competition`) has its own manifest.
-    let (name, version, kind, hash, metrics) =
-        match kwi_models::artifact::load_competition(&a.artifact) {
-            Ok((m, _)) => (m.name, m.version, m.kind, m.feature_schema_hash, m.metrics),
-            Err(_) => {
-                let m = Predictor::load(&a.artifact)
-                    .with_context(|| {
-                        format!("{} is not a loadable artifact", a.artifact.display())
-                    })?
-                    .manifest;
-                (m.name, m.version, m.kind, m.feature_schema_hash, m.metrics)
-            }
-        };
     let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
+    publish_artifact(&url, &a.artifact, !a.no_activate).await
+}
+
+/// Registers an artifact folder (a forecaster from `fit`, or a competition model from
+/// `fit-competition`: each has its own manifest) in the model registry, as the active model of its
+/// kind when `activate`; the stored path is the folder's canonical path.
+pub async fn publish_artifact(url: &str, dir: &Path, activate: bool) -> anyhow::Result<()> {
+    let (name, version, kind, hash, metrics) = match kwi_models::artifact::load_competition(dir) {
+        Ok((m, _)) => (m.name, m.version, m.kind, m.feature_schema_hash, m.metrics),
+        Err(_) => {
+            let m = Predictor::load(dir)
+                .with_context(|| format!("{} is not a loadable artifact", dir.display()))?
+                .manifest;
+            (m.name, m.version, m.kind, m.feature_schema_hash, m.metrics)
+        }
+    };
     let record = ModelRecord {
         name,
         version,
         kind,
         feature_schema_hash: hash,
         metrics,
-        artifact: String::new(),
+        artifact: std::fs::canonicalize(dir)
+            .with_context(|| format!("cannot resolve {}", dir.display()))?
+            .display()
+            .to_string(),
         created_at: chrono::Utc::now(),
-        active: !a.no_activate,
+        active: activate,
     };
-    register_artifact(&url, &a.artifact, record).await
-}
-
-/// Registers an artifact folder in the model registry (making it the active model of its kind
-/// when `record.active`); the stored path is the folder's canonical path.
-pub async fn register_artifact(
-    url: &str,
-    dir: &Path,
-    mut record: ModelRecord,
-) -> anyhow::Result<()> {
     let store = kwi::store::connect(url)
         .await
         .with_context(|| format!("cannot open database {}", kwi::app::redact(url)))?;
     store.migrate().await?;
-    record.artifact = std::fs::canonicalize(dir)
-        .with_context(|| format!("cannot resolve {}", dir.display()))?
-        .display()
-        .to_string();
     let existing = store
         .models()
         .await?

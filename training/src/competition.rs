@@ -21,7 +21,6 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use clap::Args;
 use kwi::insights::{self, CompetitionScorer};
-use kwi::store::ModelRecord;
 use kwi_features::Keyword;
 use kwi_features::competition::{
     LISTING_COLUMNS, category_words, competition_features, competition_schema,
@@ -720,17 +719,7 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
     println!("{} ({:.1}s)", dir.display(), t.elapsed().as_secs_f64());
     if a.publish {
         let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
-        let record = ModelRecord {
-            name: manifest.name.clone(),
-            version: manifest.version.clone(),
-            kind: manifest.kind.clone(),
-            feature_schema_hash: manifest.feature_schema_hash.clone(),
-            metrics: manifest.metrics.clone(),
-            artifact: String::new(),
-            created_at: chrono::Utc::now(),
-            active: true,
-        };
-        crate::cli::register_artifact(&url, &dir, record).await?;
+        crate::cli::publish_artifact(&url, &dir, true).await?;
     }
     Ok(())
 }
