@@ -132,7 +132,7 @@ fn run(
         std::fs::create_dir_all(out_dir)?;
         let mut part = 0usize;
         let mut rows = 0usize;
-        demand_features_for_each(&panel, &cfg, batch.max(1), |mut df| {
+        demand_features_for_each(panel, &cfg, batch.max(1), |mut df| {
             rows += df.height();
             write_ipc(&mut df, &out_dir.join(format!("part-{part:04}.arrow")))?;
             part += 1;
@@ -153,7 +153,7 @@ fn run(
     let features = if batch == 0 {
         demand_features(panel.clone().lazy(), &cfg)?.collect()?
     } else {
-        demand_features_batched(&panel, &cfg, batch)?
+        demand_features_batched(panel, &cfg, batch)?
     };
     let secs = t1.elapsed().as_secs_f64();
     println!(

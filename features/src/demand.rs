@@ -173,11 +173,12 @@ fn t_at_least(k: usize) -> Expr {
     col(T).gt_eq(lit(k as i32))
 }
 
-/// `e` where the window of `k + 1` periods ending at `t` lies inside the series, null elsewhere.
+/// `e` as `Float32` where the window of `k + 1` periods ending at `t` lies inside the series, null
+/// elsewhere. Cast before masking, so the mask writes half the bytes.
 fn inside(e: Expr, k: usize) -> Expr {
     when(t_at_least(k))
-        .then(e)
-        .otherwise(lit(NULL).cast(DataType::Float64))
+        .then(e.cast(DataType::Float32))
+        .otherwise(lit(NULL).cast(DataType::Float32))
 }
 
 fn fixed(w: usize) -> RollingOptionsFixedWindow {
@@ -238,11 +239,13 @@ fn acf(k: usize, window: usize) -> Expr {
         col(format!("_c_{k}")),
     );
     let (my, vy) = (sh(format!("_m_{k}")), sh(format!("_v_{k}")));
-    let cov = c - mx.clone() * my.clone();
+    let cov = c - mx.clone() * my;
     // A (near-)constant window has no autocorrelation. "Near": whole-column rolling kernels leave
-    // floating-point residue of the size ε·mean², so the test is relative to the level.
-    let flat = |v: Expr, m: Expr| v.lt_eq(lit(1e-9) * m.clone() * m + lit(1e-12));
-    let r = when(flat(vx.clone(), mx).or(flat(vy.clone(), my)))
+    // floating-point residue of the size ε·mean², so the test is relative to the level. The `y`
+    // window is the `x` window `k` rows earlier, so its test is the `x` test shifted.
+    let flat_x = vx.clone().lt_eq(lit(1e-9) * mx.clone() * mx + lit(1e-12));
+    let flat_y = flat_x.clone().shift_and_fill(lit(k as i64), lit(false));
+    let r = when(flat_x.or(flat_y))
         .then(lit(NULL).cast(DataType::Float64))
         .otherwise(cov / (vx * vy).sqrt());
     inside(r, window - 1)
@@ -415,24 +418,27 @@ pub fn demand_exprs(cfg: &DemandConfig) -> Vec<Vec<Expr>> {
     feats.push(f32c(x().log1p(), "log1p_value"));
     feats.push(running_sum(col(OBSERVED).not().cast(DataType::UInt32)).alias("gaps_to_date"));
 
-    // Seasonality summary from the autocorrelations (second stage: reads the acf columns).
-    let first = cfg.seasonal_lags[0];
-    let mut best_v = col(format!("acf_{first}"));
-    let mut best_p = lit(first as f32);
-    for &k in &cfg.seasonal_lags[1..] {
-        let a = col(format!("acf_{k}"));
-        let better = a
-            .clone()
-            .gt(best_v.clone())
-            .or(best_v.clone().is_null().and(a.clone().is_not_null()));
-        best_p = when(better.clone()).then(lit(k as f32)).otherwise(best_p);
-        best_v = when(better).then(a).otherwise(best_v);
+    // Seasonality summary from the autocorrelations (second stage: reads the acf columns): the
+    // largest non-null acf (`max_horizontal` skips nulls) and the first lag that reaches it.
+    let acf_col = |k: usize| col(format!("acf_{k}"));
+    let best = polars::lazy::dsl::max_horizontal(
+        cfg.seasonal_lags
+            .iter()
+            .map(|&k| acf_col(k))
+            .collect::<Vec<_>>(),
+    )
+    .expect("at least one seasonal lag (checked)");
+    let mut best_p = lit(NULL).cast(DataType::Float32);
+    for &k in cfg.seasonal_lags.iter().rev() {
+        best_p = when(acf_col(k).eq(best.clone()))
+            .then(lit(k as f32))
+            .otherwise(best_p);
     }
-    let positive = best_v.clone().gt(lit(0.0f32));
+    let positive = best.clone().gt(lit(0.0f32));
     let strength = when(positive.clone())
-        .then(best_v)
+        .then(best)
         .otherwise(
-            when(col(format!("acf_{first}")).is_null())
+            when(acf_col(cfg.seasonal_lags[0]).is_null())
                 .then(lit(NULL))
                 .otherwise(lit(0.0f32)),
         )
@@ -450,18 +456,25 @@ pub fn demand_features(regular: LazyFrame, cfg: &DemandConfig) -> Result<LazyFra
     cfg.check()?;
     let mut lf = regular;
     checked_input(&mut lf)?;
+    pipeline(lf, cfg, false)
+}
+
+/// [`demand_features`] after its checks; `sorted`: the frame is known to be sorted by
+/// `(series, t)` (checked by [`demand_features_for_each`]), so the sort is skipped.
+fn pipeline(lf: LazyFrame, cfg: &DemandConfig, sorted: bool) -> Result<LazyFrame> {
     let mut order: Vec<Expr> = KEY_COLUMNS.into_iter().map(col).collect();
     let names = feature_names(cfg);
     order.extend(names.iter().map(|n| col(n.as_str())));
-    let mut lf = lf
-        .select([
-            col(SERIES),
-            col(T),
-            col(PERIOD_START),
-            col(VALUE).cast(DataType::Float64),
-            col(OBSERVED),
-        ])
-        .sort([SERIES, T], SortMultipleOptions::default());
+    let mut lf = lf.select([
+        col(SERIES),
+        col(T),
+        col(PERIOD_START),
+        col(VALUE).cast(DataType::Float64),
+        col(OBSERVED),
+    ]);
+    if !sorted {
+        lf = lf.sort([SERIES, T], SortMultipleOptions::default());
+    }
     let calendar = calendar(lf.clone(), cfg.fourier_terms)?;
     for stage in demand_exprs(cfg) {
         lf = lf.with_columns(stage);
@@ -526,43 +539,76 @@ pub fn feature_names(cfg: &DemandConfig) -> Vec<String> {
 /// feature in memory). Exactly the same values as [`demand_features`]: every feature is per
 /// series. Faster too: one batch's rolling intermediates stay in cache-friendly sizes. The frame
 /// must be sorted by `(series, t)`.
+///
+/// The frame is taken by value: only [`KEY_COLUMNS`] are read, and the others (the per-row
+/// `platform`/`keyword` strings, more than half of a panel's memory) are released before the first
+/// batch when the caller hands over its only copy. Keep [`series_keys`] first if you need them.
 pub fn demand_features_for_each(
-    regular: &DataFrame,
+    regular: DataFrame,
     cfg: &DemandConfig,
     series_per_batch: usize,
     mut sink: impl FnMut(DataFrame) -> Result<()>,
 ) -> Result<()> {
+    cfg.check()?;
+    checked_input(&mut regular.clone().lazy())?;
+    // (A block, so the full frame is dropped here: shadowing alone would keep it to the end.)
+    let regular = {
+        let all = regular;
+        all.select(KEY_COLUMNS)?
+    };
     let ids = regular.column(SERIES)?.cast(&DataType::UInt32)?;
-    let ids = ids.u32()?;
-    // Row offsets where a batch starts: every `series_per_batch`-th change of series id.
+    let ts = regular.column(T)?.cast(&DataType::Int64)?;
+    // Row offsets where a batch starts: every `series_per_batch`-th change of series id. The same
+    // pass checks the order the batches rely on (and that lets them skip the sort).
     let mut cuts = vec![0usize];
     let mut seen = 0usize;
-    let mut prev: Option<u32> = None;
-    for (row, id) in ids.iter().enumerate() {
-        if id != prev {
-            if prev.is_some() {
-                seen += 1;
-                if seen.is_multiple_of(series_per_batch.max(1)) {
-                    cuts.push(row);
-                }
-            }
-            prev = id;
+    let mut prev: Option<(u32, i64)> = None;
+    for (row, (id, t)) in ids.u32()?.iter().zip(ts.i64()?.iter()).enumerate() {
+        let (Some(id), Some(t)) = (id, t) else {
+            return Err(FeatureError::Column {
+                column: if id.is_none() { SERIES } else { T }.into(),
+                reason: format!("row {row} is null"),
+            });
+        };
+        let in_order = match prev {
+            Some((p, pt)) if p == id => t == pt + 1,
+            Some((p, _)) => id > p && t == 0,
+            None => t == 0,
+        };
+        if !in_order {
+            return Err(FeatureError::Column {
+                column: T.into(),
+                reason: format!(
+                    "row {row} (series {id}, t {t}) is out of order: batched demand features need \
+                     a frame sorted by (series, t) with t = 0, 1, 2, … in each series, as \
+                     `regular_frame` builds it"
+                ),
+            });
         }
+        if prev.is_some_and(|(p, _)| p != id) {
+            seen += 1;
+            if seen.is_multiple_of(series_per_batch.max(1)) {
+                cuts.push(row);
+            }
+        }
+        prev = Some((id, t));
     }
+    drop((ids, ts));
     cuts.push(regular.height());
     for pair in cuts.windows(2) {
         let part = regular.slice(pair[0] as i64, pair[1] - pair[0]);
-        sink(demand_features(part.lazy(), cfg)?.collect()?)?;
+        sink(pipeline(part.lazy(), cfg, true)?.collect()?)?;
     }
     Ok(())
 }
 
 /// [`demand_features_for_each`] collected into one frame (the batches stay separate chunks).
 pub fn demand_features_batched(
-    regular: &DataFrame,
+    regular: DataFrame,
     cfg: &DemandConfig,
     series_per_batch: usize,
 ) -> Result<DataFrame> {
+    let empty = regular.clear();
     let mut out: Option<DataFrame> = None;
     demand_features_for_each(regular, cfg, series_per_batch, |feats| {
         match out.as_mut() {
@@ -575,7 +621,7 @@ pub fn demand_features_batched(
     })?;
     match out {
         Some(df) => Ok(df),
-        None => Ok(demand_features(regular.clone().lazy(), cfg)?.collect()?),
+        None => Ok(demand_features(empty.lazy(), cfg)?.collect()?),
     }
 }
 
@@ -823,8 +869,22 @@ mod tests {
             .unwrap()
             .collect()
             .unwrap();
-        let batched = demand_features_batched(&regular, &DemandConfig::weekly(), 5).unwrap();
+        let batched = demand_features_batched(regular.clone(), &DemandConfig::weekly(), 5).unwrap();
         assert_same(&whole, &batched);
+        // The batched path checks its input like the lazy one: a missing column is named.
+        let err =
+            demand_features_batched(regular.drop(OBSERVED).unwrap(), &DemandConfig::weekly(), 5)
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("observed"), "{err}");
+        // ... and refuses a frame out of order (it skips the sort), naming the row.
+        let err = demand_features_batched(regular.reverse(), &DemandConfig::weekly(), 5)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("row 0 (series 31, t 678) is out of order"),
+            "{err}"
+        );
     }
 
     #[test]
