@@ -174,10 +174,29 @@ pub struct Ingested {
     pub labels: BTreeMap<(Platform, Keyword), String>,
 }
 
-/// Reads a CSV, Parquet or Arrow IPC file into a frame of string columns.
+/// Lines before a CSV's header that are not part of the table: raw Google Trends exports start with
+/// `Category: All categories` and a blank line. Any leading line without a comma is such a line (a
+/// header of the layouts read here has at least two columns); at most 10 are skipped.
+fn preamble_lines(head: &[u8]) -> usize {
+    head.split(|b| *b == b'\n')
+        .take(10)
+        .take_while(|line| !line.contains(&b','))
+        .count()
+}
+
+/// The first bytes of a file (enough for [`preamble_lines`]).
+fn file_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    File::open(path)?.take(4096).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Reads a CSV, Parquet or Arrow IPC file into a frame of string columns, and the file line of its
+/// first row (CSV: after the header and any preamble lines; other formats: 1).
 ///
 /// All columns come back as `String` so every cell is parsed by one code path with one error format.
-pub fn read_frame(path: &Path) -> Result<(DataFrame, bool)> {
+pub fn read_frame(path: &Path) -> Result<(DataFrame, usize)> {
     let read_err = |e: &dyn fmt::Display| FeatureError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -187,34 +206,36 @@ pub fn read_frame(path: &Path) -> Result<(DataFrame, bool)> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let (df, is_csv) = match ext.as_str() {
+    let (df, first_line) = match ext.as_str() {
         "csv" | "txt" => {
+            let skip = preamble_lines(&file_head(path).map_err(|e| read_err(&e))?);
             let df = CsvReadOptions::default()
                 .with_has_header(true)
+                .with_skip_rows(skip)
                 .with_infer_schema_length(Some(0))
                 .try_into_reader_with_file_path(Some(path.to_path_buf()))
                 .and_then(|r| r.finish())
                 .map_err(|e| read_err(&e))?;
-            (df, true)
+            (df, skip + 2)
         }
         "parquet" | "pq" => {
             let file = File::open(path).map_err(|e| read_err(&e))?;
             let df = ParquetReader::new(file)
                 .finish()
                 .map_err(|e| read_err(&e))?;
-            (df, false)
+            (df, 1)
         }
         "arrow" | "ipc" | "feather" => {
             let file = File::open(path).map_err(|e| read_err(&e))?;
             let df = IpcReader::new(file).finish().map_err(|e| read_err(&e))?;
-            (df, false)
+            (df, 1)
         }
         "arrows" => {
             let file = File::open(path).map_err(|e| read_err(&e))?;
             let df = IpcStreamReader::new(file)
                 .finish()
                 .map_err(|e| read_err(&e))?;
-            (df, false)
+            (df, 1)
         }
         other => {
             return Err(FeatureError::Layout {
@@ -232,7 +253,7 @@ pub fn read_frame(path: &Path) -> Result<(DataFrame, bool)> {
         .collect::<PolarsResult<Vec<_>>>()
         .map_err(|e| read_err(&e))?;
     let df = DataFrame::new_infer_height(columns).map_err(|e| read_err(&e))?;
-    Ok((df, is_csv))
+    Ok((df, first_line))
 }
 
 /// Reads one observation file and validates every row.
@@ -240,8 +261,8 @@ pub fn read_frame(path: &Path) -> Result<(DataFrame, bool)> {
 /// File-level problems (unreadable file, unknown layout, missing column, missing option) are an `Err`;
 /// row-level problems are collected in [`Ingested::errors`] so a user sees all of them at once.
 pub fn read_observations(path: &Path, opts: &IngestOptions) -> Result<Ingested> {
-    let (df, is_csv) = read_frame(path)?;
-    observations_from_frame(df, is_csv, path, opts)
+    let (df, first_line) = read_frame(path)?;
+    observations_from_frame(df, first_line, path, opts)
 }
 
 /// Like [`read_observations`] for CSV content already in memory (e.g. sample data built into the
@@ -252,8 +273,10 @@ pub fn read_observations_csv_bytes(
     opts: &IngestOptions,
 ) -> Result<Ingested> {
     let path = Path::new(name);
+    let skip = preamble_lines(bytes);
     let df = CsvReadOptions::default()
         .with_has_header(true)
+        .with_skip_rows(skip)
         .with_infer_schema_length(Some(0))
         .into_reader_with_file_handle(std::io::Cursor::new(bytes))
         .finish()
@@ -261,12 +284,12 @@ pub fn read_observations_csv_bytes(
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-    observations_from_frame(df, true, path, opts)
+    observations_from_frame(df, skip + 2, path, opts)
 }
 
 fn observations_from_frame(
     df: DataFrame,
-    is_csv: bool,
+    first_line: usize,
     path: &Path,
     opts: &IngestOptions,
 ) -> Result<Ingested> {
@@ -281,7 +304,7 @@ fn observations_from_frame(
     };
     let ctx = Ctx {
         file: path.display().to_string(),
-        line_offset: if is_csv { 2 } else { 1 },
+        line_offset: first_line,
         source: opts.source.clone().unwrap_or_else(|| {
             path.file_stem()
                 .and_then(|s| s.to_str())
@@ -827,5 +850,61 @@ mod tests {
             "2024-01-07"
         );
         assert!(parse_date("07/01/2024").unwrap_err().contains("not a date"));
+    }
+
+    /// A raw Google Trends download: `Category:` preamble and a blank line before the header,
+    /// `: (Portugal)` suffixes, `<1` cells. Built from the first weeks of the reference file (its
+    /// real values, two of them replaced by `<1` and one by garbage to check the line number).
+    #[test]
+    fn raw_google_trends_export_with_preamble() {
+        let real = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/gtrends/pt_weekly_topics.csv"
+        ))
+        .unwrap();
+        let mut lines = real.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').take(3).collect();
+        let mut raw = String::from("Category: All categories\n\n");
+        raw += &format!(
+            "{},{}: (Portugal),{}: (Portugal)\n",
+            header[0], header[1], header[2]
+        );
+        let rows: Vec<Vec<&str>> = lines
+            .take(5)
+            .map(|l| l.split(',').take(3).collect())
+            .collect();
+        for (i, r) in rows.iter().enumerate() {
+            let (a, b) = match i {
+                1 => ("<1", r[2]),
+                3 => (r[1], "n/a?"),
+                _ => (r[1], r[2]),
+            };
+            raw += &format!("{},{a},{b}\n", r[0]);
+        }
+        let opts = IngestOptions::default();
+        let got = read_observations_csv_bytes("trends.csv", raw.as_bytes(), &opts).unwrap();
+        assert_eq!(got.format, Some(InputFormat::Gtrends));
+        assert_eq!(got.rows_read, 5);
+        assert_eq!(got.rows.len(), 9, "{:?}", got.errors);
+        let first = &got.rows[0];
+        assert_eq!(first.keyword.as_str(), header[1]);
+        assert_eq!(first.period_start.to_string(), rows[0][0]);
+        assert_eq!(first.values[0], Some(rows[0][1].parse().unwrap()));
+        assert!(
+            got.rows
+                .iter()
+                .any(|o| o.keyword.as_str() == header[1] && o.values[0] == Some(0.5))
+        );
+        // The bad cell is on file line 7: two preamble lines, the header, then data row 4.
+        assert_eq!(got.errors.len(), 1);
+        assert_eq!(got.errors[0].line, 7, "{:?}", got.errors[0]);
+        assert_eq!(got.errors[0].column, format!("{}: (Portugal)", header[2]));
+        // The same from a file (the path reader skips the preamble the same way).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trends.csv");
+        std::fs::write(&path, &raw).unwrap();
+        let from_file = read_observations(&path, &opts).unwrap();
+        assert_eq!(from_file.rows.len(), 9);
+        assert_eq!(from_file.errors[0].line, 7);
     }
 }

@@ -4,6 +4,12 @@
 //! series' scale. Radii are made non-decreasing in the step (intervals widen with the horizon) and
 //! nested across levels (quantiles never cross); lower bounds are clipped at 0 (volumes are never
 //! negative).
+//!
+//! A step with fewer than [`MIN_PER_STEP`] errors (a fit on a handful of keywords) cannot tell the
+//! levels apart: with n < 19 errors the finite-sample 95 % quantile is the largest error, and so is
+//! the 80 % one for n < 4. Such a step's quantile is taken from every step's errors pooled, each
+//! error of step j rescaled to step k by √((k+1)/(j+1)) (errors growing like a random walk's, the
+//! same growth used past the calibrated horizon).
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +34,9 @@ pub fn series_scale(history: &[f64]) -> f64 {
         if level > 0.0 { 0.05 * level } else { 1.0 }
     })
 }
+
+/// Fewest errors a step needs for its own quantiles; below, the steps' errors are pooled.
+pub const MIN_PER_STEP: usize = 20;
 
 /// Finite-sample conformal quantile: the ⌈(n+1)·q⌉-th smallest value.
 fn conformal_quantile(sorted: &[f64], q: f64) -> f64 {
@@ -58,9 +67,25 @@ impl Conformal {
                 }
             }
         }
-        per_step
-            .iter_mut()
-            .for_each(|v| v.sort_by(|a, b| a.total_cmp(b)));
+        // Steps with too few errors of their own use all steps' errors, rescaled to the step.
+        let per_step: Vec<Vec<f64>> = (0..h)
+            .map(|k| {
+                let mut errs = if per_step[k].len() >= MIN_PER_STEP {
+                    per_step[k].clone()
+                } else {
+                    per_step
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(j, e)| {
+                            let g = ((k + 1) as f64 / (j + 1) as f64).sqrt();
+                            e.iter().map(move |v| v * g)
+                        })
+                        .collect()
+                };
+                errs.sort_by(|a, b| a.total_cmp(b));
+                errs
+            })
+            .collect();
         let mut levels: Vec<f64> = levels.to_vec();
         levels.sort_by(|a, b| a.total_cmp(b));
         let mut radius: Vec<Vec<f64>> = levels
@@ -207,5 +232,37 @@ mod tests {
             .map(|(h, l)| h - l)
             .collect();
         assert!(width[2..].windows(2).all(|w| w[1] > w[0]), "{width:?}");
+    }
+
+    #[test]
+    fn few_series_pool_the_steps_so_levels_stay_apart() {
+        // Three series, four steps: 3 errors per step. Per step, 80 % and 95 % would both be the
+        // largest error; pooled (12 errors, rescaled by √((k+1)/(j+1))) they differ.
+        let hist = [10.0, 11.0, 10.0, 11.0];
+        let histories: Vec<&[f64]> = vec![&hist; 3];
+        let actual: Vec<Vec<f64>> = vec![
+            vec![11.0, 12.0, 10.0, 14.0],
+            vec![10.5, 8.0, 13.0, 10.0],
+            vec![10.0, 10.0, 7.0, 16.0],
+        ];
+        let actual_refs: Vec<&[f64]> = actual.iter().map(Vec::as_slice).collect();
+        let fc = vec![vec![10.0; 4]; 3];
+        let c = Conformal::calibrate(&histories, &actual_refs, &fc, &[80.0, 95.0]);
+        // Step 1 (k = 0): the pooled errors are |e_j| / √(j+1): 1, .5, 0; 2/√2, 2/√2, 0;
+        // 0, 3/√3, 3/√3; 4/2, 0, 6/2. ⌈13·0.8⌉ = 11th smallest of 12 = 2, ⌈13·0.95⌉ = 13 → 12th = 3.
+        assert!((c.radius[0][0] - 2.0).abs() < 1e-12, "{:?}", c.radius);
+        assert!((c.radius[1][0] - 3.0).abs() < 1e-12, "{:?}", c.radius);
+        assert!(c.radius[0].iter().zip(&c.radius[1]).all(|(a, b)| a < b));
+        // With MIN_PER_STEP errors per step, each step keeps its own quantile: step 1's errors
+        // are all 1, so its radius is exactly 1 at both levels (pooling would mix in step 2's 3s).
+        let n = MIN_PER_STEP;
+        let histories: Vec<&[f64]> = vec![&hist; n];
+        let actual: Vec<Vec<f64>> = vec![vec![11.0, 13.0]; n];
+        let actual_refs: Vec<&[f64]> = actual.iter().map(Vec::as_slice).collect();
+        let fc = vec![vec![10.0; 2]; n];
+        let c = Conformal::calibrate(&histories, &actual_refs, &fc, &[80.0, 95.0]);
+        assert_eq!(c.radius[0][0], 1.0);
+        assert_eq!(c.radius[1][0], 1.0);
+        assert_eq!(c.radius[1][1], 3.0);
     }
 }
