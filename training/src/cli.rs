@@ -102,6 +102,9 @@ pub struct ConfigArgs {
     /// Override: seed
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Override: seasonal naive's period (default 52 for --freq weekly, 7 for --freq daily)
+    #[arg(long)]
+    pub season: Option<usize>,
     /// Override: MASE lag / Naive2 season (M4 Weekly: 1)
     #[arg(long)]
     pub metric_season: Option<usize>,
@@ -111,11 +114,19 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn build(&self) -> anyhow::Result<TrainConfig> {
-        let mut c = match &self.config {
+    /// The configuration: defaults, then the TOML file, then flags. Daily data's seasonal period
+    /// defaults to 7 (day of week) unless the file or `--season` sets one.
+    fn build(&self, freq: Frequency) -> anyhow::Result<TrainConfig> {
+        let (mut c, file_sets_season) = match &self.config {
             Some(p) => TrainConfig::from_file(p)?,
-            None => TrainConfig::default(),
+            None => (TrainConfig::default(), false),
         };
+        if freq == Frequency::Daily && !file_sets_season {
+            c.season = 7;
+        }
+        if let Some(s) = self.season {
+            c.season = s;
+        }
         if let Some(h) = self.horizon {
             c.horizon = h;
         }
@@ -266,7 +277,7 @@ fn fit_and_evaluate(
 }
 
 async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
-    let cfg = a.config.build()?;
+    let cfg = a.config.build(a.input.freq)?;
     let series = a.input.load().await?;
     let fitted = fit_logged(&series, &cfg)?;
     let dir = a.out.unwrap_or_else(|| {
@@ -345,7 +356,7 @@ fn append_plots(md: &mut String, plots: &[(PathBuf, String)]) {
 }
 
 async fn cmd_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
-    let cfg = a.config.build()?;
+    let cfg = a.config.build(a.input.freq)?;
     let all = a.input.load().await?;
     let (train, test) = match (&a.test, a.holdout) {
         (Some(t), _) => {
@@ -400,7 +411,7 @@ fn write_eval_report(
 }
 
 async fn cmd_backtest(a: BacktestArgs) -> anyhow::Result<()> {
-    let cfg = a.config.build()?;
+    let cfg = a.config.build(a.input.freq)?;
     if a.windows == 0 {
         bail!("--windows must be at least 1");
     }
@@ -482,7 +493,7 @@ pub fn write_forecast_csv(
 }
 
 async fn cmd_forecast(a: ForecastArgs) -> anyhow::Result<()> {
-    let cfg = a.config.build()?;
+    let cfg = a.config.build(a.input.freq)?;
     let all = a.input.load().await?;
     let series = if a.holdout > 0 {
         data::holdout(&all, a.holdout, 2)?.0
@@ -605,4 +616,42 @@ pub async fn publish_artifact(url: &str, dir: &Path, activate: bool) -> anyhow::
         if record.active { " (active)" } else { "" }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>, season: Option<usize>) -> ConfigArgs {
+        ConfigArgs {
+            config,
+            horizon: None,
+            steps: None,
+            seed: None,
+            season,
+            metric_season: None,
+            levels: None,
+        }
+    }
+
+    #[test]
+    fn daily_data_defaults_to_a_day_of_week_season_unless_set() {
+        assert_eq!(
+            args(None, None).build(Frequency::Weekly).unwrap().season,
+            52
+        );
+        assert_eq!(args(None, None).build(Frequency::Daily).unwrap().season, 7);
+        assert_eq!(
+            args(None, Some(30)).build(Frequency::Daily).unwrap().season,
+            30
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let with = dir.path().join("with.toml");
+        std::fs::write(&with, "season = 14\n").unwrap();
+        let without = dir.path().join("without.toml");
+        std::fs::write(&without, "horizon = 8\n").unwrap();
+        let daily = |p: &PathBuf| args(Some(p.clone()), None).build(Frequency::Daily).unwrap();
+        assert_eq!(daily(&with).season, 14);
+        assert_eq!((daily(&without).season, daily(&without).horizon), (7, 8));
+    }
 }

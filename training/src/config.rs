@@ -3,7 +3,7 @@
 //! | Name | Default | Purpose | Range |
 //! | --- | --- | --- | --- |
 //! | `horizon` | 13 | steps to forecast (and to hold out for validation) | 1..=104 |
-//! | `season` | 52 | seasonal period (weekly data: a year) for seasonal naive | 1..=400 |
+//! | `season` | 52 (7 for `--freq daily`) | seasonal period (weekly data: a year; daily: the day of week) for seasonal naive | 1..=400 |
 //! | `metric_season` | 1 | MASE lag m and Naive2's season (M4 Weekly uses 1) | 1..=400 |
 //! | `levels` | [80, 95] | interval levels, percent | (0, 100) |
 //! | `max_windows_per_series` | 260 | most recent training windows taken per series | 1..=100000 |
@@ -70,10 +70,14 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     /// Reads a TOML file (missing keys take their defaults; unknown keys are an error).
-    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+    /// Reads a TOML config (missing keys take defaults) and whether it sets `season` itself.
+    pub fn from_file(path: &Path) -> anyhow::Result<(Self, bool)> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
+        let cfg: Self =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let table: toml::Table = toml::from_str(&text)?;
+        Ok((cfg, table.contains_key("season")))
     }
 
     /// Checks every field; the model configs check their own.

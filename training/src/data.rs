@@ -54,6 +54,28 @@ pub fn load_file(
     if series.is_empty() {
         bail!("{} holds no series with a search volume", path.display());
     }
+    // Several observations in one period are averaged (e.g. a daily file on the weekly grid): say so.
+    let with_volume = got.rows.iter().filter(|r| r.values[0].is_some()).count();
+    let periods: usize = series
+        .iter()
+        .map(|s| s.observed.iter().filter(|o| **o).count())
+        .sum();
+    if with_volume > periods {
+        eprintln!(
+            "note: {} holds {with_volume} observations for {periods} {} periods; observations in the same period are averaged{}",
+            path.display(),
+            if freq == Frequency::Weekly {
+                "weekly"
+            } else {
+                "daily"
+            },
+            if freq == Frequency::Weekly {
+                " (a daily file? pass --freq daily to keep days)"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(series)
 }
 
