@@ -83,11 +83,19 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
         .iter()
         .filter(|s| s.values.len() >= k * h + MIN_VALIDATION_HISTORY)
         .collect();
-    anyhow::ensure!(
-        !eligible.is_empty(),
-        "no series has the {} values validation needs ({k} window(s) of horizon {h} + {MIN_VALIDATION_HISTORY})",
-        k * h + MIN_VALIDATION_HISTORY
-    );
+    if eligible.is_empty() {
+        let longest = series.iter().map(|s| s.values.len()).max().unwrap_or(0);
+        let fits = longest.saturating_sub(MIN_VALIDATION_HISTORY) / k;
+        anyhow::bail!(
+            "no series has the {} values validation needs ({k} window(s) of horizon {h} + {MIN_VALIDATION_HISTORY}); the longest has {longest}{}",
+            k * h + MIN_VALIDATION_HISTORY,
+            if fits >= 1 {
+                format!(": --horizon {fits} or less would fit, or supply more history")
+            } else {
+                ": supply more history".to_string()
+            }
+        );
+    }
     // Validation windows j = 1..=k end j-1 horizons before each series' end; their (history, actual)
     // pairs are stacked as if they were more series.
     let mut history: Vec<&[f64]> = Vec::new();
