@@ -65,12 +65,34 @@ const EXPORT_PREDICTIONS: &str = "SELECT platform, keyword, model_version, data_
 const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM keyword_data d \
     JOIN (SELECT j->>0 AS platform, j->>1 AS keyword FROM jsonb_array_elements($1::jsonb) j) k ON d.platform = k.platform AND d.keyword = k.keyword";
 
-/// Search volumes of a JSON list of `[platform, keyword]` pairs, tagged with the pair's 0-based
-/// position in the list.
-const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8, o.period_start, o.search_volume FROM \
+/// Search volumes of a JSON list of `[platform, keyword]` pairs: one row per pair that has any, its
+/// 0-based position in the list and its periods and volumes as arrays (in period, then source
+/// order). One row per keyword instead of one per observation: less for the server to send and for
+/// `kwi` to decode on the uncached forecast path.
+const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8, \
+    array_agg(o.period_start ORDER BY o.period_start, o.source), \
+    array_agg(o.search_volume ORDER BY o.period_start, o.source) FROM \
     jsonb_array_elements($1::jsonb) WITH ORDINALITY AS k(j, ord) \
     JOIN keyword_observations o ON o.platform = k.j->>0 AND o.keyword = k.j->>1 \
-    WHERE o.search_volume IS NOT NULL ORDER BY k.ord, o.period_start, o.source";
+    WHERE o.search_volume IS NOT NULL GROUP BY k.ord";
+
+/// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`]).
+async fn volumes_many(
+    pool: &PgPool,
+    keys_json: &str,
+    out: &mut [Vec<(chrono::NaiveDate, f64)>],
+) -> Result<()> {
+    let rows = sqlx::query_as::<_, (i64, Vec<chrono::NaiveDate>, Vec<f64>)>(VOLUMES_MANY)
+        .bind(keys_json)
+        .fetch_all(pool)
+        .await?;
+    for (i, periods, volumes) in rows {
+        if let Some(v) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+            *v = periods.into_iter().zip(volumes).collect();
+        }
+    }
+    Ok(())
+}
 
 /// Movers of one direction ($1 `rising`/`falling`), optionally one platform ($2), at most $3.
 const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_end, horizon FROM keyword_insights \
@@ -87,6 +109,6 @@ sql_store!(
     EXPORT_OBSERVATIONS,
     EXPORT_PREDICTIONS,
     VERSIONS_MANY,
-    VOLUMES_MANY,
+    volumes_many,
     TRENDS
 );

@@ -501,20 +501,12 @@ macro_rules! sql_store {
                 &self,
                 keys: &[(kwi_features::Platform, kwi_features::Keyword)],
             ) -> $crate::store::Result<Vec<Vec<(chrono::NaiveDate, f64)>>> {
-                use futures::TryStreamExt;
                 let mut out = vec![Vec::new(); keys.len()];
                 if keys.is_empty() {
                     return Ok(out);
                 }
                 let json = $crate::store::keys_json(keys);
-                let mut rows = sqlx::query_as::<_, (i64, chrono::NaiveDate, f64)>($volumes_many)
-                    .bind(json.as_str())
-                    .fetch(&self.pool);
-                while let Some((i, period, volume)) = rows.try_next().await? {
-                    if let Some(v) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
-                        v.push((period, volume));
-                    }
-                }
+                $volumes_many(&self.pool, json.as_str(), &mut out).await?;
                 Ok(out)
             }
 

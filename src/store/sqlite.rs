@@ -93,6 +93,25 @@ const VOLUMES_MANY: &str = "SELECT CAST(k.key AS INTEGER), o.period_start, o.sea
     JOIN keyword_observations o ON o.platform = json_extract(k.value, '$[0]') AND o.keyword = json_extract(k.value, '$[1]') \
     WHERE o.search_volume IS NOT NULL ORDER BY k.key, o.period_start, o.source";
 
+/// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`], one row per
+/// observation: SQLite has no arrays).
+async fn volumes_many(
+    pool: &SqlitePool,
+    keys_json: &str,
+    out: &mut [Vec<(chrono::NaiveDate, f64)>],
+) -> Result<()> {
+    use futures::TryStreamExt;
+    let mut rows = sqlx::query_as::<_, (i64, chrono::NaiveDate, f64)>(VOLUMES_MANY)
+        .bind(keys_json)
+        .fetch(pool);
+    while let Some((i, period, volume)) = rows.try_next().await? {
+        if let Some(v) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+            v.push((period, volume));
+        }
+    }
+    Ok(())
+}
+
 /// Movers of one direction ($1 `rising`/`falling`), optionally one platform ($2), at most $3.
 const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_end, horizon FROM keyword_insights \
     WHERE direction = $1 AND ($2 IS NULL OR platform = $2) \
@@ -108,6 +127,6 @@ sql_store!(
     EXPORT_OBSERVATIONS,
     EXPORT_PREDICTIONS,
     VERSIONS_MANY,
-    VOLUMES_MANY,
+    volumes_many,
     TRENDS
 );
