@@ -540,6 +540,7 @@ pub fn feature_names(cfg: &DemandConfig) -> Vec<String> {
 /// series. Faster too: one batch's rolling intermediates stay in cache-friendly sizes. The frame
 /// must be sorted by `(series, t)`.
 ///
+/// `sink` is called at least once (an empty frame gives one empty batch, with the full schema).
 /// The frame is taken by value: only [`KEY_COLUMNS`] are read, and the others (the per-row
 /// `platform`/`keyword` strings, more than half of a panel's memory) are released before the first
 /// batch when the caller hands over its only copy. Keep [`series_keys`] first if you need them.
@@ -608,7 +609,6 @@ pub fn demand_features_batched(
     cfg: &DemandConfig,
     series_per_batch: usize,
 ) -> Result<DataFrame> {
-    let empty = regular.clear();
     let mut out: Option<DataFrame> = None;
     demand_features_for_each(regular, cfg, series_per_batch, |feats| {
         match out.as_mut() {
@@ -619,10 +619,7 @@ pub fn demand_features_batched(
         }
         Ok(())
     })?;
-    match out {
-        Some(df) => Ok(df),
-        None => Ok(demand_features(empty.lazy(), cfg)?.collect()?),
-    }
+    Ok(out.expect("demand_features_for_each hands over at least one batch, even for no rows"))
 }
 
 /// The versioned schema of [`demand_features`]'s output for `cfg` (its hash goes into manifests).

@@ -68,24 +68,22 @@ impl Conformal {
             }
         }
         // Steps with too few errors of their own use all steps' errors, rescaled to the step.
-        let per_step: Vec<Vec<f64>> = (0..h)
+        let pooled: Vec<(usize, Vec<f64>)> = (0..h)
+            .filter(|&k| per_step[k].len() < MIN_PER_STEP)
             .map(|k| {
-                let mut errs = if per_step[k].len() >= MIN_PER_STEP {
-                    per_step[k].clone()
-                } else {
-                    per_step
-                        .iter()
-                        .enumerate()
-                        .flat_map(|(j, e)| {
-                            let g = ((k + 1) as f64 / (j + 1) as f64).sqrt();
-                            e.iter().map(move |v| v * g)
-                        })
-                        .collect()
-                };
-                errs.sort_by(|a, b| a.total_cmp(b));
-                errs
+                let all = per_step.iter().enumerate().flat_map(|(j, e)| {
+                    let g = ((k + 1) as f64 / (j + 1) as f64).sqrt();
+                    e.iter().map(move |v| v * g)
+                });
+                (k, all.collect())
             })
             .collect();
+        for (k, errs) in pooled {
+            per_step[k] = errs;
+        }
+        per_step
+            .iter_mut()
+            .for_each(|v| v.sort_by(|a, b| a.total_cmp(b)));
         let mut levels: Vec<f64> = levels.to_vec();
         levels.sort_by(|a, b| a.total_cmp(b));
         let mut radius: Vec<Vec<f64>> = levels

@@ -8,9 +8,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use kwi::app::AppState;
-use kwi::cache::{Cache, DEFAULT_TTL};
 use kwi::store::{SqliteStore, Store};
 use tower::ServiceExt;
+
+use crate::helpers::in_process_state;
 
 /// `(status, content type, cache control, body)` of a GET.
 async fn get(state: &AppState, uri: &str) -> (StatusCode, String, String, String) {
@@ -46,9 +47,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
             .unwrap(),
     );
     store.migrate().await.unwrap();
-    let (state, _writer) = AppState::build(store, Cache::in_process(10, DEFAULT_TTL))
-        .await
-        .unwrap();
+    let (state, _writer) = in_process_state(&store, 10).await;
     (state, dir)
 }
 

@@ -10,12 +10,11 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use kwi::app::AppState;
-use kwi::cache::{Cache, DEFAULT_TTL};
 use kwi_features::{Keyword, Platform};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tower::ServiceExt;
 
-use crate::helpers::Backends;
+use crate::helpers::{Backends, in_process_state};
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, String, Vec<u8>) {
     crate::helpers::send(state, Request::get(uri).body(Body::empty()).unwrap()).await
@@ -70,9 +69,7 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let (state, writer) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
-            .await
-            .unwrap();
+        let (state, writer) = in_process_state(store, 100).await;
         let coffee = store
             .history(Platform::Google, &Keyword::parse("coffee").unwrap())
             .await
@@ -140,9 +137,7 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
             serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
         drop(state);
         writer.await.unwrap();
-        let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
-            .await
-            .unwrap();
+        let (state, _w) = in_process_state(store, 100).await;
         let (s, _, body) = get(&state, "/v1/export/predictions?keywords=coffee").await;
         assert_eq!(s, StatusCode::OK, "{name}");
         let batches = read_arrow(&body);

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use kwi::app::AppState;
+use kwi::cache::{Cache, DEFAULT_TTL};
 use kwi::store::{PgStore, SqliteStore, Store};
 use sqlx::Connection;
 
@@ -24,6 +26,17 @@ pub fn shared(rel: &str) -> PathBuf {
         .join(rel);
     assert!(p.exists(), "reference data missing: {}", p.display());
     p
+}
+
+/// The service over `store` with an in-process cache of `capacity` entries (hold the returned
+/// persistence writer's handle for the test's length).
+pub async fn in_process_state(
+    store: &Arc<dyn Store>,
+    capacity: u64,
+) -> (AppState, tokio::task::JoinHandle<()>) {
+    AppState::build(store.clone(), Cache::in_process(capacity, DEFAULT_TTL))
+        .await
+        .unwrap()
 }
 
 /// A fresh, migrated PostgreSQL database; dropped by [`TestDb::cleanup`].

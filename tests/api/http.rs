@@ -8,7 +8,7 @@ use kwi::cache::{Cache, DEFAULT_TTL};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::helpers::{Backends, redis_url};
+use crate::helpers::{Backends, in_process_state, redis_url};
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
     let res = kwi::http::router(state.clone())
@@ -129,9 +129,7 @@ async fn search_and_markets_on_both_backends() {
             line: 1,
         };
         store.import(&[etsy_coffee], &|_| {}).await.unwrap();
-        let (state, _w) = AppState::build(store.clone(), Cache::in_process(10, DEFAULT_TTL))
-            .await
-            .unwrap();
+        let (state, _w) = in_process_state(store, 10).await;
 
         let (s, body) = get(&state, "/v1/keywords/search?q=CO&limit=5").await;
         assert_eq!(s, StatusCode::OK, "{name}: {body}");

@@ -8,23 +8,13 @@ use axum::http::{Request, StatusCode};
 use chrono::{Duration, NaiveDate};
 use http_body_util::BodyExt;
 use kwi::app::AppState;
-use kwi::cache::{Cache, DEFAULT_TTL};
 use kwi::insights::CompetitionScorer;
 use kwi_features::ingest::Observation;
 use kwi_features::{Keyword, Platform};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::helpers::Backends;
-
-/// The service over `store` with an in-process cache (hold the writer handle for the test's length).
-async fn state_over(
-    store: &std::sync::Arc<dyn kwi::store::Store>,
-) -> (AppState, tokio::task::JoinHandle<()>) {
-    AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
-        .await
-        .unwrap()
-}
+use crate::helpers::{Backends, in_process_state};
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
     let res = kwi::http::router(state.clone())
@@ -69,7 +59,7 @@ async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
         store.import(&amazon_rows(), &|_| {}).await.unwrap();
-        let (state, _w) = state_over(store).await;
+        let (state, _w) = in_process_state(store, 100).await;
 
         // Before the job: the fields exist and are null; trends are empty, not an error.
         let (s, body) = get(&state, "/v1/keywords/google/coffee").await;
@@ -268,7 +258,7 @@ async fn startup_job_scores_with_the_active_competition_model_or_the_composite()
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
         store.import(&amazon_rows(), &|_| {}).await.unwrap();
-        let (state, _w) = state_over(store).await;
+        let (state, _w) = in_process_state(store, 100).await;
         let dir = tmp.path().join(name);
         register_competition(store.as_ref(), &dir, "comp-test-1").await;
         let job = || kwi::insights::spawn_job(store.clone(), state.forecasting.model.current(), 13);
@@ -321,7 +311,7 @@ async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
             })
             .collect();
         store.import(&rows, &|_| {}).await.unwrap();
-        let (state, _w) = state_over(store).await;
+        let (state, _w) = in_process_state(store, 100).await;
         kwi::insights::spawn_job(store.clone(), state.forecasting.model.current(), 13)
             .await
             .unwrap();
@@ -390,7 +380,7 @@ async fn insights_schedule_recomputes_after_new_data() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let (state, _w) = state_over(store).await;
+        let (state, _w) = in_process_state(store, 100).await;
         let schedule = kwi::insights::spawn_scheduler(
             store.clone(),
             state.forecasting.model.clone(),

@@ -3,9 +3,8 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use kwi::app::AppState;
-use kwi::cache::{Cache, DEFAULT_TTL};
 
-use crate::helpers::Backends;
+use crate::helpers::{Backends, in_process_state};
 
 async fn call(state: &AppState, method: &str, uri: &str) -> (StatusCode, String, Vec<u8>) {
     let req = Request::builder()
@@ -21,9 +20,7 @@ async fn call(state: &AppState, method: &str, uri: &str) -> (StatusCode, String,
 async fn every_documented_path_is_routed_and_the_docs_page_is_self_contained() {
     let b = Backends::new().await;
     kwi::import::load_sample(b.sqlite.as_ref()).await.unwrap();
-    let (state, _w) = AppState::build(b.sqlite.clone(), Cache::in_process(100, DEFAULT_TTL))
-        .await
-        .unwrap();
+    let (state, _w) = in_process_state(&b.sqlite, 100).await;
     let (s, ct, body) = call(&state, "GET", "/openapi.json").await;
     assert_eq!(s, StatusCode::OK);
     assert!(ct.starts_with("application/json"), "{ct}");

@@ -16,7 +16,7 @@ use kwi_features::{Keyword, Platform};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::helpers::{Backends, redis_url};
+use crate::helpers::{Backends, in_process_state, redis_url};
 
 async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
     let res = kwi::http::router(state.clone()).oneshot(req).await.unwrap();
@@ -279,9 +279,7 @@ async fn new_data_replaces_a_cached_forecast_after_the_data_poll() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let (state, _writer) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
-            .await
-            .unwrap();
+        let (state, _writer) = in_process_state(store, 100).await;
         let uri = "/v1/keywords/google/coffee/forecast?horizon=4";
         let (s, c, before) = call(&state, get(uri)).await;
         assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")), "{name}");
@@ -348,9 +346,7 @@ async fn activating_a_model_swaps_it_in_without_restart() {
     let b = Backends::new().await;
     let store = b.sqlite.clone();
     kwi::import::load_sample(store.as_ref()).await.unwrap();
-    let (state, _w) = AppState::build(store.clone(), Cache::in_process(100, DEFAULT_TTL))
-        .await
-        .unwrap();
+    let (state, _w) = in_process_state(&store, 100).await;
     let (_, _, before) = call(&state, get("/v1/keywords/google/coffee/forecast")).await;
     assert_eq!(before["model_version"], "builtin-snaive-v1");
 
@@ -478,9 +474,7 @@ async fn concurrent_misses_are_coalesced_without_mixing_answers() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let (state, _w) = AppState::build(store.clone(), Cache::in_process(10_000, DEFAULT_TTL))
-            .await
-            .unwrap();
+        let (state, _w) = in_process_state(store, 10_000).await;
         let topics = [
             "coffee",
             "jam",
