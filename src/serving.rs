@@ -198,21 +198,16 @@ fn body_of(
 /// The prediction row for a served forecast.
 pub fn prediction_record(body: &ForecastBody, keyword: &Keyword) -> Option<PredictionRecord> {
     let platform = body.platform?;
-    let mut quantiles = serde_json::Map::new();
     let levels: Vec<f64> = body
         .forecast
         .first()
         .map(|s| s.intervals.iter().map(|b| b.level).collect())
         .unwrap_or_default();
-    for (j, lvl) in levels.iter().enumerate() {
-        quantiles.insert(
-            format!("{lvl}"),
-            serde_json::json!({
-                "lo": body.forecast.iter().map(|s| s.intervals[j].lo).collect::<Vec<_>>(),
-                "hi": body.forecast.iter().map(|s| s.intervals[j].hi).collect::<Vec<_>>(),
-            }),
-        );
-    }
+    let band = |side: fn(&Band) -> f64| -> Vec<f64> {
+        (0..levels.len())
+            .flat_map(|j| body.forecast.iter().map(move |s| side(&s.intervals[j])))
+            .collect()
+    };
     Some(PredictionRecord {
         platform,
         keyword: keyword.clone(),
@@ -220,7 +215,9 @@ pub fn prediction_record(body: &ForecastBody, keyword: &Keyword) -> Option<Predi
         data_as_of: body.data_as_of,
         horizon: body.horizon as i32,
         mean: body.forecast.iter().map(|s| s.mean).collect(),
-        quantiles: serde_json::Value::Object(quantiles),
+        lo: band(|b| b.lo),
+        hi: band(|b| b.hi),
+        levels,
     })
 }
 

@@ -131,8 +131,33 @@ pub struct PredictionRecord {
     pub horizon: i32,
     /// Mean per step.
     pub mean: Vec<f64>,
-    /// `{"80": {"lo": [...], "hi": [...]}, ...}`.
-    pub quantiles: serde_json::Value,
+    /// Interval levels in percent, in the order the forecast lists them.
+    pub levels: Vec<f64>,
+    /// Lower bounds, level-major: `lo[j * horizon + k]` is level `j`'s bound at step `k + 1`.
+    pub lo: Vec<f64>,
+    /// Upper bounds, laid out as `lo`.
+    pub hi: Vec<f64>,
+}
+
+impl PredictionRecord {
+    /// The intervals as the JSON document stored where there are no arrays (SQLite) and exported
+    /// everywhere: `{"80": {"lo": [...], "hi": [...]}, ...}`.
+    pub fn quantiles_json(&self) -> serde_json::Value {
+        let h = self.mean.len();
+        let band = |v: &[f64], j: usize| v.get(j * h..(j + 1) * h).unwrap_or_default().to_vec();
+        serde_json::Value::Object(
+            self.levels
+                .iter()
+                .enumerate()
+                .map(|(j, l)| {
+                    (
+                        format!("{l}"),
+                        serde_json::json!({ "lo": band(&self.lo, j), "hi": band(&self.hi, j) }),
+                    )
+                })
+                .collect(),
+        )
+    }
 }
 
 /// A keyword found by search.

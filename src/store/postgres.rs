@@ -56,7 +56,10 @@ const EXPORT_OBSERVATIONS: &str = "SELECT platform, keyword, period_start, searc
     ORDER BY platform, keyword, period_start, source";
 
 /// Predictions export, same binds as [`EXPORT_OBSERVATIONS`] (dates bound `data_as_of`).
-const EXPORT_PREDICTIONS: &str = "SELECT platform, keyword, model_version, data_as_of, created_at, horizon, mean, quantiles \
+const EXPORT_PREDICTIONS: &str = "SELECT platform, keyword, model_version, data_as_of, created_at, horizon, \
+    to_jsonb(mean) AS mean, COALESCE((SELECT jsonb_object_agg(levels[j]::text, jsonb_build_object(\
+    'lo', to_jsonb(lo[(j - 1) * horizon + 1 : j * horizon]), 'hi', to_jsonb(hi[(j - 1) * horizon + 1 : j * horizon]))) \
+    FROM generate_subscripts(levels, 1) AS j), '{}'::jsonb) AS quantiles \
     FROM predictions WHERE ($1::text IS NULL OR platform = $1) AND ($2::text IS NULL OR keyword IN (SELECT jsonb_array_elements_text($2::jsonb))) \
     AND ($3::date IS NULL OR data_as_of >= $3) AND ($4::date IS NULL OR data_as_of <= $4) \
     ORDER BY platform, keyword, created_at, model_version";
@@ -94,6 +97,80 @@ async fn volumes_many(
     Ok(())
 }
 
+/// Prediction insert: one statement for any number of rows. The scalar columns are bound as arrays
+/// and unnested; the forecast values of all rows travel as four flat `float8[]` (binary floats, no
+/// text or JSON to parse) and each row takes its slice by offset. Unlike a multi-row `VALUES` list
+/// (a new statement text per batch size) it is parsed and planned once per connection.
+const PREDICTION_INSERT: &str = "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, \
+    created_at, horizon, mean, levels, lo, hi) \
+    SELECT r.id, r.platform, r.keyword, r.model_version, r.data_as_of, $6, r.horizon, \
+    ($12::float8[])[r.m + 1 : r.m + r.horizon], ($13::float8[])[r.l + 1 : r.l + r.nl], \
+    ($14::float8[])[r.b + 1 : r.b + r.nl * r.horizon], ($15::float8[])[r.b + 1 : r.b + r.nl * r.horizon] \
+    FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[], $7::int4[], $8::int4[], \
+    $9::int4[], $10::int4[], $11::int4[]) \
+    AS r (id, platform, keyword, model_version, data_as_of, horizon, nl, m, l, b)";
+
+/// Persists forecasts inside the caller's transaction with [`PREDICTION_INSERT`].
+async fn insert_predictions(
+    conn: &mut sqlx::PgConnection,
+    rows: &[super::PredictionRecord],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let n = rows.len();
+    let (mut ids, mut platforms, mut keywords, mut versions) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut as_of, mut horizons, mut level_counts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut mean_at, mut level_at, mut band_at) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut mean, mut levels, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in rows {
+        ids.push(uuid::Uuid::now_v7());
+        platforms.push(r.platform.as_str());
+        keywords.push(r.keyword.as_str());
+        versions.push(r.model_version.as_str());
+        as_of.push(r.data_as_of);
+        horizons.push(r.horizon);
+        level_counts.push(r.levels.len() as i32);
+        mean_at.push(mean.len() as i32);
+        level_at.push(levels.len() as i32);
+        band_at.push(lo.len() as i32);
+        mean.extend_from_slice(&r.mean);
+        levels.extend_from_slice(&r.levels);
+        lo.extend_from_slice(&r.lo);
+        hi.extend_from_slice(&r.hi);
+    }
+    sqlx::query(PREDICTION_INSERT)
+        .bind(ids)
+        .bind(platforms)
+        .bind(keywords)
+        .bind(versions)
+        .bind(as_of)
+        .bind(now)
+        .bind(horizons)
+        .bind(level_counts)
+        .bind(mean_at)
+        .bind(level_at)
+        .bind(band_at)
+        .bind(mean)
+        .bind(levels)
+        .bind(lo)
+        .bind(hi)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Movers of one direction ($1 `rising`/`falling`), optionally one platform ($2), at most $3.
 const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_end, horizon FROM keyword_insights \
     WHERE direction = $1 AND ($2::text IS NULL OR platform = $2) \
@@ -110,5 +187,6 @@ sql_store!(
     EXPORT_PREDICTIONS,
     VERSIONS_MANY,
     volumes_many,
+    insert_predictions,
     TRENDS
 );

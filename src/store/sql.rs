@@ -50,14 +50,6 @@ pub const MODEL_DEACTIVATE_KIND: &str =
 pub const MODELS: &str = "SELECT name, version, kind, feature_schema_hash, metrics, artifact, created_at, active \
     FROM models ORDER BY created_at DESC, version DESC";
 
-/// Prediction insert.
-pub const PREDICTION_INSERT_HEAD: &str = "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, \
-    created_at, horizon, mean, quantiles) ";
-
-/// Rows per multi-row prediction INSERT (9 binds each: well under SQLite's 32,766 and PostgreSQL's
-/// 65,535 bind limits).
-pub const PREDICTION_CHUNK: usize = 500;
-
 /// Snapshots of one keyword on every platform.
 pub const MARKETS: &str = "SELECT platform, search_volume, competition, cpc, trend_data, last_updated \
     FROM keyword_data WHERE keyword = $1 ORDER BY platform";
@@ -95,11 +87,12 @@ pub fn like_prefix(q: &str) -> String {
 }
 
 /// Implements [`super::Store`] for `$store` (a struct with a `pool: $pool` field) on database `$db`.
-/// `$refresh` is the backend's snapshot-refresh statement (JSON aggregation differs between backends).
+/// `$refresh` is the backend's snapshot-refresh statement (JSON aggregation differs between backends);
+/// `$volumes_many` and `$insert_predictions` are per-backend functions (PostgreSQL binds arrays).
 macro_rules! sql_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr, $refresh:expr, $search:expr,
      $export_obs:expr, $export_pred:expr, $versions_many:expr, $volumes_many:expr,
-     $trends:expr) => {
+     $insert_predictions:expr, $trends:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> $crate::store::Backend {
@@ -390,24 +383,11 @@ macro_rules! sql_store {
                 &self,
                 rows: &[$crate::store::PredictionRecord],
             ) -> $crate::store::Result<()> {
-                let now = chrono::Utc::now();
-                let mut tx = self.pool.begin().await?;
-                // Multi-row INSERTs (one statement per PREDICTION_CHUNK rows), not a round trip per row.
-                for chunk in rows.chunks($crate::store::sql::PREDICTION_CHUNK) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new($crate::store::sql::PREDICTION_INSERT_HEAD);
-                    q.push_values(chunk, |mut b, r| {
-                        b.push_bind(uuid::Uuid::now_v7())
-                            .push_bind(r.platform.as_str())
-                            .push_bind(r.keyword.as_str())
-                            .push_bind(r.model_version.as_str())
-                            .push_bind(r.data_as_of)
-                            .push_bind(now)
-                            .push_bind(r.horizon)
-                            .push_bind(sqlx::types::Json(&r.mean))
-                            .push_bind(sqlx::types::Json(&r.quantiles));
-                    });
-                    q.build().persistent(false).execute(&mut *tx).await?;
+                if rows.is_empty() {
+                    return Ok(());
                 }
+                let mut tx = self.pool.begin().await?;
+                $insert_predictions(&mut *tx, rows, chrono::Utc::now()).await?;
                 tx.commit().await?;
                 Ok(())
             }

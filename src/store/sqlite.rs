@@ -95,6 +95,37 @@ const VOLUMES_MANY: &str = "SELECT CAST(k.key AS INTEGER), o.period_start, o.sea
 
 /// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`], one row per
 /// observation: SQLite has no arrays).
+/// Rows per multi-row prediction INSERT (9 binds each: well under SQLite's 32,766 bind limit).
+const PREDICTION_CHUNK: usize = 500;
+
+/// Persists forecasts inside the caller's transaction: one multi-row INSERT per
+/// [`PREDICTION_CHUNK`] rows, not a round trip per row.
+async fn insert_predictions(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[super::PredictionRecord],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    for chunk in rows.chunks(PREDICTION_CHUNK) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, \
+             created_at, horizon, mean, quantiles) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(uuid::Uuid::now_v7())
+                .push_bind(r.platform.as_str())
+                .push_bind(r.keyword.as_str())
+                .push_bind(r.model_version.as_str())
+                .push_bind(r.data_as_of)
+                .push_bind(now)
+                .push_bind(r.horizon)
+                .push_bind(sqlx::types::Json(&r.mean))
+                .push_bind(sqlx::types::Json(r.quantiles_json()));
+        });
+        q.build().persistent(false).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 async fn volumes_many(
     pool: &SqlitePool,
     keys_json: &str,
@@ -128,5 +159,6 @@ sql_store!(
     EXPORT_PREDICTIONS,
     VERSIONS_MANY,
     volumes_many,
+    insert_predictions,
     TRENDS
 );

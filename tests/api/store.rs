@@ -5,7 +5,7 @@ use kwi::store::Backend;
 use kwi_features::ingest::{IngestOptions, Observation, read_observations};
 use kwi_features::{Keyword, Platform};
 
-use crate::helpers::{Backends, shared};
+use crate::helpers::{Backends, TestDb, shared};
 
 fn obs(keyword: &str, day: u32, volume: f64) -> Observation {
     let mut values = [None; 10];
@@ -36,6 +36,88 @@ async fn migrations_from_empty_are_idempotent_and_seed_platforms() {
     assert_eq!(b.sqlite.backend(), Backend::Sqlite);
     assert_eq!(b.pg.backend(), Backend::Postgres);
     b.cleanup().await;
+}
+
+/// Migration 0007 turns the JSONB forecasts stored before it into float arrays: every stored value
+/// survives, in step and level order (levels sorted numerically, not as text: "95" < "97.5" < "99"
+/// either way, but "5" would sort after "40" as text), and the export rebuilds the same JSON.
+#[tokio::test]
+async fn predictions_stored_as_json_survive_the_move_to_arrays() {
+    let db = TestDb::new().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut before = sqlx::migrate!("migrations/postgres");
+    let upto = before
+        .migrations
+        .iter()
+        .position(|m| m.version == 7)
+        .expect("migration 0007 exists");
+    before.migrations = before.migrations[..upto].to_vec().into();
+    before.run(&pool).await.unwrap();
+    let q = r#"{"40": {"lo": [1.5, 2.5], "hi": [3.5, 4.5]}, "5": {"lo": [2, 3], "hi": [3, 4]}, "97.5": {"lo": [0, 0.25], "hi": [9, 10]}}"#;
+    sqlx::query(
+        "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, horizon, mean, quantiles) \
+         VALUES ($1, 'etsy', 'mug', 'm1', '2024-01-07', 2, '[2.75, 3.125]', $2::jsonb), \
+                ($3, 'etsy', 'cup', 'm1', '2024-01-07', 1, '[7]', '{}')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(q)
+    .bind(uuid::Uuid::now_v7())
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::migrate!("migrations/postgres")
+        .run(&pool)
+        .await
+        .unwrap();
+    type Arrays = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+    let mug: Arrays =
+        sqlx::query_as("SELECT mean, levels, lo, hi FROM predictions WHERE keyword = 'mug'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        mug,
+        (
+            vec![2.75, 3.125],
+            vec![5.0, 40.0, 97.5],
+            vec![2.0, 3.0, 1.5, 2.5, 0.0, 0.25],
+            vec![3.0, 4.0, 3.5, 4.5, 9.0, 10.0]
+        )
+    );
+    let cup: Arrays =
+        sqlx::query_as("SELECT mean, levels, lo, hi FROM predictions WHERE keyword = 'cup'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(cup, (vec![7.0], vec![], vec![], vec![]));
+    // The shape is enforced from now on.
+    let bad = sqlx::query(
+        "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, horizon, mean, levels, lo, hi) \
+         VALUES ($1, 'etsy', 'mug', 'm1', '2024-01-07', 2, '{1, 2}', '{80}', '{1}', '{2, 3}')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .execute(&pool)
+    .await
+    .unwrap_err();
+    assert!(bad.to_string().contains("predictions_shape"), "{bad}");
+    // The export rebuilds the JSON the rows were stored with.
+    let store = kwi::store::PgStore::connect(&db.url).await.unwrap();
+    use futures::StreamExt;
+    let rows: Vec<_> = kwi::store::Store::export_predictions(&store, &Default::default())
+        .collect()
+        .await;
+    let mug = rows
+        .into_iter()
+        .map(|r| r.unwrap())
+        .find(|r| r.keyword == "mug")
+        .unwrap();
+    assert_eq!(mug.mean.0, vec![2.75, 3.125]);
+    assert_eq!(
+        mug.quantiles.0,
+        serde_json::from_str::<serde_json::Value>(q).unwrap()
+    );
+    pool.close().await;
+    db.cleanup().await;
 }
 
 #[tokio::test]

@@ -69,8 +69,8 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Reads a TOML file (missing keys take their defaults; unknown keys are an error).
-    /// Reads a TOML config (missing keys take defaults) and whether it sets `season` itself.
+    /// Reads a TOML config (missing keys take their defaults; unknown keys are an error) and
+    /// whether it sets `season` itself.
     pub fn from_file(path: &Path) -> anyhow::Result<(Self, bool)> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
