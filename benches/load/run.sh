@@ -38,9 +38,14 @@ for t in wrk curl python3 "$BIN" "$REF_BIN"; do
 done
 data=$(mktemp -d)
 pids=()
+# Forecast keys left in Redis by earlier runs (keys hold spaces: one per line to xargs, not words).
+drop_cached_forecasts() {
+  redis-cli -h 127.0.0.1 -p 6379 --scan --pattern 'kwi:fc:*' | xargs -r -d '\n' -n 1000 redis-cli -h 127.0.0.1 -p 6379 DEL >/dev/null
+}
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -n "${db:-}" ] && drop_cached_forecasts || true
   [ -n "${db:-}" ] && psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
   rm -rf "$data"
 }
@@ -53,7 +58,7 @@ else
   psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
   export KWI_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
   export KWI_REDIS_URL="redis://127.0.0.1:6379"
-  redis-cli -h 127.0.0.1 -p 6379 --scan --pattern 'kwi:fc:*' | xargs -r -n 1000 redis-cli -h 127.0.0.1 -p 6379 DEL >/dev/null
+  drop_cached_forecasts
   label="PostgreSQL + Redis"
 fi
 export KWI_DATA_DIR="$data" RUST_LOG=warn
@@ -83,6 +88,15 @@ run_wrk() { # name, mode, path template, base url
   out=$(KWI_KEYWORDS="$data/keys.txt" KWI_MODE="$2" KWI_PATH="$3" \
     wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s benches/load/keywords.lua "$4" | grep '^RESULT')
   echo "$1 ${out#RESULT }"
+}
+# CPU seconds (user + system, from /proc) used so far by the processes named $@ (pgrep -x names;
+# a number is taken as a pid). Run-to-run throughput here moves ±10-20 % with the shared machine;
+# CPU time per request moves far less, so phase 4 reports it per process.
+cpu_s() {
+  local pids=() n
+  for n in "$@"; do if [[ $n =~ ^[0-9]+$ ]]; then pids+=("$n"); else pids+=($(pgrep -x "$n")); fi; done
+  for n in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$n/stat" 2>/dev/null; done |
+    awk -v hz="$(getconf CLK_TCK)" '{s += $1} END {printf "%.3f", s / hz}'
 }
 counter() { curl -s "127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'; }
 # zipf_phase VAR NAME LEVELS LABEL: the Zipf workload at horizon 13 with LEVELS; the wrk result goes
@@ -138,9 +152,22 @@ m0=$(counter kwi_cache_misses_total)
 if [ -n "${PROFILE_CMD:-}" ]; then
   (sleep 2; bash -c "$PROFILE_CMD" _ "${pids[0]}" > "${PROFILE_OUT:-/tmp/kwi-profile.txt}" 2>&1) &
 fi
+c0=("$(cpu_s "${pids[0]}")" "$(cpu_s postgres)" "$(cpu_s redis-server)")
 uncached=$(run_wrk kwi_uncached miss '/v1/keywords/{key}/forecast?horizon={h}&levels=80,95' "http://127.0.0.1:$PORT"); echo "$uncached"
+# The CPU the prediction writer spends after wrk stops (its queue draining) belongs to these requests.
+t0=$(date +%s.%N); w0=-1; w1=$(counter kwi_predictions_persisted_total)
+while [ "$w1" != "$w0" ]; do w0=$w1; sleep 0.5; w1=$(counter kwi_predictions_persisted_total); done
+echo "prediction writer idle $(python3 -c "print(round($(date +%s.%N) - $t0 - 0.5, 1))") s after wrk stopped"
+c1=("$(cpu_s "${pids[0]}")" "$(cpu_s postgres)" "$(cpu_s redis-server)")
 m1=$(counter kwi_cache_misses_total)
 echo "misses during phase 4: $((m1 - m0))"
+python3 - "$uncached" "${c0[@]}" "${c1[@]}" <<'PY'
+import sys
+n = int(dict(kv.split("=") for kv in sys.argv[1].split()[1:])["requests"])
+a, b = [float(x) for x in sys.argv[2:5]], [float(x) for x in sys.argv[5:8]]
+us = [1e6 * (y - x) / max(n, 1) for x, y in zip(a, b)]
+print(f"CPU per uncached request: kwi {us[0]:.0f} us, postgres {us[1]:.0f} us, redis {us[2]:.0f} us, total {sum(us):.0f} us")
+PY
 fi
 
 if phase 5; then

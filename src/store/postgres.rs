@@ -71,13 +71,16 @@ const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM k
 /// Search volumes of a JSON list of `[platform, keyword]` pairs: one row per pair that has any, its
 /// 0-based position in the list and its periods and volumes as arrays (in period, then source
 /// order). One row per keyword instead of one per observation: less for the server to send and for
-/// `kwi` to decode on the uncached forecast path.
-const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8, \
-    array_agg(o.period_start ORDER BY o.period_start, o.source), \
-    array_agg(o.search_volume ORDER BY o.period_start, o.source) FROM \
-    jsonb_array_elements($1::jsonb) WITH ORDINALITY AS k(j, ord) \
-    JOIN keyword_observations o ON o.platform = k.j->>0 AND o.keyword = k.j->>1 \
-    WHERE o.search_volume IS NOT NULL GROUP BY k.ord";
+/// `kwi` to decode on the uncached forecast path. A LATERAL subquery per pair, not a join grouped
+/// afterwards: the planner cannot know how many pairs the JSON holds (it assumes 100), and for the
+/// join it chose a parallel sequential scan of the whole table on a 200,000-row store (33-39 ms for
+/// 64 keywords, against 3.7 ms for the index lookups this form always makes).
+const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8, v.periods, v.volumes \
+    FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS k(j, ord) CROSS JOIN LATERAL (\
+    SELECT array_agg(o.period_start ORDER BY o.period_start, o.source) AS periods, \
+    array_agg(o.search_volume ORDER BY o.period_start, o.source) AS volumes \
+    FROM keyword_observations o WHERE o.platform = k.j->>0 AND o.keyword = k.j->>1 \
+    AND o.search_volume IS NOT NULL) v WHERE v.periods IS NOT NULL";
 
 /// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`]).
 async fn volumes_many(
