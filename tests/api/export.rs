@@ -102,6 +102,11 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
             assert_eq!(row.2, h.search_volume, "{name}");
         }
 
+        // A keyword named twice is exported once.
+        let (s, _, twice) = get(&state, "/v1/export/observations?keywords=coffee,coffee").await;
+        assert_eq!(s, StatusCode::OK, "{name}");
+        assert_eq!(obs(&read_arrow(&twice)).len(), coffee.len(), "{name}");
+
         // Date range, Parquet via the query and via Accept.
         let (s, ct, pq) = get(
             &state,
