@@ -184,6 +184,14 @@ fn preamble_lines(head: &[u8]) -> usize {
         .count()
 }
 
+/// How every observation CSV is read: a header after `skip` preamble lines, every column a string.
+fn csv_options(skip: usize) -> CsvReadOptions {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_skip_rows(skip)
+        .with_infer_schema_length(Some(0))
+}
+
 /// The first bytes of a file (enough for [`preamble_lines`]).
 fn file_head(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
@@ -209,10 +217,7 @@ pub fn read_frame(path: &Path) -> Result<(DataFrame, usize)> {
     let (df, first_line) = match ext.as_str() {
         "csv" | "txt" => {
             let skip = preamble_lines(&file_head(path).map_err(|e| read_err(&e))?);
-            let df = CsvReadOptions::default()
-                .with_has_header(true)
-                .with_skip_rows(skip)
-                .with_infer_schema_length(Some(0))
+            let df = csv_options(skip)
                 .try_into_reader_with_file_path(Some(path.to_path_buf()))
                 .and_then(|r| r.finish())
                 .map_err(|e| read_err(&e))?;
@@ -274,10 +279,7 @@ pub fn read_observations_csv_bytes(
 ) -> Result<Ingested> {
     let path = Path::new(name);
     let skip = preamble_lines(bytes);
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_skip_rows(skip)
-        .with_infer_schema_length(Some(0))
+    let df = csv_options(skip)
         .into_reader_with_file_handle(std::io::Cursor::new(bytes))
         .finish()
         .map_err(|e| FeatureError::Read {

@@ -140,8 +140,9 @@ pub struct PredictionRecord {
 }
 
 impl PredictionRecord {
-    /// The intervals as the JSON document stored where there are no arrays (SQLite) and exported
-    /// everywhere: `{"80": {"lo": [...], "hi": [...]}, ...}`.
+    /// The intervals as the JSON document SQLite stores (it has no arrays):
+    /// `{"80": {"lo": [...], "hi": [...]}, ...}`. PostgreSQL stores the arrays and its export
+    /// rebuilds this same document in SQL.
     pub fn quantiles_json(&self) -> serde_json::Value {
         let h = self.mean.len();
         let band = |v: &[f64], j: usize| v.get(j * h..(j + 1) * h).unwrap_or_default().to_vec();

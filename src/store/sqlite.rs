@@ -93,8 +93,6 @@ const VOLUMES_MANY: &str = "SELECT CAST(k.key AS INTEGER), o.period_start, o.sea
     JOIN keyword_observations o ON o.platform = json_extract(k.value, '$[0]') AND o.keyword = json_extract(k.value, '$[1]') \
     WHERE o.search_volume IS NOT NULL ORDER BY k.key, o.period_start, o.source";
 
-/// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`], one row per
-/// observation: SQLite has no arrays).
 /// Rows per multi-row prediction INSERT (9 binds each: well under SQLite's 32,766 bind limit).
 const PREDICTION_CHUNK: usize = 500;
 
@@ -126,6 +124,8 @@ async fn insert_predictions(
     Ok(())
 }
 
+/// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`], one row per
+/// observation: SQLite has no arrays).
 async fn volumes_many(
     pool: &SqlitePool,
     keys_json: &str,

@@ -61,19 +61,13 @@ pub fn load_file(
         .map(|s| s.observed.iter().filter(|o| **o).count())
         .sum();
     if with_volume > periods {
+        let (grid, hint) = match freq {
+            Frequency::Weekly => ("weekly", " (a daily file? pass --freq daily to keep days)"),
+            Frequency::Daily => ("daily", ""),
+        };
         eprintln!(
-            "note: {} holds {with_volume} observations for {periods} {} periods; observations in the same period are averaged{}",
-            path.display(),
-            if freq == Frequency::Weekly {
-                "weekly"
-            } else {
-                "daily"
-            },
-            if freq == Frequency::Weekly {
-                " (a daily file? pass --freq daily to keep days)"
-            } else {
-                ""
-            }
+            "note: {} holds {with_volume} observations for {periods} {grid} periods; observations in the same period are averaged{hint}",
+            path.display()
         );
     }
     Ok(series)
