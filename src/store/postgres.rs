@@ -1,8 +1,9 @@
 //! PostgreSQL backend: the reference store.
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::sql::sql_store;
 use super::{Backend, Result};
@@ -15,11 +16,20 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects a pool (fails within 5 s if the server is unreachable).
+    ///
+    /// The sessions run with `jit = off` unless the URL sets `jit` itself: every statement here is
+    /// short, and PostgreSQL's cost estimate for some (a keyword-filtered export: ~0.3 ms of work)
+    /// crosses `jit_above_cost`, so JIT compilation took 10-30 ms of each such request
+    /// (benches/sql/run.sh).
     pub async fn connect(url: &str) -> Result<Self> {
+        let mut opts = PgConnectOptions::from_str(url)?;
+        if !url.contains("jit") {
+            opts = opts.options([("jit", "off")]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect_with(opts)
             .await?;
         Ok(Self { pool })
     }

@@ -38,6 +38,27 @@ async fn migrations_from_empty_are_idempotent_and_seed_platforms() {
     b.cleanup().await;
 }
 
+/// The store's sessions run without JIT (its compile time dwarfed short statements), unless the
+/// URL sets `jit` itself.
+#[tokio::test]
+async fn postgres_sessions_run_without_jit_unless_the_url_says() {
+    let db = TestDb::new().await;
+    let show = |store: kwi::store::PgStore| async move {
+        let v: String = sqlx::query_scalar("SHOW jit")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        store.pool().close().await;
+        v
+    };
+    let plain = kwi::store::PgStore::connect(&db.url).await.unwrap();
+    assert_eq!(show(plain).await, "off");
+    let url = format!("{}?options=-c%20jit%3Don", db.url);
+    let explicit = kwi::store::PgStore::connect(&url).await.unwrap();
+    assert_eq!(show(explicit).await, "on");
+    db.cleanup().await;
+}
+
 /// Migration 0007 turns the JSONB forecasts stored before it into float arrays: every stored value
 /// survives, in step and level order (levels sorted numerically, not as text: "95" < "97.5" < "99"
 /// either way, but "5" would sort after "40" as text), and the export rebuilds the same JSON.
