@@ -61,9 +61,10 @@ const SEARCH: &str = "SELECT platform, keyword, search_volume, keyword LIKE $2 E
 /// Rows of `table` an export selects, filters bound as (platform, keywords as a JSON array, from,
 /// to) with the dates on `date_col`. Two branches so that a keyword list is looked up through the
 /// `(platform, keyword, …)` index: a single `($2 IS NULL OR keyword IN (…))` condition made
-/// PostgreSQL scan the whole table for one keyword (60 ms on a 208,000-row store, growing with
-/// it; this form: 10 ms there, independent of the store's size). `OFFSET 0` keeps the planner from
-/// turning the per-keyword lookup back into a join over the whole table.
+/// PostgreSQL scan the whole table for one keyword (130 ms on a 10,000-keyword store, growing with
+/// it; this form: 0.36 ms, with JIT off as [`PgStore::connect`] sets; benches/sql/run.sh).
+/// `OFFSET 0` keeps the planner from turning the per-keyword lookup back into a join over the
+/// whole table.
 macro_rules! export_rows {
     ($table:literal, $date_col:literal) => {
         concat!(
@@ -105,8 +106,8 @@ const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM k
 /// order). One row per keyword instead of one per observation: less for the server to send and for
 /// `kwi` to decode on the uncached forecast path. A LATERAL subquery per pair, not a join grouped
 /// afterwards: the planner cannot know how many pairs the JSON holds (it assumes 100), and for the
-/// join it chose a parallel sequential scan of the whole table on a 200,000-row store (33-39 ms for
-/// 64 keywords, against 3.7 ms for the index lookups this form always makes).
+/// join it chose a parallel sequential scan of the whole table on a 208,000-row store (34 ms for
+/// 64 keywords, against 4.5 ms for the index lookups this form always makes; benches/sql/run.sh).
 const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8, v.periods, v.volumes \
     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS k(j, ord) CROSS JOIN LATERAL (\
     SELECT array_agg(o.period_start ORDER BY o.period_start, o.source) AS periods, \
