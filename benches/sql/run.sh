@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# PostgreSQL-side measurements behind three store changes (README, "Load benchmark", session 5):
+# PostgreSQL-side measurements behind the store changes of sessions 5 and 6 (README, "Load"):
 #   1. inserting 5,000 forecasts (1-104 steps, two levels) as JSONB from JSON text, as `json` from
 #      text, and as float8[] from values already in binary form (what a binary array bind hands over);
-#   2. the volume read for 64 keywords: the grouped join it was vs the LATERAL form it is now;
+#   2. the volume read for 64 keywords: the grouped join it was, the LATERAL aggregation over the
+#      observations that replaced it (session 5), and the arrays kept on the snapshot row it is now
+#      (migration 0008);
 #   3. the observations export filtered to one keyword: `($2 IS NULL OR keyword IN (...))` as it was
 #      vs the two-branch form it is now;
 #   4. the whole observations export with and without JIT (kwi's sessions now run with jit off).
@@ -71,7 +73,7 @@ best() { # name, EXECUTE statement[, jit setting]: best execution time of 3 runs
       done | sort -g | head -1)
   echo "$1: $t ms"
 }
-"${PSQL[@]}" -d "$db" -c "VACUUM ANALYZE keyword_observations"
+"${PSQL[@]}" -d "$db" -c "VACUUM ANALYZE keyword_observations" -c "VACUUM ANALYZE keyword_data"
 
 echo "--- 2. volume read, 64 keywords"
 PREPARE="PREPARE q(text) AS SELECT (k.ord - 1)::int8, array_agg(o.period_start ORDER BY o.period_start, o.source), \
@@ -82,7 +84,11 @@ PREPARE="PREPARE q(text) AS SELECT (k.ord - 1)::int8, v.periods, v.volumes FROM 
   CROSS JOIN LATERAL (SELECT array_agg(o.period_start ORDER BY o.period_start, o.source) AS periods, \
   array_agg(o.search_volume ORDER BY o.period_start, o.source) AS volumes FROM keyword_observations o \
   WHERE o.platform = k.j->>0 AND o.keyword = k.j->>1 AND o.search_volume IS NOT NULL) v WHERE v.periods IS NOT NULL;"
-best "LATERAL (now, src/store/postgres.rs VOLUMES_MANY), jit off as kwi's sessions" "EXECUTE q('$keys64')" off
+best "LATERAL aggregation over the observations (session 5), jit off as kwi's sessions" "EXECUTE q('$keys64')" off
+PREPARE="PREPARE q(text) AS SELECT (k.ord - 1)::int8, d.volume_periods, d.volume_values FROM jsonb_array_elements(\$1::jsonb) WITH ORDINALITY AS k(j, ord) \
+  CROSS JOIN LATERAL (SELECT volume_periods, volume_values FROM keyword_data d WHERE d.platform = k.j->>0 AND d.keyword = k.j->>1 OFFSET 0) d \
+  WHERE cardinality(d.volume_values) > 0;"
+best "arrays on the snapshot row (now, src/store/postgres.rs VOLUMES_MANY), jit off" "EXECUTE q('$keys64')" off
 
 echo "--- 3. observations export, one keyword"
 PREPARE="PREPARE q(text, text, date, date) AS SELECT platform, keyword, period_start, search_volume FROM keyword_observations \

@@ -401,7 +401,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<((Platform, Keyword), DateTime<Utc>)>>;
     /// The search volumes `(period, volume)` of each keyword, oldest first (rows without a volume
     /// left out), in one query, in `keys` order (an unknown keyword gets an empty list): what a
-    /// forecast reads, without the listing columns of [`Store::history`].
+    /// forecast reads, without the listing columns of [`Store::history`]. Read from the copy each
+    /// keyword's snapshot row keeps (refreshed by the import, one row per keyword), not aggregated
+    /// from the observations per call.
     async fn volumes_many(
         &self,
         keys: &[(Platform, Keyword)],

@@ -40,17 +40,23 @@ impl PgStore {
     }
 }
 
-/// Latest volume and CPC, and the last 52 volumes as `[[date, volume], ...]`.
-const REFRESH: &str = "INSERT INTO keyword_data (id, platform, keyword, search_volume, cpc, trend_data, last_updated) \
+/// Latest volume and CPC, the last 52 volumes as `[[date, volume], ...]`, and every volume with its
+/// period as arrays (what the forecast path reads, [`VOLUMES_MANY`]; migration 0008).
+const REFRESH: &str = "INSERT INTO keyword_data (id, platform, keyword, search_volume, cpc, trend_data, \
+      volume_periods, volume_values, last_updated) \
     SELECT $1, $2, $3, \
       (SELECT search_volume FROM keyword_observations WHERE platform = $2 AND keyword = $3 AND search_volume IS NOT NULL ORDER BY period_start DESC, source LIMIT 1), \
       (SELECT cpc FROM keyword_observations WHERE platform = $2 AND keyword = $3 AND cpc IS NOT NULL ORDER BY period_start DESC, source LIMIT 1), \
       COALESCE((SELECT jsonb_agg(jsonb_build_array(t.period_start, t.search_volume) ORDER BY t.period_start) FROM \
         (SELECT period_start, search_volume FROM keyword_observations WHERE platform = $2 AND keyword = $3 AND search_volume IS NOT NULL \
          ORDER BY period_start DESC, source LIMIT 52) t), '[]'::jsonb), \
-      $4 WHERE true \
+      COALESCE(v.periods, '{}'), COALESCE(v.vals, '{}'), $4 \
+    FROM (SELECT array_agg(period_start ORDER BY period_start, source) AS periods, \
+      array_agg(search_volume ORDER BY period_start, source) AS vals FROM keyword_observations \
+      WHERE platform = $2 AND keyword = $3 AND search_volume IS NOT NULL) v \
     ON CONFLICT (platform, keyword) DO UPDATE SET search_volume = excluded.search_volume, cpc = excluded.cpc, \
-      trend_data = excluded.trend_data, last_updated = excluded.last_updated";
+      trend_data = excluded.trend_data, volume_periods = excluded.volume_periods, \
+      volume_values = excluded.volume_values, last_updated = excluded.last_updated";
 
 /// Prefix matches first, then trigram-similar keywords (pg_trgm `%` operator, GIN index), by
 /// similarity and volume.
@@ -102,18 +108,16 @@ const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM k
     JOIN (SELECT j->>0 AS platform, j->>1 AS keyword FROM jsonb_array_elements($1::jsonb) j) k ON d.platform = k.platform AND d.keyword = k.keyword";
 
 /// Search volumes of a JSON list of `[platform, keyword]` pairs: one row per pair that has any, its
-/// 0-based position in the list and its periods and volumes as arrays (in period, then source
-/// order). One row per keyword instead of one per observation: less for the server to send and for
-/// `kwi` to decode on the uncached forecast path. A LATERAL subquery per pair, not a join grouped
-/// afterwards: the planner cannot know how many pairs the JSON holds (it assumes 100), and for the
-/// join it chose a parallel sequential scan of the whole table on a 208,000-row store (34 ms for
-/// 64 keywords, against 4.5 ms for the index lookups this form always makes; benches/sql/run.sh).
-const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8, v.periods, v.volumes \
+/// 0-based position in the list and its periods and volumes as arrays, read from the snapshot row
+/// where the import keeps them (migration 0008) rather than aggregated from the observations per
+/// request (64 keywords of 104 weeks: 1.0 ms against 5.3 ms; benches/sql/run.sh). A LATERAL lookup
+/// per pair with `OFFSET 0`: the planner cannot know how many pairs the JSON holds (it assumes
+/// 100), and a join let it choose a scan of the whole table.
+const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8, d.volume_periods, d.volume_values \
     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS k(j, ord) CROSS JOIN LATERAL (\
-    SELECT array_agg(o.period_start ORDER BY o.period_start, o.source) AS periods, \
-    array_agg(o.search_volume ORDER BY o.period_start, o.source) AS volumes \
-    FROM keyword_observations o WHERE o.platform = k.j->>0 AND o.keyword = k.j->>1 \
-    AND o.search_volume IS NOT NULL) v WHERE v.periods IS NOT NULL";
+    SELECT volume_periods, volume_values FROM keyword_data d \
+    WHERE d.platform = k.j->>0 AND d.keyword = k.j->>1 OFFSET 0) d \
+    WHERE cardinality(d.volume_values) > 0";
 
 /// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`]).
 async fn volumes_many(

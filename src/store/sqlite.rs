@@ -9,7 +9,7 @@ use sqlx::sqlite::{
 };
 
 use super::sql::sql_store;
-use super::{Backend, Result};
+use super::{Backend, Result, StoreError};
 
 /// Store in an SQLite file.
 #[derive(Debug, Clone)]
@@ -52,18 +52,26 @@ impl SqliteStore {
     }
 }
 
-/// Same statement as the PostgreSQL one, with SQLite's JSON functions (`WHERE true` resolves SQLite's
-/// parsing ambiguity between a join's ON and the upsert's ON CONFLICT).
-const REFRESH: &str = "INSERT INTO keyword_data (id, platform, keyword, search_volume, cpc, trend_data, last_updated) \
+/// Same statement as the PostgreSQL one, with SQLite's JSON functions, and the volumes as
+/// comma-separated lists (values printed with 17 significant digits: they read back exactly;
+/// migration 0006). `WHERE true` resolves SQLite's parsing ambiguity between a join's ON and the
+/// upsert's ON CONFLICT.
+const REFRESH: &str = "INSERT INTO keyword_data (id, platform, keyword, search_volume, cpc, trend_data, \
+      volume_periods, volume_values, last_updated) \
     SELECT $1, $2, $3, \
       (SELECT search_volume FROM keyword_observations WHERE platform = $2 AND keyword = $3 AND search_volume IS NOT NULL ORDER BY period_start DESC, source LIMIT 1), \
       (SELECT cpc FROM keyword_observations WHERE platform = $2 AND keyword = $3 AND cpc IS NOT NULL ORDER BY period_start DESC, source LIMIT 1), \
       COALESCE((SELECT json_group_array(json_array(t.period_start, t.search_volume)) FROM \
         (SELECT * FROM (SELECT period_start, search_volume FROM keyword_observations WHERE platform = $2 AND keyword = $3 \
          AND search_volume IS NOT NULL ORDER BY period_start DESC, source LIMIT 52) ORDER BY period_start) t), '[]'), \
-      $4 WHERE true \
+      COALESCE(v.periods, ''), COALESCE(v.vals, ''), $4 \
+    FROM (SELECT group_concat(period_start, ',' ORDER BY period_start, source) AS periods, \
+      group_concat(printf('%!.17g', search_volume), ',' ORDER BY period_start, source) AS vals \
+      FROM keyword_observations WHERE platform = $2 AND keyword = $3 AND search_volume IS NOT NULL) v \
+    WHERE true \
     ON CONFLICT (platform, keyword) DO UPDATE SET search_volume = excluded.search_volume, cpc = excluded.cpc, \
-      trend_data = excluded.trend_data, last_updated = excluded.last_updated";
+      trend_data = excluded.trend_data, volume_periods = excluded.volume_periods, \
+      volume_values = excluded.volume_values, last_updated = excluded.last_updated";
 
 /// Prefix matches first, then keywords containing the query, by volume (no trigram index here).
 const SEARCH: &str = "SELECT platform, keyword, search_volume, keyword LIKE $2 ESCAPE '\\' AS prefix \
@@ -88,10 +96,11 @@ const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM k
     JOIN (SELECT json_extract(value, '$[0]') AS platform, json_extract(value, '$[1]') AS keyword FROM json_each($1)) k ON d.platform = k.platform AND d.keyword = k.keyword";
 
 /// Search volumes of a JSON list of `[platform, keyword]` pairs, tagged with the pair's 0-based
-/// position in the list (`json_each.key`).
-const VOLUMES_MANY: &str = "SELECT CAST(k.key AS INTEGER), o.period_start, o.search_volume FROM json_each($1) k \
-    JOIN keyword_observations o ON o.platform = json_extract(k.value, '$[0]') AND o.keyword = json_extract(k.value, '$[1]') \
-    WHERE o.search_volume IS NOT NULL ORDER BY k.key, o.period_start, o.source";
+/// position in the list (`json_each.key`): the lists the import keeps on each snapshot row
+/// (migration 0006), one row per keyword instead of one per observation.
+const VOLUMES_MANY: &str = "SELECT CAST(k.key AS INTEGER), d.volume_periods, d.volume_values FROM json_each($1) k \
+    JOIN keyword_data d ON d.platform = json_extract(k.value, '$[0]') AND d.keyword = json_extract(k.value, '$[1]') \
+    WHERE d.volume_values <> ''";
 
 /// Rows per multi-row prediction INSERT (9 binds each: well under SQLite's 32,766 bind limit).
 const PREDICTION_CHUNK: usize = 500;
@@ -124,23 +133,48 @@ async fn insert_predictions(
     Ok(())
 }
 
-/// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`], one row per
-/// observation: SQLite has no arrays).
+/// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`]).
 async fn volumes_many(
     pool: &SqlitePool,
     keys_json: &str,
     out: &mut [Vec<(chrono::NaiveDate, f64)>],
 ) -> Result<()> {
-    use futures::TryStreamExt;
-    let mut rows = sqlx::query_as::<_, (i64, chrono::NaiveDate, f64)>(VOLUMES_MANY)
+    let rows = sqlx::query_as::<_, (i64, String, String)>(VOLUMES_MANY)
         .bind(keys_json)
-        .fetch(pool);
-    while let Some((i, period, volume)) = rows.try_next().await? {
+        .fetch_all(pool)
+        .await?;
+    for (i, periods, values) in rows {
         if let Some(v) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
-            v.push((period, volume));
+            *v = parse_volume_lists(&periods, &values)?;
         }
     }
     Ok(())
+}
+
+/// Pairs the comma-separated `volume_periods` and `volume_values` of a snapshot row; malformed or
+/// mismatched lists are an error, never a silently shorter history.
+fn parse_volume_lists(periods: &str, values: &str) -> Result<Vec<(chrono::NaiveDate, f64)>> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("keyword_data volume lists: {what}"));
+    if periods.is_empty() && values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (n, m) = (periods.split(',').count(), values.split(',').count());
+    if n != m {
+        return Err(corrupt(format!("{n} periods but {m} values")));
+    }
+    periods
+        .split(',')
+        .zip(values.split(','))
+        .map(|(p, v)| {
+            let day = p
+                .parse::<chrono::NaiveDate>()
+                .map_err(|e| corrupt(format!("period {p:?}: {e}")))?;
+            let volume = v
+                .parse::<f64>()
+                .map_err(|e| corrupt(format!("value {v:?}: {e}")))?;
+            Ok((day, volume))
+        })
+        .collect()
 }
 
 /// Movers of one direction ($1 `rising`/`falling`), optionally one platform ($2), at most $3.
@@ -162,3 +196,27 @@ sql_store!(
     insert_predictions,
     TRENDS
 );
+
+#[cfg(test)]
+mod tests {
+    use super::parse_volume_lists;
+
+    #[test]
+    fn volume_lists_pair_up_or_fail_loudly() {
+        let d = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        assert_eq!(
+            parse_volume_lists("2024-01-07,2024-01-14", "0.30000000000000004,1.0e+20").unwrap(),
+            vec![(d("2024-01-07"), 0.1 + 0.2), (d("2024-01-14"), 1e20)]
+        );
+        assert!(parse_volume_lists("", "").unwrap().is_empty());
+        for (p, v, why) in [
+            ("2024-01-07", "1,2", "1 periods but 2 values"),
+            ("2024-01-07,2024-01-14", "1", "2 periods but 1 values"),
+            ("2024-13-07", "1", "period \"2024-13-07\""),
+            ("2024-01-07", "x", "value \"x\""),
+        ] {
+            let e = parse_volume_lists(p, v).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Store behaviour on both backends: migrations from empty, upsert idempotence, atomicity.
 
 use chrono::NaiveDate;
-use kwi::store::Backend;
+use kwi::store::{Backend, Store};
 use kwi_features::ingest::{IngestOptions, Observation, read_observations};
 use kwi_features::{Keyword, Platform};
 
@@ -259,8 +259,136 @@ async fn changed_values_are_updated_and_counted() {
             .unwrap();
         let vols: Vec<_> = hist.iter().map(|h| h.search_volume.unwrap()).collect();
         assert_eq!(vols, vec![10.0, 15.0, 9.0], "{name}");
+        // The forecast path's copy of the volumes (kept on the snapshot row) follows the update.
+        let key = (Platform::Etsy, Keyword::parse("tarot deck").unwrap());
+        let read = store
+            .volumes_many(std::slice::from_ref(&key))
+            .await
+            .unwrap();
+        let days: Vec<_> = hist.iter().map(|h| h.period_start).collect();
+        assert_eq!(
+            read,
+            vec![days.into_iter().zip(vols).collect::<Vec<_>>()],
+            "{name}"
+        );
     }
     b.cleanup().await;
+}
+
+/// The volumes the forecast path reads are the stored doubles bit for bit (SQLite keeps them as
+/// text: 17 significant digits), in period order, a period with no volume left out.
+#[tokio::test]
+async fn volumes_read_back_exactly() {
+    let b = Backends::new().await;
+    let tricky = [
+        0.1 + 0.2,
+        1.0 / 3.0,
+        123_456_789.123_456_79,
+        5e-324,
+        f64::MAX,
+        0.0,
+        2f64.powi(53) + 2.0,
+        1e-300,
+        4.35,
+    ];
+    for (name, store) in b.all() {
+        // Imported in reverse period order; day 10 has no search volume.
+        let mut rows: Vec<Observation> = tricky
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, v)| obs("exact", 1 + i as u32, *v))
+            .collect();
+        let mut no_volume = obs("exact", 10, 0.0);
+        no_volume.values[0] = None;
+        no_volume.values[1] = Some(5.0);
+        rows.push(no_volume);
+        store.import(&rows, &|_| {}).await.unwrap();
+        let read = store
+            .volumes_many(&[(Platform::Etsy, Keyword::parse("exact").unwrap())])
+            .await
+            .unwrap();
+        let want: Vec<(NaiveDate, u64)> = tricky
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                (
+                    NaiveDate::from_ymd_opt(2024, 1, 1 + i as u32).unwrap(),
+                    v.to_bits(),
+                )
+            })
+            .collect();
+        let got: Vec<(NaiveDate, u64)> = read[0].iter().map(|(d, v)| (*d, v.to_bits())).collect();
+        assert_eq!(got, want, "{name}");
+    }
+    b.cleanup().await;
+}
+
+/// Migrations 0008 (PostgreSQL) and 0006 (SQLite) fill the forecast path's volume copy for
+/// keywords stored before them: the same volumes, in period order, as the observations hold.
+#[tokio::test]
+async fn volumes_stored_before_the_snapshot_copy_are_filled_in() {
+    let fill = "INSERT INTO keyword_observations (id, platform, keyword, period_start, search_volume, source) VALUES \
+        ($1, 'etsy', 'mug', '2024-01-14', 2.5, 'a'), ($2, 'etsy', 'mug', '2024-01-07', 0.1, 'b'), \
+        ($3, 'etsy', 'mug', '2024-01-07', 7, 'a'), ($4, 'etsy', 'mug', '2024-01-21', NULL, 'a'), \
+        ($5, 'etsy', 'cup', '2024-01-07', NULL, 'a')";
+    let snapshots = "INSERT INTO keyword_data (id, platform, keyword, search_volume, last_updated) VALUES \
+        ($1, 'etsy', 'mug', 2.5, '2024-02-01T00:00:00Z'), ($2, 'etsy', 'cup', NULL, '2024-02-01T00:00:00Z')";
+    let d = |day| NaiveDate::from_ymd_opt(2024, 1, day).unwrap();
+    let want = vec![vec![(d(7), 7.0), (d(7), 0.1), (d(14), 2.5)], vec![], vec![]];
+    let keys = [
+        (Platform::Etsy, Keyword::parse("mug").unwrap()),
+        (Platform::Etsy, Keyword::parse("cup").unwrap()),
+        (Platform::Etsy, Keyword::parse("plate").unwrap()),
+    ];
+    let ids = || (0..5).map(|_| uuid::Uuid::now_v7()).collect::<Vec<_>>();
+    macro_rules! before_and_after {
+        ($pool:expr, $migrations:literal, $version:expr) => {{
+            let pool = $pool;
+            let mut before = sqlx::migrate!($migrations);
+            let upto = before
+                .migrations
+                .iter()
+                .position(|m| m.version == $version)
+                .expect("the migration exists");
+            before.migrations = before.migrations[..upto].to_vec().into();
+            before.run(&pool).await.unwrap();
+            let mut q = sqlx::query(fill);
+            for id in ids() {
+                q = q.bind(id);
+            }
+            q.execute(&pool).await.unwrap();
+            let mut q = sqlx::query(snapshots);
+            for id in &ids()[..2] {
+                q = q.bind(*id);
+            }
+            q.execute(&pool).await.unwrap();
+            sqlx::migrate!($migrations).run(&pool).await.unwrap();
+            pool.close().await;
+        }};
+    }
+    let db = TestDb::new().await;
+    before_and_after!(
+        sqlx::PgPool::connect(&db.url).await.unwrap(),
+        "migrations/postgres",
+        8
+    );
+    let pg = kwi::store::PgStore::connect(&db.url).await.unwrap();
+    assert_eq!(pg.volumes_many(&keys).await.unwrap(), want, "postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kwi.db");
+    before_and_after!(
+        sqlx::SqlitePool::connect(&format!("sqlite:{}?mode=rwc", path.display()))
+            .await
+            .unwrap(),
+        "migrations/sqlite",
+        6
+    );
+    let sqlite = kwi::store::SqliteStore::open(path.to_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(sqlite.volumes_many(&keys).await.unwrap(), want, "sqlite");
+    db.cleanup().await;
 }
 
 #[tokio::test]
