@@ -3,7 +3,7 @@
 -- them with the rest of the snapshot, in the same transaction (`REFRESH` in src/store/postgres.rs),
 -- so they always equal what aggregating `keyword_observations` would give. The forecast path reads
 -- one row per keyword instead of aggregating ~100 observations per request (64 keywords of 104
--- weeks: 5.3 ms -> 1.0 ms of PostgreSQL execution; benches/sql/run.sh).
+-- weeks: 5.62 ms -> 0.62 ms of PostgreSQL execution; benches/sql/run.sh).
 ALTER TABLE keyword_data
     ADD COLUMN volume_periods DATE[] NOT NULL DEFAULT '{}',
     ADD COLUMN volume_values DOUBLE PRECISION[] NOT NULL DEFAULT '{}',

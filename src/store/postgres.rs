@@ -110,7 +110,7 @@ const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM k
 /// Search volumes of a JSON list of `[platform, keyword]` pairs: one row per pair that has any, its
 /// 0-based position in the list and its periods and volumes as arrays, read from the snapshot row
 /// where the import keeps them (migration 0008) rather than aggregated from the observations per
-/// request (64 keywords of 104 weeks: 1.0 ms against 5.3 ms; benches/sql/run.sh). A LATERAL lookup
+/// request (64 keywords of 104 weeks: 0.62 ms against 5.62 ms; benches/sql/run.sh). A LATERAL lookup
 /// per pair with `OFFSET 0`: the planner cannot know how many pairs the JSON holds (it assumes
 /// 100), and a join let it choose a scan of the whole table.
 const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8, d.volume_periods, d.volume_values \

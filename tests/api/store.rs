@@ -20,6 +20,20 @@ fn obs(keyword: &str, day: u32, volume: f64) -> Observation {
     }
 }
 
+/// `migrator` without migration `version` and those after it: a database as it was before them.
+fn migrations_before(
+    mut migrator: sqlx::migrate::Migrator,
+    version: i64,
+) -> sqlx::migrate::Migrator {
+    let upto = migrator
+        .migrations
+        .iter()
+        .position(|m| m.version == version)
+        .unwrap_or_else(|| panic!("migration {version} exists"));
+    migrator.migrations = migrator.migrations[..upto].to_vec().into();
+    migrator
+}
+
 #[tokio::test]
 async fn migrations_from_empty_are_idempotent_and_seed_platforms() {
     let b = Backends::new().await;
@@ -66,14 +80,10 @@ async fn postgres_sessions_run_without_jit_unless_the_url_says() {
 async fn predictions_stored_as_json_survive_the_move_to_arrays() {
     let db = TestDb::new().await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    let mut before = sqlx::migrate!("migrations/postgres");
-    let upto = before
-        .migrations
-        .iter()
-        .position(|m| m.version == 7)
-        .expect("migration 0007 exists");
-    before.migrations = before.migrations[..upto].to_vec().into();
-    before.run(&pool).await.unwrap();
+    migrations_before(sqlx::migrate!("migrations/postgres"), 7)
+        .run(&pool)
+        .await
+        .unwrap();
     let q = r#"{"40": {"lo": [1.5, 2.5], "hi": [3.5, 4.5]}, "5": {"lo": [2, 3], "hi": [3, 4]}, "97.5": {"lo": [0, 0.25], "hi": [9, 10]}}"#;
     sqlx::query(
         "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, horizon, mean, quantiles) \
@@ -345,14 +355,10 @@ async fn volumes_stored_before_the_snapshot_copy_are_filled_in() {
     macro_rules! before_and_after {
         ($pool:expr, $migrations:literal, $version:expr) => {{
             let pool = $pool;
-            let mut before = sqlx::migrate!($migrations);
-            let upto = before
-                .migrations
-                .iter()
-                .position(|m| m.version == $version)
-                .expect("the migration exists");
-            before.migrations = before.migrations[..upto].to_vec().into();
-            before.run(&pool).await.unwrap();
+            migrations_before(sqlx::migrate!($migrations), $version)
+                .run(&pool)
+                .await
+                .unwrap();
             let mut q = sqlx::query(fill);
             for id in ids() {
                 q = q.bind(id);
