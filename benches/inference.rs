@@ -81,6 +81,7 @@ fn predictor(members: &[&str], train: &[&[f64]]) -> Predictor {
             weights: vec![1.0 / n; members.len()],
             validation: Default::default(),
             candidates: Vec::new(),
+            criterion: Default::default(),
         },
         conformal: Conformal {
             levels: vec![80.0, 95.0],

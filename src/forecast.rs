@@ -24,6 +24,9 @@ use kwi_models::{Forecast, ModelError, ets};
 /// Names of the candidate members, in a stable order.
 pub const MEMBERS: [&str; 6] = ["naive", "snaive", "naive2", "ets", "mlp", "linear"];
 
+/// Members whose forecast is a few passes over the series' own values: no fitting, no network.
+pub const LIGHT_MEMBERS: [&str; 3] = ["naive", "snaive", "naive2"];
+
 /// Errors loading or running a model.
 #[derive(Debug, thiserror::Error)]
 pub enum ForecastError {
@@ -71,6 +74,16 @@ impl Predictor {
             p.check_member(m)?;
         }
         Ok(p)
+    }
+
+    /// Whether every member of the ensemble is in [`LIGHT_MEMBERS`]: forecasting takes time
+    /// linear in the series' lengths, microseconds for a few series.
+    pub fn is_light(&self) -> bool {
+        self.manifest
+            .ensemble
+            .members
+            .iter()
+            .all(|m| LIGHT_MEMBERS.contains(&m.as_str()))
     }
 
     fn check_member(&self, m: &str) -> Result<(), ForecastError> {
@@ -158,6 +171,7 @@ impl Predictor {
                 weights: vec![1.0],
                 validation: Default::default(),
                 candidates: Vec::new(),
+                criterion: Default::default(),
             },
             conformal,
             training_data: serde_json::json!({ "series": eligible.len() }),

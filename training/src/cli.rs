@@ -111,6 +111,10 @@ pub struct ConfigArgs {
     /// Override: interval levels, e.g. 80,95
     #[arg(long, value_delimiter = ',')]
     pub levels: Option<Vec<f64>>,
+    /// Override: what the ensemble choice minimises on validation: auto (MASE when a validation
+    /// actual is 0, else OWA), owa or mase
+    #[arg(long)]
+    pub selection: Option<kwi_models::ensemble::Criterion>,
 }
 
 impl ConfigArgs {
@@ -141,6 +145,9 @@ impl ConfigArgs {
         }
         if let Some(l) = &self.levels {
             c.levels = l.clone();
+        }
+        if let Some(s) = self.selection {
+            c.selection = s;
         }
         c.check()?;
         Ok(c)
@@ -187,6 +194,10 @@ pub struct BacktestArgs {
     /// Number of rolling origins (each one refits)
     #[arg(long, default_value_t = 3)]
     windows: usize,
+    /// Drop the last N periods of every series first, so that the backtest never sees a test part
+    /// kept for the final evaluation (e.g. `--holdout 13` here, `evaluate --holdout 13` at the end)
+    #[arg(long, default_value_t = 0)]
+    holdout: usize,
     /// Report folder (default: runs/backtest-VERSION)
     #[arg(long)]
     out: Option<PathBuf>,
@@ -245,16 +256,18 @@ fn fit_logged(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
     let t = Instant::now();
     let f = fit(series, cfg)?;
     eprintln!(
-        "fitted {} on {} series ({} windows) in {:.1}s: ensemble {} (validation OWA {})",
+        "fitted {} on {} series ({} windows) in {:.1}s: ensemble {} chosen by validation {} (OWA {}, MASE {:.3})",
         f.predictor.manifest.version,
         series.len(),
         f.windows,
         t.elapsed().as_secs_f64(),
         f.selection.members.join(" + "),
+        f.selection.criterion.to_string().to_uppercase(),
         f.selection
             .validation
             .owa
-            .map_or("-".into(), |o| format!("{o:.3}"))
+            .map_or("-".into(), |o| format!("{o:.3}")),
+        f.selection.validation.mase
     );
     Ok(f)
 }
@@ -306,12 +319,13 @@ async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     });
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&json)?)?;
     let mut md = format!(
-        "# Fit {}\n\n{} series, {} training windows. Ensemble: {} (weights {:?}).\n\n## Validation (last {} periods of the training data)\n\n| model | sMAPE | MASE | OWA |\n| --- | ---: | ---: | ---: |\n",
+        "# Fit {}\n\n{} series, {} training windows. Ensemble: {} (weights {:?}), chosen by validation {}.\n\n## Validation (last {} periods of the training data)\n\n| model | sMAPE | MASE | OWA |\n| --- | ---: | ---: | ---: |\n",
         fitted.predictor.manifest.version,
         series.len(),
         fitted.windows,
         fitted.selection.members.join(" + "),
         fitted.selection.weights,
+        fitted.selection.criterion.to_string().to_uppercase(),
         cfg.horizon
     );
     for (name, acc) in &fitted.selection.candidates {
@@ -396,8 +410,9 @@ fn write_eval_report(
     });
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&json)?)?;
     let mut md = format!(
-        "# Evaluation {}\n\nEnsemble chosen on validation: {}.\n\n{table}\nFit + forecast: {secs:.1}s\n",
+        "# Evaluation {}\n\nEnsemble chosen on validation (by {}): {}.\n\n{table}\nFit + forecast: {secs:.1}s\n",
         fitted.predictor.manifest.version,
+        fitted.selection.criterion.to_string().to_uppercase(),
         fitted.selection.members.join(" + ")
     );
     for (name, mut frame) in crate::evaluate::report_frames(eval, train, test)? {
@@ -415,23 +430,65 @@ async fn cmd_backtest(a: BacktestArgs) -> anyhow::Result<()> {
     if a.windows == 0 {
         bail!("--windows must be at least 1");
     }
-    let all = a.input.load().await?;
+    let mut all = a.input.load().await?;
+    if a.holdout > 0 {
+        all = data::holdout(&all, a.holdout, 2)?.0;
+    }
     let h = cfg.horizon;
     let mut summaries = Vec::new();
+    // Per model, its (sMAPE, MASE, OWA) at every origin, for the closing mean table.
+    type Scores = Vec<(f64, f64, Option<f64>)>;
+    let mut by_model: Vec<(String, Scores)> = Vec::new();
     for w in (1..=a.windows).rev() {
         // Origin w: drop the last (w-1)·H periods, then hold out the next H.
         let (cut, _) = data::holdout(&all, (w - 1) * h, 2 * h + 13)?;
         let (train, test) = data::holdout(&cut, h, h + 13)?;
+        let origin = w * h + a.holdout;
         eprintln!(
-            "window {} of {}: origin {} periods before the end",
+            "window {} of {}: origin {origin} periods before the end",
             a.windows - w + 1,
             a.windows,
-            w * h
         );
-        let (_, eval) = fit_and_evaluate(&train, &test, &cfg)?;
-        println!("## origin -{}\n\n{}", w * h, markdown_table(&eval));
-        summaries.push(serde_json::json!({ "origin_from_end": w * h, "evaluation": eval }));
+        let (fitted, eval) = fit_and_evaluate(&train, &test, &cfg)?;
+        println!(
+            "## origin -{origin} (ensemble {}, chosen by validation {})\n\n{}",
+            fitted.selection.members.join(" + "),
+            fitted.selection.criterion.to_string().to_uppercase(),
+            markdown_table(&eval)
+        );
+        for r in &eval.rows {
+            let at = match by_model.iter().position(|(m, _)| *m == r.model) {
+                Some(i) => i,
+                None => {
+                    by_model.push((r.model.clone(), Vec::new()));
+                    by_model.len() - 1
+                }
+            };
+            by_model[at]
+                .1
+                .push((r.accuracy.smape, r.accuracy.mase, r.accuracy.owa));
+        }
+        summaries.push(serde_json::json!({
+            "origin_from_end": origin,
+            "ensemble": fitted.selection,
+            "evaluation": eval,
+        }));
     }
+    let mut table = format!(
+        "## mean over the {} origins\n\n| model | sMAPE | MASE | OWA |\n| --- | ---: | ---: | ---: |\n",
+        a.windows
+    );
+    for (model, v) in &by_model {
+        let n = v.len() as f64;
+        let owa: Option<Vec<f64>> = v.iter().map(|x| x.2).collect();
+        table.push_str(&format!(
+            "| {model} | {:.3} | {:.3} | {} |\n",
+            v.iter().map(|x| x.0).sum::<f64>() / n,
+            v.iter().map(|x| x.1).sum::<f64>() / n,
+            owa.map_or("-".into(), |o| format!("{:.3}", o.iter().sum::<f64>() / n)),
+        ));
+    }
+    println!("{table}");
     let dir = a.out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!(
             "backtest-{}",
@@ -631,6 +688,7 @@ mod tests {
             season,
             metric_season: None,
             levels: None,
+            selection: None,
         }
     }
 

@@ -9,6 +9,7 @@
 //! | `max_windows_per_series` | 260 | most recent training windows taken per series | 1..=100000 |
 //! | `validation_windows` | 1 | consecutive held-out windows used to choose the ensemble and calibrate intervals | 1..=10 |
 //! | `max_members` | 3 | most members in the ensemble | 1..=6 |
+//! | `selection` | auto | what the ensemble choice minimises on validation: `owa`, `mase`, or `auto` (MASE when a validation actual is 0, where sMAPE is 200 % whatever the forecast; OWA otherwise) | auto, owa, mase |
 //! | `candidates` | all six | members the ensemble may choose from | see `kwi::forecast::MEMBERS` |
 //! | `mlp.*` | see `kwi_models::mlp` | neural member | |
 //! | `linear.*` | see `kwi_models::linear` | linear member | |
@@ -18,6 +19,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use kwi_models::ensemble::Criterion;
 use kwi_models::linear::LinearConfig;
 use kwi_models::mlp::MlpConfig;
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,8 @@ pub struct TrainConfig {
     pub validation_windows: usize,
     /// Largest ensemble.
     pub max_members: usize,
+    /// What the ensemble choice minimises.
+    pub selection: Criterion,
     /// Members the ensemble may use.
     pub candidates: Vec<String>,
     /// Neural member.
@@ -58,6 +62,7 @@ impl Default for TrainConfig {
             max_windows_per_series: 260,
             validation_windows: 1,
             max_members: 3,
+            selection: Criterion::Auto,
             candidates: kwi::forecast::MEMBERS
                 .iter()
                 .map(|s| s.to_string())

@@ -7,8 +7,9 @@
 //!    the earliest validation window. They are not retrained afterwards: a global model forecasts a
 //!    series from its latest window, so the same weights serve the final forecast.
 //! 3. Every candidate forecasts every validation window from the data before it; the best
-//!    equal-weight combination by OWA (vs Naive2) over all windows is chosen, and its validation
-//!    errors calibrate the intervals.
+//!    equal-weight combination over all windows is chosen (by OWA vs Naive2, or by MASE when the
+//!    validation actuals hold zeros: `selection`, see [`kwi_models::ensemble::Criterion`]), and its
+//!    validation errors calibrate the intervals.
 //!
 //! The test part of any benchmark is never seen here.
 
@@ -175,6 +176,7 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
             weights: vec![1.0 / cfg.candidates.len() as f64; cfg.candidates.len()],
             validation: Default::default(),
             candidates: Vec::new(),
+            criterion: cfg.selection,
         },
         conformal: Conformal {
             levels: Vec::new(),
@@ -208,6 +210,7 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
         &actual,
         cfg.metric_season,
         cfg.max_members,
+        cfg.selection,
     );
     let chosen: Vec<Vec<f64>> = (0..history.len())
         .map(|i| {
