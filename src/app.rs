@@ -14,9 +14,6 @@ use crate::store::{self, Store};
 /// Horizon of the start-up insights job (weeks).
 pub const INSIGHTS_HORIZON: usize = 13;
 
-/// Entries the in-process cache holds before evicting.
-const LOCAL_CACHE_CAPACITY: u64 = 100_000;
-
 /// Everything a handler may use.
 #[derive(Clone)]
 pub struct AppState {
@@ -76,18 +73,19 @@ pub async fn open_store(global: &GlobalOpts) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// Connects the configured cache; an unreachable Redis falls back to the in-process cache with a
-/// warning rather than refusing to start.
-pub async fn open_cache(global: &GlobalOpts) -> Cache {
+/// Connects the configured cache, with `local_bytes` cached in process (the whole cache, or the near
+/// cache in front of Redis); an unreachable Redis falls back to the in-process cache with a warning
+/// rather than refusing to start.
+pub async fn open_cache(global: &GlobalOpts, local_bytes: u64) -> Cache {
     match global.redis_url.as_deref().filter(|u| !u.trim().is_empty()) {
-        Some(url) => match Cache::redis(url, DEFAULT_TTL).await {
+        Some(url) => match Cache::redis(url, DEFAULT_TTL, local_bytes).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "Redis unavailable; using the in-process cache");
-                Cache::in_process(LOCAL_CACHE_CAPACITY, DEFAULT_TTL)
+                Cache::in_process(local_bytes, DEFAULT_TTL)
             }
         },
-        None => Cache::in_process(LOCAL_CACHE_CAPACITY, DEFAULT_TTL),
+        None => Cache::in_process(local_bytes, DEFAULT_TTL),
     }
 }
 
@@ -123,7 +121,7 @@ pub async fn run_server(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result
         let summary = crate::import::load_sample(store.as_ref()).await?;
         tracing::info!(%summary, "store was empty: loaded the built-in sample data");
     }
-    let cache = open_cache(global).await;
+    let cache = open_cache(global, args.cache_mb.saturating_mul(1 << 20)).await;
     let (state, writer) = AppState::build(store, cache).await?;
     let watcher = spawn_model_watcher(
         state.store.clone(),

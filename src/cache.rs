@@ -1,5 +1,16 @@
 //! Prediction cache: Redis when configured, an in-process cache otherwise.
 //!
+//! With Redis, a bounded in-process **near cache** sits in front of it: a key found there costs no
+//! Redis round trip; a key found in Redis is copied there (writes go to Redis only, so what the
+//! near cache holds is what was asked for at least twice). This is
+//! safe because a cache key names everything its value depends on (model version, the keyword's
+//! data version, horizon, levels: see `serving::cache_key`), so an entry never goes stale: new data
+//! or a new model means new keys, and every instance holding a key holds the same bytes. Redis stays
+//! the cache shared by every instance and across restarts.
+//!
+//! Sizes are in bytes (key + value + a fixed overhead per entry), so entries of long horizons and
+//! many levels cannot blow the memory bound.
+//!
 //! A cache failure never fails a request: `get` degrades to a miss and `set` to a no-op, and the
 //! failure is counted so `/readyz` can report it. Redis reconnects by itself (connection manager).
 
@@ -7,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
@@ -30,44 +42,65 @@ pub enum CacheKind {
     InProcess,
 }
 
-#[derive(Clone)]
-enum Inner {
-    Redis(ConnectionManager),
-    Local(moka::future::Cache<String, Arc<[u8]>>),
+/// Default size of the in-process cache (the whole cache without Redis, the near cache with it).
+pub const DEFAULT_LOCAL_BYTES: u64 = 256 << 20;
+
+/// Bytes counted per entry on top of its key and value (moka's bookkeeping, the `Arc`).
+const ENTRY_OVERHEAD: usize = 96;
+
+/// The hasher of the in-process maps on the request path: foldhash, seeded per process (std's
+/// SipHash cost ~5 % of the uncached forecast path's CPU).
+pub type FastHash = foldhash::quality::RandomState;
+
+/// In-process byte-bounded map with TTL.
+type Local = moka::sync::Cache<String, Bytes, FastHash>;
+
+fn local(max_bytes: u64, ttl: Duration) -> Local {
+    moka::sync::Cache::builder()
+        .max_capacity(max_bytes)
+        .weigher(|k: &String, v: &Bytes| {
+            u32::try_from(k.len() + v.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+        })
+        .time_to_live(ttl)
+        .build_with_hasher(FastHash::default())
 }
 
 /// Byte-value cache with TTL.
 #[derive(Clone)]
 pub struct Cache {
-    inner: Inner,
+    /// Redis, when configured.
+    redis: Option<ConnectionManager>,
+    /// The whole cache without Redis; the near cache in front of it with it (`None`: turned off).
+    local: Option<Local>,
+    local_bytes: u64,
     ttl: Duration,
     errors: Arc<AtomicU64>,
 }
 
 impl Cache {
-    /// An in-process cache holding at most `capacity` entries.
-    pub fn in_process(capacity: u64, ttl: Duration) -> Self {
+    /// An in-process cache of at most `max_bytes` (keys and values counted).
+    pub fn in_process(max_bytes: u64, ttl: Duration) -> Self {
         Self {
-            inner: Inner::Local(
-                moka::future::Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(ttl)
-                    .build(),
-            ),
+            redis: None,
+            local: Some(local(max_bytes, ttl)),
+            local_bytes: max_bytes,
             ttl,
             errors: Arc::default(),
         }
     }
 
-    /// Connects to Redis within [`REDIS_CONNECT_TIMEOUT`].
-    pub async fn redis(url: &str, ttl: Duration) -> Result<Self, String> {
+    /// Connects to Redis within [`REDIS_CONNECT_TIMEOUT`], with a near cache of `near_bytes` in
+    /// front of it (0: none, every lookup asks Redis).
+    pub async fn redis(url: &str, ttl: Duration, near_bytes: u64) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL `{url}`: {e}"))?;
         let manager = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, client.get_connection_manager())
             .await
             .map_err(|_| format!("Redis at {url} did not answer within {REDIS_CONNECT_TIMEOUT:?}"))?
             .map_err(|e| format!("Redis at {url}: {e}"))?;
         Ok(Self {
-            inner: Inner::Redis(manager),
+            redis: Some(manager),
+            local: (near_bytes > 0).then(|| local(near_bytes, ttl)),
+            local_bytes: near_bytes,
             ttl,
             errors: Arc::default(),
         })
@@ -75,9 +108,35 @@ impl Cache {
 
     /// Which kind this is.
     pub fn kind(&self) -> CacheKind {
-        match self.inner {
-            Inner::Redis(_) => CacheKind::Redis,
-            Inner::Local(_) => CacheKind::InProcess,
+        match self.redis {
+            Some(_) => CacheKind::Redis,
+            None => CacheKind::InProcess,
+        }
+    }
+
+    /// The in-process part for `/readyz`: its bound, what it holds now, and whether it is the near
+    /// cache in front of Redis.
+    pub fn local_status(&self) -> serde_json::Value {
+        let (entries, bytes) = self.local.as_ref().map_or((0, 0), |l| {
+            l.run_pending_tasks();
+            (l.entry_count(), l.weighted_size())
+        });
+        serde_json::json!({
+            "role": match (&self.redis, &self.local) {
+                (None, _) => "cache",
+                (Some(_), Some(_)) => "near cache in front of Redis",
+                (Some(_), None) => "off",
+            },
+            "max_bytes": self.local_bytes,
+            "bytes": bytes,
+            "entries": entries,
+        })
+    }
+
+    /// A hit in the near cache (Redis configured): counted apart from the Redis hits.
+    fn near_hit(&self, n: usize) {
+        if self.redis.is_some() && n > 0 {
+            metrics::counter!("kwi_cache_near_hits_total").increment(n as u64);
         }
     }
 
@@ -92,14 +151,24 @@ impl Cache {
     }
 
     /// Looks a key up; any failure is a miss.
-    pub async fn get(&self, key: &str) -> Option<Arc<[u8]>> {
-        match &self.inner {
-            Inner::Local(c) => c.get(key).await,
-            Inner::Redis(m) => {
+    pub async fn get(&self, key: &str) -> Option<Bytes> {
+        if let Some(v) = self.local.as_ref().and_then(|l| l.get(key)) {
+            self.near_hit(1);
+            return Some(v);
+        }
+        match &self.redis {
+            None => None,
+            Some(m) => {
                 let mut m = m.clone();
                 match tokio::time::timeout(REDIS_OP_TIMEOUT, m.get::<_, Option<Vec<u8>>>(key)).await
                 {
-                    Ok(Ok(v)) => v.map(Arc::from),
+                    Ok(Ok(v)) => {
+                        let v = v.map(Bytes::from);
+                        if let (Some(l), Some(v)) = (&self.local, &v) {
+                            l.insert(key.to_string(), v.clone());
+                        }
+                        v
+                    }
                     Ok(Err(e)) => {
                         self.failed("get", e);
                         None
@@ -113,11 +182,32 @@ impl Cache {
         }
     }
 
+    /// Looks a key up in the in-process part only (the whole cache without Redis, the near cache
+    /// with it): no I/O. A miss here may still be in Redis ([`Self::get_many`] asks it).
+    pub fn get_near(&self, key: &str) -> Option<Bytes> {
+        let v = self.local.as_ref().and_then(|l| l.get(key));
+        if v.is_some() {
+            self.near_hit(1);
+        }
+        v
+    }
+
+    /// Whether writes go to the in-process part: without Redis it is the cache; with Redis the near
+    /// cache admits a value when it is read back from Redis (a forecast asked for twice), not when
+    /// it is written, so one-off forecasts (a batch export, a sweep of horizons) never push the hot
+    /// ones out, and computing a forecast costs no near-cache insert.
+    fn local_on_write(&self) -> Option<&Local> {
+        self.local.as_ref().filter(|_| self.redis.is_none())
+    }
+
     /// Stores a value with the cache's TTL; failures are logged and counted, never returned.
-    pub async fn set(&self, key: &str, value: Arc<[u8]>) {
-        match &self.inner {
-            Inner::Local(c) => c.insert(key.to_string(), value).await,
-            Inner::Redis(m) => {
+    pub async fn set(&self, key: &str, value: Bytes) {
+        if let Some(l) = self.local_on_write() {
+            l.insert(key.to_string(), value.clone());
+        }
+        match &self.redis {
+            None => {}
+            Some(m) => {
                 let mut m = m.clone();
                 let secs = self.ttl.as_secs().max(1);
                 match tokio::time::timeout(
@@ -134,65 +224,66 @@ impl Cache {
         }
     }
 
-    /// Looks many keys up in one round trip (Redis `MGET`); any failure is all misses.
-    pub async fn get_many(&self, keys: &[String]) -> Vec<Option<Arc<[u8]>>> {
+    /// Looks many keys up: the in-process part first, then one Redis `MGET` for the rest (found
+    /// values are copied into the near cache); any Redis failure is all misses.
+    pub async fn get_many<K: AsRef<str>>(&self, keys: &[K]) -> Vec<Option<Bytes>> {
         if keys.is_empty() {
             return Vec::new();
         }
-        match &self.inner {
-            Inner::Local(c) => {
-                let mut out = Vec::with_capacity(keys.len());
-                for k in keys {
-                    out.push(c.get(k).await);
-                }
-                out
-            }
-            Inner::Redis(m) => {
-                let mut m = m.clone();
-                match tokio::time::timeout(
-                    REDIS_OP_TIMEOUT,
-                    redis::cmd("MGET")
-                        .arg(keys)
-                        .query_async::<Vec<Option<Vec<u8>>>>(&mut m),
-                )
-                .await
-                {
-                    Ok(Ok(v)) if v.len() == keys.len() => {
-                        v.into_iter().map(|b| b.map(Arc::from)).collect()
-                    }
-                    Ok(Ok(v)) => {
-                        self.failed(
-                            "mget",
-                            format!("{} values for {} keys", v.len(), keys.len()),
-                        );
-                        vec![None; keys.len()]
-                    }
-                    Ok(Err(e)) => {
-                        self.failed("mget", e);
-                        vec![None; keys.len()]
-                    }
-                    Err(_) => {
-                        self.failed("mget", "timeout");
-                        vec![None; keys.len()]
-                    }
-                }
-            }
+        let mut out: Vec<Option<Bytes>> = match &self.local {
+            Some(l) => keys.iter().map(|k| l.get(k.as_ref())).collect(),
+            None => vec![None; keys.len()],
+        };
+        let Some(m) = &self.redis else {
+            return out;
+        };
+        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+        self.near_hit(keys.len() - wanted.len());
+        if wanted.is_empty() {
+            return out;
         }
+        let ask: Vec<&str> = wanted.iter().map(|&i| keys[i].as_ref()).collect();
+        let mut m = m.clone();
+        match tokio::time::timeout(
+            REDIS_OP_TIMEOUT,
+            redis::cmd("MGET")
+                .arg(&ask)
+                .query_async::<Vec<Option<Vec<u8>>>>(&mut m),
+        )
+        .await
+        {
+            Ok(Ok(v)) if v.len() == ask.len() => {
+                for (&i, b) in wanted.iter().zip(v) {
+                    if let Some(b) = b {
+                        let b = Bytes::from(b);
+                        if let Some(l) = &self.local {
+                            l.insert(keys[i].as_ref().to_string(), b.clone());
+                        }
+                        out[i] = Some(b);
+                    }
+                }
+            }
+            Ok(Ok(v)) => self.failed("mget", format!("{} values for {} keys", v.len(), ask.len())),
+            Ok(Err(e)) => self.failed("mget", e),
+            Err(_) => self.failed("mget", "timeout"),
+        }
+        out
     }
 
     /// Stores many values in one round trip (a Redis pipeline of `SET EX`); failures are logged
     /// and counted, never returned.
-    pub async fn set_many(&self, entries: &[(String, Arc<[u8]>)]) {
+    pub async fn set_many(&self, entries: &[(String, Bytes)]) {
         if entries.is_empty() {
             return;
         }
-        match &self.inner {
-            Inner::Local(c) => {
-                for (k, v) in entries {
-                    c.insert(k.clone(), v.clone()).await;
-                }
+        if let Some(l) = self.local_on_write() {
+            for (k, v) in entries {
+                l.insert(k.clone(), v.clone());
             }
-            Inner::Redis(m) => {
+        }
+        match &self.redis {
+            None => {}
+            Some(m) => {
                 let mut m = m.clone();
                 let secs = self.ttl.as_secs().max(1);
                 let mut pipe = redis::pipe();
@@ -212,9 +303,9 @@ impl Cache {
 
     /// Checks the cache answers (always true in-process).
     pub async fn ping(&self) -> Result<(), String> {
-        match &self.inner {
-            Inner::Local(_) => Ok(()),
-            Inner::Redis(m) => {
+        match &self.redis {
+            None => Ok(()),
+            Some(m) => {
                 let mut m = m.clone();
                 match tokio::time::timeout(
                     REDIS_OP_TIMEOUT,

@@ -112,6 +112,11 @@ pub struct ServeArgs {
     /// opportunity, competition) stale; they are recomputed only when something changed
     #[arg(long, env = "KWI_INSIGHTS_CHECK_SECS", default_value_t = 300)]
     pub insights_check_secs: u64,
+    /// MiB of forecasts cached in process: the whole cache without Redis; with Redis, a near cache
+    /// in front of it that answers repeated requests without a Redis round trip (0 turns the near
+    /// cache off)
+    #[arg(long, env = "KWI_CACHE_MB", default_value_t = 256)]
+    pub cache_mb: u64,
 }
 
 /// `kwi import`.

@@ -8,8 +8,12 @@
 //!   in process ([`DataVersions`]) so a cache hit costs no database round trip; a watcher polls the
 //!   newest change in the store every second (`--data-poll-ms`) and drops them all when it moves, so
 //!   new data is picked up within one poll interval.
-//! - Concurrent misses on one key compute once (a short-lived moka cache coalesces them).
-//! - Inference runs on the blocking pool, never on the async workers.
+//! - Concurrent misses on one key compute once (a short-lived moka cache coalesces them). The
+//!   handler looks in the in-process cache only; what it misses goes to the batcher, which asks
+//!   Redis for the whole batch with one `MGET` before computing what is still missing.
+//! - Inference runs on the blocking pool, never on the async workers, except a light model's
+//!   (baselines only) on a small batch: microseconds of work, cheaper than the thread hand-off
+//!   ([`INLINE_VALUES`]).
 //! - Computed forecasts go through a bounded queue to a writer that inserts them in batches; on
 //!   shutdown the queue is drained before the process exits.
 
@@ -17,14 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use chrono::{Duration as Days, NaiveDate};
 use kwi_features::series::{Series, regular_series, regularise};
 use kwi_features::{Frequency, Keyword, Platform};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, FastHash};
 use crate::forecast::Predictor;
 use crate::store::{PredictionRecord, Store};
 
@@ -195,6 +200,14 @@ fn body_of(
     }
 }
 
+/// About how many bytes `body`'s JSON takes, rounded up so that it is written without reallocating
+/// (served bodies take about 70 bytes per step plus 60 per interval and step; a model's accuracy
+/// record usually under 1 KiB).
+fn json_size_hint(body: &ForecastBody) -> usize {
+    let levels = body.forecast.first().map_or(0, |s| s.intervals.len());
+    1536 + body.keyword.len() + body.model_version.len() + body.horizon * (80 + 64 * levels)
+}
+
 /// The prediction row for a served forecast.
 pub fn prediction_record(body: &ForecastBody, keyword: &Keyword) -> Option<PredictionRecord> {
     let platform = body.platform?;
@@ -286,14 +299,16 @@ pub fn cache_key(
 /// unknown keywords either).
 #[derive(Clone)]
 pub struct DataVersions {
-    map: moka::sync::Cache<(Platform, Keyword), Option<i64>>,
+    map: moka::sync::Cache<(Platform, Keyword), Option<i64>, FastHash>,
     epoch: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Default for DataVersions {
     fn default() -> Self {
         Self {
-            map: moka::sync::Cache::new(1_000_000),
+            map: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .build_with_hasher(FastHash::default()),
             epoch: Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)),
         }
     }
@@ -387,7 +402,7 @@ pub struct Forecasting {
     /// Active model.
     pub model: ModelSlot,
     /// Coalesces concurrent misses of one key.
-    pub inflight: moka::future::Cache<String, Arc<[u8]>>,
+    pub inflight: SingleFlight,
     /// Writer queue.
     pub persist: mpsc::Sender<PredictionRecord>,
     /// Per-keyword data versions (no database round trip on a cache hit).
@@ -396,7 +411,104 @@ pub struct Forecasting {
     pub batcher: mpsc::Sender<Job>,
     /// Keywords found to have no search volume, per data version (listing data only): their
     /// forecast 404 is answered without a query until their data changes.
-    pub no_volume: moka::sync::Cache<(Platform, Keyword, i64), ()>,
+    pub no_volume: moka::sync::Cache<(Platform, Keyword, i64), (), FastHash>,
+}
+
+/// A single-keyword answer: the JSON body and whether it was found in the cache.
+pub type Found = Result<(Bytes, bool), Arc<anyhow::Error>>;
+
+/// Single flight: concurrent requests for one key share one lookup-or-compute and all get its
+/// answer. Only requests that overlap share: once the answer is out the key is forgotten, and the
+/// next request finds the forecast in the cache. A plain map of waiters under a mutex held for a
+/// few instructions (no await inside); a moka cache with a TTL did the same at several times the
+/// CPU on the uncached path.
+#[derive(Clone, Default)]
+pub struct SingleFlight(Arc<std::sync::Mutex<Waiters>>);
+
+/// Keys being computed, each with the requests waiting for it.
+type Waiters = std::collections::HashMap<String, Vec<oneshot::Sender<Found>>, FastHash>;
+
+/// The request that computes a key; dropping it unanswered (the client hung up) releases the key,
+/// and every waiter then tries again itself.
+struct Leader<'a> {
+    flight: &'a SingleFlight,
+    key: Option<String>,
+}
+
+impl Leader<'_> {
+    fn finish(mut self, answer: &Found) {
+        let key = self.key.take().expect("finished once");
+        let waiters = self.flight.lock().remove(&key).unwrap_or_default();
+        for w in waiters {
+            let _ = w.send(answer.clone());
+        }
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.flight.lock().remove(&key);
+        }
+    }
+}
+
+impl SingleFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiters> {
+        // A panic while holding it cannot leave the map inconsistent (inserts and removes only).
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `work`'s answer for `key`, computed once however many ask for it at the same time.
+    pub async fn run<F>(&self, key: String, work: impl Fn() -> F) -> Found
+    where
+        F: std::future::Future<Output = anyhow::Result<(Bytes, bool)>>,
+    {
+        loop {
+            let waiting = {
+                let mut map = self.lock();
+                match map.get_mut(&key) {
+                    Some(waiters) => {
+                        let (tx, rx) = oneshot::channel();
+                        waiters.push(tx);
+                        Some(rx)
+                    }
+                    None => {
+                        map.insert(key.clone(), Vec::new());
+                        None
+                    }
+                }
+            };
+            match waiting {
+                // The leader answered; or it was dropped unanswered: try again.
+                Some(rx) => match rx.await {
+                    Ok(answer) => return answer,
+                    Err(_) => continue,
+                },
+                None => {
+                    let leader = Leader {
+                        flight: self,
+                        key: Some(key),
+                    };
+                    let answer = work().await.map_err(Arc::new);
+                    leader.finish(&answer);
+                    return answer;
+                }
+            }
+        }
+    }
+
+    /// Keys being computed now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no key is being computed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Forecasting {
@@ -410,26 +522,40 @@ impl Forecasting {
     ) -> Self {
         Self {
             model: ModelSlot::new(model),
-            inflight: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(2))
-                .build(),
+            inflight: SingleFlight::default(),
             batcher: spawn_batcher(store, cache, persist.clone()),
             persist,
             data_versions: DataVersions::default(),
-            no_volume: moka::sync::Cache::new(100_000),
+            no_volume: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .build_with_hasher(FastHash::default()),
         }
     }
 }
+
+/// Most values (summed series lengths) a light model ([`Predictor::is_light`]) forecasts on the
+/// async worker itself: tens of microseconds of work, less than handing it to the blocking pool and
+/// back (two thread switches). Anything heavier runs on the blocking pool.
+pub const INLINE_VALUES: usize = 10_000;
 
 /// Most single-keyword misses answered by one coalesced batch.
 pub const COALESCE_MAX: usize = 64;
 /// Coalesced batches computed at once (a new batch forms while these run).
 pub const COALESCE_LANES: usize = 2;
 
-/// A batcher's answer: the JSON body, `None` when the keyword has no search volume, or the batch's
-/// error (shared by every job of the batch).
-pub type JobAnswer = Result<Option<Arc<[u8]>>, Arc<anyhow::Error>>;
+/// What the batcher found for one single-keyword request.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// In the shared cache (Redis), though not in the near cache the handler looked at first.
+    Cached(Bytes),
+    /// Computed now (cached and queued for persistence).
+    Computed(Bytes),
+    /// The keyword has no search volume (listing data only).
+    NoVolume,
+}
+
+/// A batcher's answer, or the batch's error (shared by every job of the batch).
+pub type JobAnswer = Result<Answer, Arc<anyhow::Error>>;
 
 /// One single-keyword miss waiting for the batcher.
 pub struct Job {
@@ -447,11 +573,12 @@ pub struct Job {
     pub reply: tokio::sync::oneshot::Sender<JobAnswer>,
 }
 
-/// Starts the batcher: single-keyword cache misses queue here and are answered in batches, each
-/// with one volume query, one model call and one cache write for all its keywords (the batch
-/// endpoint's path, [`compute_many`]). Nothing waits to fill a batch: a batch is whatever queued
-/// while the previous ones ran (at most [`COALESCE_LANES`] at once), so an idle server answers a
-/// lone miss at once and a loaded one amortises the round trips.
+/// Starts the batcher: single-keyword requests the in-process cache could not answer queue here and
+/// are answered in batches: one cache lookup for all of them (one Redis `MGET`), then, for the
+/// keys not found, one volume query, one model call and one cache write (the batch endpoint's
+/// path, [`compute_many`]). Nothing waits to fill a batch: a batch is whatever queued while the
+/// previous ones ran (at most [`COALESCE_LANES`] at once), so an idle server answers a lone request
+/// at once and a loaded one amortises the round trips.
 pub fn spawn_batcher(
     store: Arc<dyn Store>,
     cache: Cache,
@@ -482,14 +609,28 @@ pub fn spawn_batcher(
     tx
 }
 
-/// Answers a coalesced batch: jobs that share model, horizon and levels go through one
-/// [`compute_many`] call; the groups run concurrently.
+/// Answers a coalesced batch: keys found in the cache are answered from it; of the rest, jobs that
+/// share model, horizon and levels go through one [`compute_many`] call; the groups run
+/// concurrently.
 async fn run_jobs(
     store: &dyn Store,
     cache: &Cache,
     persist: &mpsc::Sender<PredictionRecord>,
-    mut jobs: Vec<Job>,
+    jobs: Vec<Job>,
 ) {
+    let keys: Vec<&str> = jobs.iter().map(|j| j.cache_key.as_str()).collect();
+    let found = cache.get_many(&keys).await;
+    let mut jobs: Vec<Job> = jobs
+        .into_iter()
+        .zip(found)
+        .filter_map(|(j, hit)| match hit {
+            Some(bytes) => {
+                let _ = j.reply.send(Ok(Answer::Cached(bytes)));
+                None
+            }
+            None => Some(j),
+        })
+        .collect();
     let mut groups = Vec::new();
     while !jobs.is_empty() {
         let (model, horizon, levels) = {
@@ -521,7 +662,9 @@ async fn run_jobs(
             {
                 Ok(bodies) => {
                     for (j, b) in group.into_iter().zip(bodies) {
-                        let _ = j.reply.send(Ok(b));
+                        let _ = j
+                            .reply
+                            .send(Ok(b.map_or(Answer::NoVolume, Answer::Computed)));
                     }
                 }
                 Err(e) => {
@@ -549,7 +692,7 @@ pub async fn compute_many(
     cache_keys: &[String],
     horizon: usize,
     levels: &[f64],
-) -> anyhow::Result<Vec<Option<Arc<[u8]>>>> {
+) -> anyhow::Result<Vec<Option<Bytes>>> {
     let volumes = store.volumes_many(keys).await?;
     let mut series = Vec::with_capacity(keys.len());
     let mut series_of: Vec<Option<usize>> = Vec::with_capacity(keys.len());
@@ -560,10 +703,14 @@ pub async fn compute_many(
             series.push(s);
         }
     }
-    let (m, lv) = (model.clone(), levels.to_vec());
     let t = std::time::Instant::now();
-    let bodies =
-        tokio::task::spawn_blocking(move || forecast_many(&m, &series, horizon, &lv)).await??;
+    let values: usize = series.iter().map(|s| s.values.len()).sum();
+    let bodies = if model.is_light() && values <= INLINE_VALUES {
+        forecast_many(model, &series, horizon, levels)?
+    } else {
+        let (m, lv) = (model.clone(), levels.to_vec());
+        tokio::task::spawn_blocking(move || forecast_many(&m, &series, horizon, &lv)).await??
+    };
     metrics::histogram!("kwi_inference_seconds").record(t.elapsed().as_secs_f64());
     let mut out = Vec::with_capacity(keys.len());
     let mut entries = Vec::with_capacity(bodies.len());
@@ -572,7 +719,9 @@ pub async fn compute_many(
             out.push(None);
             continue;
         };
-        let bytes: Arc<[u8]> = Arc::from(serde_json::to_vec(b)?);
+        let mut json = Vec::with_capacity(json_size_hint(b));
+        serde_json::to_writer(&mut json, b)?;
+        let bytes = Bytes::from(json);
         if let Some(rec) = prediction_record(b, &key.1) {
             // Back-pressure only when the writer is 10,000 rows behind; never dropped.
             let _ = persist.send(rec).await;
@@ -652,24 +801,98 @@ pub fn spawn_model_watcher(
     })
 }
 
-/// Shared by handlers: the cache, for forecasts. `compute` is called only on a miss, with the key;
-/// its future runs once per key however many ask at once, and must write the cache itself.
+/// The forecast handler's path to a body: the in-process cache (no I/O), else `lookup`, called
+/// with the key, whose future runs once per key however many ask at once (single flight): it looks
+/// the key up in the shared cache and computes it on a miss (the batcher, [`spawn_batcher`], does
+/// both for many keys at once), returning the body and whether it was found in the cache. Each
+/// request counts as a cache hit or miss by what its answer was.
 pub async fn cached_or_compute<C, F>(
     cache: &Cache,
-    inflight: &moka::future::Cache<String, Arc<[u8]>>,
+    inflight: &SingleFlight,
     key: String,
-    compute: C,
-) -> Result<(Arc<[u8]>, bool), Arc<anyhow::Error>>
+    lookup: C,
+) -> Found
 where
-    C: FnOnce(String) -> F,
-    F: std::future::Future<Output = anyhow::Result<Arc<[u8]>>>,
+    C: Fn(&str) -> F,
+    F: std::future::Future<Output = anyhow::Result<(Bytes, bool)>>,
 {
-    if let Some(hit) = cache.get(&key).await {
+    if let Some(hit) = cache.get_near(&key) {
         metrics::counter!("kwi_cache_hits_total").increment(1);
         return Ok((hit, true));
     }
-    metrics::counter!("kwi_cache_misses_total").increment(1);
-    let work = compute(key.clone());
-    let bytes = inflight.try_get_with(key, work).await?;
-    Ok((bytes, false))
+    let (bytes, cached) = inflight.run(key.clone(), || lookup(&key)).await?;
+    if cached {
+        metrics::counter!("kwi_cache_hits_total").increment(1);
+    } else {
+        metrics::counter!("kwi_cache_misses_total").increment(1);
+    }
+    Ok((bytes, cached))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Overlapping requests compute once and share the answer; a later request computes again
+    /// (the key is forgotten once answered); a leader dropped unanswered hands over to a waiter.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_flight_shares_only_overlapping_work() {
+        let flight = SingleFlight::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (go, gate) = tokio::sync::watch::channel(false);
+        let work = |runs: Arc<AtomicUsize>, gate: tokio::sync::watch::Receiver<bool>| {
+            move || {
+                let (runs, mut gate) = (runs.clone(), gate.clone());
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    gate.wait_for(|open| *open).await?;
+                    Ok((Bytes::from_static(b"body"), false))
+                }
+            }
+        };
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (f, w) = (flight.clone(), work(runs.clone(), gate.clone()));
+                tokio::spawn(async move { f.run("k".into(), w).await })
+            })
+            .collect();
+        while flight.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        go.send(true).unwrap();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().0, Bytes::from_static(b"body"));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(flight.is_empty());
+        flight
+            .run("k".into(), work(runs.clone(), gate.clone()))
+            .await
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+
+        // A leader that never finishes is dropped (its client hung up): the waiter takes over.
+        let (_hold, closed) = tokio::sync::watch::channel(false);
+        let stuck = {
+            let f = flight.clone();
+            let w = work(runs.clone(), closed.clone());
+            tokio::spawn(async move { f.run("j".into(), w).await })
+        };
+        while flight.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let waiter = {
+            let f = flight.clone();
+            let w = work(runs.clone(), gate.clone());
+            tokio::spawn(async move { f.run("j".into(), w).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stuck.abort();
+        assert!(waiter.await.unwrap().is_ok());
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        assert!(flight.is_empty());
+    }
 }

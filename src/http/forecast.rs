@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use kwi_features::series::Series;
 use kwi_features::{Frequency, Keyword, Platform};
 use serde::Deserialize;
@@ -16,7 +17,7 @@ use super::keywords::parse_key;
 use crate::app::AppState;
 use crate::forecast::Predictor;
 use crate::serving::{
-    ForecastBody, Job, cache_key, cached_or_compute, compute_many, forecast_many,
+    Answer, ForecastBody, Job, cache_key, cached_or_compute, compute_many, forecast_many,
 };
 
 /// Longest horizon served.
@@ -114,7 +115,7 @@ pub fn check_levels(values: Option<Vec<f64>>, model: &Predictor) -> Result<Vec<f
     Ok(out)
 }
 
-fn json_bytes(body: Arc<[u8]>, cached: bool) -> Response {
+fn json_bytes(body: Bytes, cached: bool) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/json"),
@@ -123,7 +124,7 @@ fn json_bytes(body: Arc<[u8]>, cached: bool) -> Response {
                 if cached { "hit" } else { "miss" },
             ),
         ],
-        Body::from(bytes::Bytes::from_owner(body)),
+        Body::from(body),
     )
         .into_response()
 }
@@ -135,7 +136,7 @@ async fn keyword_forecast(
     horizon: usize,
     levels: &[f64],
     model: Arc<Predictor>,
-) -> Result<(Arc<[u8]>, bool), ApiError> {
+) -> Result<(Bytes, bool), ApiError> {
     let version = state
         .forecasting
         .data_versions
@@ -152,8 +153,8 @@ async fn keyword_forecast(
         horizon,
         levels,
     );
-    // The job is built only on a miss: a cache hit allocates nothing for it.
-    let compute = |cache_key: String| {
+    // The job is built only when the in-process cache misses: a hit there allocates nothing for it.
+    let compute = |cache_key: &str| {
         // A keyword already found to have no volume at this data version: no query.
         let known_empty =
             state
@@ -163,10 +164,10 @@ async fn keyword_forecast(
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             key: (platform, keyword.clone()),
-            cache_key,
+            cache_key: cache_key.to_string(),
             horizon,
             levels: levels.to_vec(),
-            model,
+            model: model.clone(),
             reply,
         };
         let batcher = state.forecasting.batcher.clone();
@@ -182,8 +183,9 @@ async fn keyword_forecast(
                 .await
                 .map_err(|_| anyhow::anyhow!("the forecast batcher dropped a request"))?
             {
-                Ok(Some(bytes)) => Ok(bytes),
-                Ok(None) => Err(NoVolumes.into()),
+                Ok(Answer::Cached(bytes)) => Ok((bytes, true)),
+                Ok(Answer::Computed(bytes)) => Ok((bytes, false)),
+                Ok(Answer::NoVolume) => Err(NoVolumes.into()),
                 Err(e) => Err(anyhow::anyhow!("{e:#}")),
             }
         }
@@ -358,7 +360,7 @@ pub async fn batch(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
         for b in bodies {
-            results.push(Arc::from(
+            results.push(Bytes::from(
                 serde_json::to_vec(&b).map_err(|e| ApiError::Internal(e.to_string()))?,
             ));
         }
@@ -391,21 +393,21 @@ async fn batch_stored(
     horizon: usize,
     levels: &[f64],
     model: &Arc<Predictor>,
-) -> Result<Vec<Arc<[u8]>>, ApiError> {
+) -> Result<Vec<Bytes>, ApiError> {
     let versions = state
         .forecasting
         .data_versions
         .get_many(state.store.as_ref(), keys)
         .await?;
-    let error_entry = |(p, k): &(Platform, Keyword), message: String| -> Arc<[u8]> {
+    let error_entry = |(p, k): &(Platform, Keyword), message: String| -> Bytes {
         let v = serde_json::json!({ "platform": p, "keyword": k, "error": { "code": "not_found",
             "message": message } });
-        Arc::from(serde_json::to_vec(&v).expect("json"))
+        Bytes::from(serde_json::to_vec(&v).expect("json"))
     };
     let not_found = |key: &(Platform, Keyword)| {
         error_entry(key, format!("no data for keyword `{}` on {}", key.1, key.0))
     };
-    let mut out: Vec<Option<Arc<[u8]>>> = vec![None; keys.len()];
+    let mut out: Vec<Option<Bytes>> = vec![None; keys.len()];
     let mut wanted: Vec<(usize, String)> = Vec::new();
     for (i, (key, version)) in keys.iter().zip(&versions).enumerate() {
         match version {

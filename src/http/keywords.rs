@@ -44,7 +44,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
             "store": { "backend": state.store.backend(), "ok": store.is_ok(),
                        "error": store.err().map(|e| e.to_string()) },
             "cache": { "kind": state.cache.kind(), "ok": cache.is_ok(), "error": cache.err(),
-                       "errors_since_start": state.cache.error_count() },
+                       "errors_since_start": state.cache.error_count(),
+                       "in_process": state.cache.local_status() },
             "model": { "version": model.manifest.version, "members": model.manifest.ensemble.members },
         })),
     )

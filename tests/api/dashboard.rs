@@ -47,7 +47,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
             .unwrap(),
     );
     store.migrate().await.unwrap();
-    let (state, _writer) = in_process_state(&store, 10).await;
+    let (state, _writer) = in_process_state(&store).await;
     (state, dir)
 }
 

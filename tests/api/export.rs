@@ -69,7 +69,7 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let (state, writer) = in_process_state(store, 100).await;
+        let (state, writer) = in_process_state(store).await;
         let coffee = store
             .history(Platform::Google, &Keyword::parse("coffee").unwrap())
             .await
@@ -142,7 +142,7 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
             serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
         drop(state);
         writer.await.unwrap();
-        let (state, _w) = in_process_state(store, 100).await;
+        let (state, _w) = in_process_state(store).await;
         let (s, _, body) = get(&state, "/v1/export/predictions?keywords=coffee").await;
         assert_eq!(s, StatusCode::OK, "{name}");
         let batches = read_arrow(&body);

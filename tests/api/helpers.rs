@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kwi::app::AppState;
-use kwi::cache::{Cache, DEFAULT_TTL};
+use kwi::cache::{Cache, DEFAULT_LOCAL_BYTES, DEFAULT_TTL};
 use kwi::store::{PgStore, SqliteStore, Store};
 use sqlx::Connection;
 
@@ -28,15 +28,15 @@ pub fn shared(rel: &str) -> PathBuf {
     p
 }
 
-/// The service over `store` with an in-process cache of `capacity` entries (hold the returned
-/// persistence writer's handle for the test's length).
-pub async fn in_process_state(
-    store: &Arc<dyn Store>,
-    capacity: u64,
-) -> (AppState, tokio::task::JoinHandle<()>) {
-    AppState::build(store.clone(), Cache::in_process(capacity, DEFAULT_TTL))
-        .await
-        .unwrap()
+/// The service over `store` with the default in-process cache (hold the returned persistence
+/// writer's handle for the test's length).
+pub async fn in_process_state(store: &Arc<dyn Store>) -> (AppState, tokio::task::JoinHandle<()>) {
+    AppState::build(
+        store.clone(),
+        Cache::in_process(DEFAULT_LOCAL_BYTES, DEFAULT_TTL),
+    )
+    .await
+    .unwrap()
 }
 
 /// A fresh, migrated PostgreSQL database; dropped by [`TestDb::cleanup`].

@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use kwi::app::AppState;
-use kwi::cache::{Cache, DEFAULT_TTL};
+use kwi::cache::{Cache, DEFAULT_LOCAL_BYTES, DEFAULT_TTL};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -29,7 +29,7 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
 #[tokio::test]
 async fn keyword_endpoint_health_and_errors_on_both_backends() {
     let b = Backends::new().await;
-    let redis = Cache::redis(&redis_url(), DEFAULT_TTL)
+    let redis = Cache::redis(&redis_url(), DEFAULT_TTL, DEFAULT_LOCAL_BYTES)
         .await
         .unwrap_or_else(|e| panic!("Redis is required for these tests: {e}"));
     for (name, store) in b.all() {
@@ -37,7 +37,7 @@ async fn keyword_endpoint_health_and_errors_on_both_backends() {
         let cache = if name == "postgres" {
             redis.clone()
         } else {
-            Cache::in_process(100, DEFAULT_TTL)
+            Cache::in_process(DEFAULT_LOCAL_BYTES, DEFAULT_TTL)
         };
         let (state, _writer) = AppState::build(store.clone(), cache).await.unwrap();
 
@@ -52,6 +52,16 @@ async fn keyword_endpoint_health_and_errors_on_both_backends() {
         assert_eq!(body["status"], "ready", "{name}");
         assert_eq!(body["store"]["backend"], name, "{name}");
         assert_eq!(body["model"]["version"], "builtin-snaive-v1", "{name}");
+        let role = if name == "postgres" {
+            "near cache in front of Redis"
+        } else {
+            "cache"
+        };
+        assert_eq!(body["cache"]["in_process"]["role"], role, "{name}: {body}");
+        assert_eq!(
+            body["cache"]["in_process"]["max_bytes"], DEFAULT_LOCAL_BYTES,
+            "{name}: {body}"
+        );
 
         // Keywords are normalised on the way in: "Mobile%20Phone" is "mobile phone".
         let (s, body) = get(&state, "/v1/keywords/google/Mobile%20Phone").await;
@@ -129,7 +139,7 @@ async fn search_and_markets_on_both_backends() {
             line: 1,
         };
         store.import(&[etsy_coffee], &|_| {}).await.unwrap();
-        let (state, _w) = in_process_state(store, 10).await;
+        let (state, _w) = in_process_state(store).await;
 
         let (s, body) = get(&state, "/v1/keywords/search?q=CO&limit=5").await;
         assert_eq!(s, StatusCode::OK, "{name}: {body}");

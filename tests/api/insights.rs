@@ -59,7 +59,7 @@ async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
         store.import(&amazon_rows(), &|_| {}).await.unwrap();
-        let (state, _w) = in_process_state(store, 100).await;
+        let (state, _w) = in_process_state(store).await;
 
         // Before the job: the fields exist and are null; trends are empty, not an error.
         let (s, body) = get(&state, "/v1/keywords/google/coffee").await;
@@ -258,7 +258,7 @@ async fn startup_job_scores_with_the_active_competition_model_or_the_composite()
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
         store.import(&amazon_rows(), &|_| {}).await.unwrap();
-        let (state, _w) = in_process_state(store, 100).await;
+        let (state, _w) = in_process_state(store).await;
         let dir = tmp.path().join(name);
         register_competition(store.as_ref(), &dir, "comp-test-1").await;
         let job = || kwi::insights::spawn_job(store.clone(), state.forecasting.model.current(), 13);
@@ -311,7 +311,7 @@ async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
             })
             .collect();
         store.import(&rows, &|_| {}).await.unwrap();
-        let (state, _w) = in_process_state(store, 100).await;
+        let (state, _w) = in_process_state(store).await;
         kwi::insights::spawn_job(store.clone(), state.forecasting.model.current(), 13)
             .await
             .unwrap();
@@ -380,7 +380,7 @@ async fn insights_schedule_recomputes_after_new_data() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let (state, _w) = in_process_state(store, 100).await;
+        let (state, _w) = in_process_state(store).await;
         let schedule = kwi::insights::spawn_scheduler(
             store.clone(),
             state.forecasting.model.clone(),

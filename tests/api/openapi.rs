@@ -20,7 +20,7 @@ async fn call(state: &AppState, method: &str, uri: &str) -> (StatusCode, String,
 async fn every_documented_path_is_routed_and_the_docs_page_is_self_contained() {
     let b = Backends::new().await;
     kwi::import::load_sample(b.sqlite.as_ref()).await.unwrap();
-    let (state, _w) = in_process_state(&b.sqlite, 100).await;
+    let (state, _w) = in_process_state(&b.sqlite).await;
     let (s, ct, body) = call(&state, "GET", "/openapi.json").await;
     assert_eq!(s, StatusCode::OK);
     assert!(ct.starts_with("application/json"), "{ct}");

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use kwi::app::AppState;
-use kwi::cache::{Cache, DEFAULT_TTL};
+use kwi::cache::{Cache, DEFAULT_LOCAL_BYTES, DEFAULT_TTL};
 use kwi::forecast::Predictor;
 use kwi::store::{ModelRecord, Store};
 use kwi_features::{Keyword, Platform};
@@ -56,7 +56,8 @@ async fn wait_persisted(store: &Arc<dyn Store>, keyword: &str, at_least: i64) {
 #[tokio::test]
 async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
     let b = Backends::new().await;
-    let redis = Cache::redis(&redis_url(), DEFAULT_TTL)
+    // Near cache off: every hit below comes from Redis itself (the near cache has its own tests).
+    let redis = Cache::redis(&redis_url(), DEFAULT_TTL, 0)
         .await
         .expect("Redis is required for these tests");
     for (name, store) in b.all() {
@@ -64,7 +65,7 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
         let cache = if name == "postgres" {
             redis.clone()
         } else {
-            Cache::in_process(1000, DEFAULT_TTL)
+            Cache::in_process(DEFAULT_LOCAL_BYTES, DEFAULT_TTL)
         };
         let (state, writer) = AppState::build(store.clone(), cache).await.unwrap();
 
@@ -279,7 +280,7 @@ async fn new_data_replaces_a_cached_forecast_after_the_data_poll() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let (state, _writer) = in_process_state(store, 100).await;
+        let (state, _writer) = in_process_state(store).await;
         let uri = "/v1/keywords/google/coffee/forecast?horizon=4";
         let (s, c, before) = call(&state, get(uri)).await;
         assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")), "{name}");
@@ -346,7 +347,7 @@ async fn activating_a_model_swaps_it_in_without_restart() {
     let b = Backends::new().await;
     let store = b.sqlite.clone();
     kwi::import::load_sample(store.as_ref()).await.unwrap();
-    let (state, _w) = in_process_state(&store, 100).await;
+    let (state, _w) = in_process_state(&store).await;
     let (_, _, before) = call(&state, get("/v1/keywords/google/coffee/forecast")).await;
     assert_eq!(before["model_version"], "builtin-snaive-v1");
 
@@ -437,7 +438,7 @@ async fn redis_dying_mid_test_never_fails_a_request() {
     let url = format!("redis://127.0.0.1:{port}");
     let mut cache = None;
     for _ in 0..50 {
-        if let Ok(c) = Cache::redis(&url, DEFAULT_TTL).await {
+        if let Ok(c) = Cache::redis(&url, DEFAULT_TTL, DEFAULT_LOCAL_BYTES).await {
             cache = Some(c);
             break;
         }
@@ -474,7 +475,7 @@ async fn concurrent_misses_are_coalesced_without_mixing_answers() {
     let b = Backends::new().await;
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let (state, _w) = in_process_state(store, 10_000).await;
+        let (state, _w) = in_process_state(store).await;
         let topics = [
             "coffee",
             "jam",
