@@ -8,7 +8,7 @@
 //!   in process ([`DataVersions`]) so a cache hit costs no database round trip; a watcher polls the
 //!   newest change in the store every second (`--data-poll-ms`) and drops them all when it moves, so
 //!   new data is picked up within one poll interval.
-//! - Concurrent misses on one key compute once (a short-lived moka cache coalesces them). The
+//! - Concurrent misses on one key compute once ([`SingleFlight`] coalesces them). The
 //!   handler looks in the in-process cache only; what it misses goes to the batcher, which asks
 //!   Redis for the whole batch with one `MGET` before computing what is still missing.
 //! - Inference runs on the blocking pool, never on the async workers, except a light model's
