@@ -16,7 +16,8 @@
 #  1. reference server: one Redis GET per request (/redis) and one in-process read (/local);
 #  2. batch: POST /v1/forecasts with 1,000 keywords, uncached (10 batches cover all 10,000
 #     keywords), then the same 1,000 again (cached);
-#  3. cached forecast GET, Zipf(1.1) over the 10,000 keywords; cache hit ratio from /metrics;
+#  3. cached forecast GET, Zipf(1.1) over the 10,000 keywords; cache hit ratio from /metrics (with
+#     Redis, the share the near cache answered too; KWI_CACHE_MB=0 turns the near cache off);
 #  4. uncached forecast GET: every request a key never asked before (history read + inference +
 #     cache write), CONNS clients;
 #  5. cold Zipf(1.1): the phase-3 workload with levels 81,95, which no other phase asks for, so the
@@ -102,11 +103,11 @@ counter() { curl -s "127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {s += $2}
 # zipf_phase VAR NAME LEVELS LABEL: the Zipf workload at horizon 13 with LEVELS; the wrk result goes
 # into $VAR; prints it and the cache hit ratio the server's counters saw meanwhile.
 zipf_phase() {
-  local h0 m0 h1 m1 out
-  h0=$(counter kwi_cache_hits_total); m0=$(counter kwi_cache_misses_total)
+  local h0 m0 n0 h1 m1 n1 out
+  h0=$(counter kwi_cache_hits_total); m0=$(counter kwi_cache_misses_total); n0=$(counter kwi_cache_near_hits_total)
   out=$(run_wrk "$2" zipf "/v1/keywords/{key}/forecast?horizon=13&levels=$3" "http://127.0.0.1:$PORT"); echo "$out"
-  h1=$(counter kwi_cache_hits_total); m1=$(counter kwi_cache_misses_total)
-  echo "$4 hits $((h1 - h0)), misses $((m1 - m0)), hit ratio $(python3 -c "print(f'{($h1-$h0)/max(1,($h1-$h0)+($m1-$m0)):.4f}')")"
+  h1=$(counter kwi_cache_hits_total); m1=$(counter kwi_cache_misses_total); n1=$(counter kwi_cache_near_hits_total)
+  echo "$4 hits $((h1 - h0)) (near cache, Redis mode only: $((n1 - n0))), misses $((m1 - m0)), hit ratio $(python3 -c "print(f'{($h1-$h0)/max(1,($h1-$h0)+($m1-$m0)):.4f}')")"
   printf -v "$1" '%s' "$out"
 }
 
