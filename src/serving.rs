@@ -253,8 +253,12 @@ pub fn spawn_persister(store: Arc<dyn Store>) -> (mpsc::Sender<PredictionRecord>
             let n = batch.len();
             let mut attempt = 0;
             loop {
+                let t = std::time::Instant::now();
                 match store.insert_predictions(&batch).await {
                     Ok(()) => {
+                        metrics::histogram!("kwi_predictions_persist_seconds")
+                            .record(t.elapsed().as_secs_f64());
+                        metrics::histogram!("kwi_predictions_persist_batch_size").record(n as f64);
                         metrics::counter!("kwi_predictions_persisted_total").increment(n as u64);
                         break;
                     }

@@ -19,7 +19,8 @@
 #  3. cached forecast GET, Zipf(1.1) over the 10,000 keywords; cache hit ratio from /metrics (with
 #     Redis, the share the near cache answered too; KWI_CACHE_MB=0 turns the near cache off);
 #  4. uncached forecast GET: every request a key never asked before (history read + inference +
-#     cache write), CONNS clients;
+#     cache write), CONNS clients; levels 79,95, which no other phase asks for, so no request of
+#     it can be a hit;
 #  5. cold Zipf(1.1): the phase-3 workload with levels 81,95, which no other phase asks for, so the
 #     cache starts empty for it; its hit ratio is the one a fresh deployment sees.
 # Keywords: 10,000 windows of real M4 Weekly series (benches/load/make_keywords.py), platform
@@ -154,7 +155,7 @@ if [ -n "${PROFILE_CMD:-}" ]; then
   (sleep 2; bash -c "$PROFILE_CMD" _ "${pids[0]}" > "${PROFILE_OUT:-/tmp/kwi-profile.txt}" 2>&1) &
 fi
 c0=("$(cpu_s "${pids[0]}")" "$(cpu_s postgres)" "$(cpu_s redis-server)")
-uncached=$(run_wrk kwi_uncached miss '/v1/keywords/{key}/forecast?horizon={h}&levels=80,95' "http://127.0.0.1:$PORT"); echo "$uncached"
+uncached=$(run_wrk kwi_uncached miss '/v1/keywords/{key}/forecast?horizon={h}&levels=79,95' "http://127.0.0.1:$PORT"); echo "$uncached"
 # The CPU the prediction writer spends after wrk stops (its queue draining) belongs to these requests.
 t0=$(date +%s.%N); w0=-1; w1=$(counter kwi_predictions_persisted_total)
 while [ "$w1" != "$w0" ]; do w0=$w1; sleep 0.5; w1=$(counter kwi_predictions_persisted_total); done

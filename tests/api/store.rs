@@ -449,3 +449,74 @@ async fn unknown_keyword_has_no_snapshot_and_empty_history() {
     }
     b.cleanup().await;
 }
+
+/// SQLite keeps forecasts as JSON text: every value is stored as serde_json writes it (so it reads
+/// back bit for bit), ids are 16-byte version-7 UUIDs, distinct, and a batch larger than one
+/// multi-row statement (1,200 rows: three of them) is stored whole.
+#[tokio::test]
+async fn sqlite_predictions_are_stored_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = kwi::store::SqliteStore::open(dir.path().join("p.db").to_str().unwrap())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let odd = [
+        0.1 + 0.2,
+        1.0 / 3.0,
+        5e-324,
+        f64::MAX,
+        2f64.powi(53) + 2.0,
+        0.0,
+        1e20,
+    ];
+    let rows: Vec<kwi::store::PredictionRecord> = (0..1200)
+        .map(|i| kwi::store::PredictionRecord {
+            platform: Platform::Etsy,
+            keyword: Keyword::parse(&format!("tarot \"deck\" {i}")).unwrap(),
+            model_version: "v\\1".into(),
+            data_as_of: NaiveDate::from_ymd_opt(2024, 1, 7).unwrap(),
+            horizon: 7,
+            mean: odd.to_vec(),
+            levels: vec![80.0, 97.5],
+            lo: odd
+                .iter()
+                .map(|v| v / 2.0)
+                .chain(odd.iter().map(|v| v / 3.0))
+                .collect(),
+            hi: odd.iter().map(|v| v * 0.9).chain(odd.to_vec()).collect(),
+        })
+        .collect();
+    store.insert_predictions(&rows).await.unwrap();
+    let stored: Vec<(Vec<u8>, String, String, String, String, i64, String, String)> =
+        sqlx::query_as(
+            "SELECT id, keyword, model_version, data_as_of, platform, horizon, mean, quantiles \
+             FROM predictions ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), rows.len());
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (r, (id, keyword, version, as_of, platform, h, mean, q)) in rows.iter().zip(&stored) {
+        assert_eq!(id.len(), 16);
+        assert_eq!(uuid::Uuid::from_slice(id).unwrap().get_version_num(), 7);
+        assert_eq!(
+            (
+                keyword.as_str(),
+                version.as_str(),
+                as_of.as_str(),
+                platform.as_str(),
+                *h
+            ),
+            (r.keyword.as_str(), "v\\1", "2024-01-07", "etsy", 7)
+        );
+        let mean: Vec<f64> = serde_json::from_str(mean).unwrap();
+        assert_eq!(bits(&mean), bits(&r.mean));
+        assert_eq!(q, &r.quantiles_json().to_string());
+        let q: serde_json::Value = serde_json::from_str(q).unwrap();
+        let lo: Vec<f64> = serde_json::from_value(q["97.5"]["lo"].clone()).unwrap();
+        assert_eq!(bits(&lo), bits(&r.lo[7..]));
+    }
+    let distinct: std::collections::HashSet<_> = stored.iter().map(|s| &s.0).collect();
+    assert_eq!(distinct.len(), rows.len());
+}
