@@ -487,14 +487,14 @@ async fn sqlite_predictions_are_stored_exactly() {
         })
         .collect();
     store.insert_predictions(&rows).await.unwrap();
-    let stored: Vec<(Vec<u8>, String, String, String, String, i64, String, String)> =
-        sqlx::query_as(
-            "SELECT id, keyword, model_version, data_as_of, platform, horizon, mean, quantiles \
+    type Stored = (Vec<u8>, String, String, String, String, i64, String, String);
+    let stored: Vec<Stored> = sqlx::query_as(
+        "SELECT id, keyword, model_version, data_as_of, platform, horizon, mean, quantiles \
              FROM predictions ORDER BY id",
-        )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
     assert_eq!(stored.len(), rows.len());
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     for (r, (id, keyword, version, as_of, platform, h, mean, q)) in rows.iter().zip(&stored) {
