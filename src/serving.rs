@@ -96,6 +96,7 @@ pub struct ModelSlot(Arc<ArcSwap<Predictor>>);
 impl ModelSlot {
     /// A slot holding `p`.
     pub fn new(p: Predictor) -> Self {
+        served_gauge(&p, 1.0);
         Self(Arc::new(ArcSwap::from_pointee(p)))
     }
     /// The current model (kept alive by the caller for as long as it needs it).
@@ -106,8 +107,18 @@ impl ModelSlot {
     pub fn swap(&self, p: Predictor) {
         tracing::info!(version = %p.manifest.version, "model swapped in");
         metrics::counter!("kwi_model_swaps_total").increment(1);
-        self.0.store(Arc::new(p));
+        served_gauge(&p, 1.0);
+        let old = self.0.swap(Arc::new(p));
+        if old.manifest.version != self.current().manifest.version {
+            served_gauge(&old, 0.0);
+        }
     }
+}
+
+/// `kwi_model_info{version}`: 1 for the model being served, 0 for one swapped out (the
+/// Prometheus info-metric pattern, so dashboards can show and alert on the served version).
+fn served_gauge(p: &Predictor, value: f64) {
+    metrics::gauge!("kwi_model_info", "version" => p.manifest.version.clone()).set(value);
 }
 
 /// Builds a keyword's regular series from its stored volumes ([`Store::volumes_many`]; the same construction as training's

@@ -257,6 +257,10 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
         let text = text.as_str().unwrap().to_string();
         assert!(text.contains("kwi_http_request_duration_seconds"), "{text}");
         assert!(text.contains("kwi_cache_hits_total"));
+        assert!(
+            text.contains("kwi_model_info{version=\"builtin-snaive-v1\"} 1"),
+            "{text}"
+        );
 
         // Graceful stop: dropping every state clone ends the writer after draining.
         drop(state);
@@ -399,6 +403,13 @@ async fn activating_a_model_swaps_it_in_without_restart() {
             .unwrap()
             .iter()
             .any(|m| m["version"] == "test-naive-v2" && m["active"] == true)
+    );
+    let (_, _, text) = call(&state, get("/metrics")).await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("kwi_model_info{version=\"test-naive-v2\"} 1"),
+        "{text}"
     );
     let (s, _, _) = call(&state, post("/v1/models/nope/activate", "")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
