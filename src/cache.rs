@@ -72,7 +72,6 @@ pub struct Cache {
     redis: Option<ConnectionManager>,
     /// The whole cache without Redis; the near cache in front of it with it (`None`: turned off).
     local: Option<Local>,
-    local_bytes: u64,
     ttl: Duration,
     errors: Arc<AtomicU64>,
 }
@@ -83,7 +82,6 @@ impl Cache {
         Self {
             redis: None,
             local: Some(local(max_bytes, ttl)),
-            local_bytes: max_bytes,
             ttl,
             errors: Arc::default(),
         }
@@ -100,7 +98,6 @@ impl Cache {
         Ok(Self {
             redis: Some(manager),
             local: (near_bytes > 0).then(|| local(near_bytes, ttl)),
-            local_bytes: near_bytes,
             ttl,
             errors: Arc::default(),
         })
@@ -117,9 +114,10 @@ impl Cache {
     /// The in-process part for `/readyz`: its bound, what it holds now, and whether it is the near
     /// cache in front of Redis.
     pub fn local_status(&self) -> serde_json::Value {
-        let (entries, bytes) = self.local.as_ref().map_or((0, 0), |l| {
+        let (max_bytes, entries, bytes) = self.local.as_ref().map_or((0, 0, 0), |l| {
             l.run_pending_tasks();
-            (l.entry_count(), l.weighted_size())
+            let max = l.policy().max_capacity().unwrap_or(0);
+            (max, l.entry_count(), l.weighted_size())
         });
         serde_json::json!({
             "role": match (&self.redis, &self.local) {
@@ -127,16 +125,16 @@ impl Cache {
                 (Some(_), Some(_)) => "near cache in front of Redis",
                 (Some(_), None) => "off",
             },
-            "max_bytes": self.local_bytes,
+            "max_bytes": max_bytes,
             "bytes": bytes,
             "entries": entries,
         })
     }
 
-    /// A hit in the near cache (Redis configured): counted apart from the Redis hits.
-    fn near_hit(&self, n: usize) {
-        if self.redis.is_some() && n > 0 {
-            metrics::counter!("kwi_cache_near_hits_total").increment(n as u64);
+    /// Copies a value read back from Redis into the near cache (when there is one).
+    fn admit(&self, key: &str, value: &Bytes) {
+        if let Some(l) = &self.local {
+            l.insert(key.to_string(), value.clone());
         }
     }
 
@@ -152,8 +150,7 @@ impl Cache {
 
     /// Looks a key up; any failure is a miss.
     pub async fn get(&self, key: &str) -> Option<Bytes> {
-        if let Some(v) = self.local.as_ref().and_then(|l| l.get(key)) {
-            self.near_hit(1);
+        if let Some(v) = self.get_near(key) {
             return Some(v);
         }
         match &self.redis {
@@ -164,8 +161,8 @@ impl Cache {
                 {
                     Ok(Ok(v)) => {
                         let v = v.map(Bytes::from);
-                        if let (Some(l), Some(v)) = (&self.local, &v) {
-                            l.insert(key.to_string(), v.clone());
+                        if let Some(v) = &v {
+                            self.admit(key, v);
                         }
                         v
                     }
@@ -183,11 +180,12 @@ impl Cache {
     }
 
     /// Looks a key up in the in-process part only (the whole cache without Redis, the near cache
-    /// with it): no I/O. A miss here may still be in Redis ([`Self::get_many`] asks it).
+    /// with it): no I/O. A miss here may still be in Redis ([`Self::fill_from_redis`] asks it).
+    /// With Redis, a hit is also counted in `kwi_cache_near_hits_total`.
     pub fn get_near(&self, key: &str) -> Option<Bytes> {
         let v = self.local.as_ref().and_then(|l| l.get(key));
-        if v.is_some() {
-            self.near_hit(1);
+        if v.is_some() && self.redis.is_some() {
+            metrics::counter!("kwi_cache_near_hits_total").increment(1);
         }
         v
     }
@@ -224,23 +222,24 @@ impl Cache {
         }
     }
 
-    /// Looks many keys up: the in-process part first, then one Redis `MGET` for the rest (found
-    /// values are copied into the near cache); any Redis failure is all misses.
+    /// Looks many keys up: the in-process part first, then one Redis `MGET` for the rest
+    /// ([`Self::fill_from_redis`]).
     pub async fn get_many<K: AsRef<str>>(&self, keys: &[K]) -> Vec<Option<Bytes>> {
-        if keys.is_empty() {
-            return Vec::new();
-        }
-        let mut out: Vec<Option<Bytes>> = match &self.local {
-            Some(l) => keys.iter().map(|k| l.get(k.as_ref())).collect(),
-            None => vec![None; keys.len()],
-        };
+        let mut out: Vec<Option<Bytes>> = keys.iter().map(|k| self.get_near(k.as_ref())).collect();
+        self.fill_from_redis(keys, &mut out).await;
+        out
+    }
+
+    /// Looks the keys `out` holds no value for up in Redis with one `MGET` and copies what it
+    /// finds into the near cache; without Redis it does nothing, and a Redis failure leaves them
+    /// misses.
+    pub async fn fill_from_redis<K: AsRef<str>>(&self, keys: &[K], out: &mut [Option<Bytes>]) {
         let Some(m) = &self.redis else {
-            return out;
+            return;
         };
         let wanted: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
-        self.near_hit(keys.len() - wanted.len());
         if wanted.is_empty() {
-            return out;
+            return;
         }
         let ask: Vec<&str> = wanted.iter().map(|&i| keys[i].as_ref()).collect();
         let mut m = m.clone();
@@ -254,11 +253,8 @@ impl Cache {
         {
             Ok(Ok(v)) if v.len() == ask.len() => {
                 for (&i, b) in wanted.iter().zip(v) {
-                    if let Some(b) = b {
-                        let b = Bytes::from(b);
-                        if let Some(l) = &self.local {
-                            l.insert(keys[i].as_ref().to_string(), b.clone());
-                        }
+                    if let Some(b) = b.map(Bytes::from) {
+                        self.admit(keys[i].as_ref(), &b);
                         out[i] = Some(b);
                     }
                 }
@@ -267,7 +263,6 @@ impl Cache {
             Ok(Err(e)) => self.failed("mget", e),
             Err(_) => self.failed("mget", "timeout"),
         }
-        out
     }
 
     /// Stores many values in one round trip (a Redis pipeline of `SET EX`); failures are logged

@@ -108,8 +108,9 @@ impl ModelSlot {
         tracing::info!(version = %p.manifest.version, "model swapped in");
         metrics::counter!("kwi_model_swaps_total").increment(1);
         served_gauge(&p, 1.0);
+        let version = p.manifest.version.clone();
         let old = self.0.swap(Arc::new(p));
-        if old.manifest.version != self.current().manifest.version {
+        if old.manifest.version != version {
             served_gauge(&old, 0.0);
         }
     }
@@ -633,8 +634,10 @@ async fn run_jobs(
     persist: &mpsc::Sender<PredictionRecord>,
     jobs: Vec<Job>,
 ) {
+    // The handlers already missed the in-process cache for these keys: only Redis is asked.
     let keys: Vec<&str> = jobs.iter().map(|j| j.cache_key.as_str()).collect();
-    let found = cache.get_many(&keys).await;
+    let mut found = vec![None; keys.len()];
+    cache.fill_from_redis(&keys, &mut found).await;
     let mut jobs: Vec<Job> = jobs
         .into_iter()
         .zip(found)

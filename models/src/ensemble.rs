@@ -54,12 +54,13 @@ impl std::str::FromStr for Criterion {
     }
 }
 
+/// As reports print it (`OWA`, `MASE`); the TOML key and the flag take any case.
 impl std::fmt::Display for Criterion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Criterion::Auto => "auto",
-            Criterion::Owa => "owa",
-            Criterion::Mase => "mase",
+            Criterion::Auto => "AUTO",
+            Criterion::Owa => "OWA",
+            Criterion::Mase => "MASE",
         })
     }
 }

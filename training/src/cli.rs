@@ -262,7 +262,7 @@ fn fit_logged(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
         f.windows,
         t.elapsed().as_secs_f64(),
         f.selection.members.join(" + "),
-        f.selection.criterion.to_string().to_uppercase(),
+        f.selection.criterion,
         f.selection
             .validation
             .owa
@@ -325,7 +325,7 @@ async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
         fitted.windows,
         fitted.selection.members.join(" + "),
         fitted.selection.weights,
-        fitted.selection.criterion.to_string().to_uppercase(),
+        fitted.selection.criterion,
         cfg.horizon
     );
     for (name, acc) in &fitted.selection.candidates {
@@ -412,7 +412,7 @@ fn write_eval_report(
     let mut md = format!(
         "# Evaluation {}\n\nEnsemble chosen on validation (by {}): {}.\n\n{table}\nFit + forecast: {secs:.1}s\n",
         fitted.predictor.manifest.version,
-        fitted.selection.criterion.to_string().to_uppercase(),
+        fitted.selection.criterion,
         fitted.selection.members.join(" + ")
     );
     for (name, mut frame) in crate::evaluate::report_frames(eval, train, test)? {
@@ -453,7 +453,7 @@ async fn cmd_backtest(a: BacktestArgs) -> anyhow::Result<()> {
         println!(
             "## origin -{origin} (ensemble {}, chosen by validation {})\n\n{}",
             fitted.selection.members.join(" + "),
-            fitted.selection.criterion.to_string().to_uppercase(),
+            fitted.selection.criterion,
             markdown_table(&eval)
         );
         for r in &eval.rows {
