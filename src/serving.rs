@@ -70,7 +70,7 @@ pub struct Band {
 pub struct ForecastBody {
     /// Platform (absent for ad-hoc series).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^(amazon|etsy|ebay|google|benchmark)$")]
     pub platform: Option<Platform>,
     /// Keyword or ad-hoc series id.
     pub keyword: String,
@@ -80,8 +80,9 @@ pub struct ForecastBody {
     pub data_as_of: NaiveDate,
     /// Steps forecast.
     pub horizon: usize,
-    /// The model's measured accuracy (validation/backtest metrics from its manifest).
-    #[schema(value_type = Object)]
+    /// The model's measured accuracy (validation/backtest metrics from its manifest; free-form,
+    /// by name).
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub model_accuracy: serde_json::Value,
     /// Periods with a gap in the input (interpolated before forecasting).
     pub input_gaps: usize,

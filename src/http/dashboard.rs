@@ -2,11 +2,11 @@
 //! binary (the page from `web/`, uPlot from `OUT_DIR`, put there by `build.rs`), so it works
 //! offline and from any working directory. The page only calls the public JSON API.
 
-use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
+use super::extract::Path;
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 

@@ -1,8 +1,10 @@
-//! One error type for every handler: 4xx carry a JSON body naming the field and the reason; 5xx are
-//! logged and return no internals.
+//! One error type for every handler and every rejection: 4xx carry a JSON body naming the field
+//! and the reason; 5xx are logged and return no internals. Requests the router or an extractor
+//! refuses before any handler runs (unknown route, wrong method, unreadable query string, path or
+//! body, body too large, wrong media type) answer in the same shape (see [`super::extract`]).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -16,10 +18,23 @@ pub enum ApiError {
         /// Why it is rejected.
         message: String,
     },
+    /// The request could not be read into the operation's parameters or body (an extractor
+    /// refused it before the handler ran): the field as the request named it (e.g.
+    /// `keywords[3].platform`), or `query`, `path`, `body` when no single field is at fault.
+    Unreadable {
+        /// Offending field, or the part of the request.
+        field: String,
+        /// Why it is rejected.
+        message: String,
+    },
     /// The thing asked for does not exist.
     NotFound(String),
+    /// The path exists, the method does not (the router adds the `Allow` header).
+    MethodNotAllowed(String),
     /// The request conflicts with the current state (e.g. a model that cannot be loaded).
     Conflict(String),
+    /// The body is larger than the endpoint takes.
+    PayloadTooLarge(String),
     /// The body is not in a media type the endpoint takes.
     UnsupportedMediaType(String),
     /// A dependency (store) failed; details are logged, not returned.
@@ -39,8 +54,12 @@ struct ErrorBody<'a> {
     message: &'a str,
 }
 
-/// The body of every 4xx/5xx answer (documentation type for the OpenAPI description).
+// Documentation types for the OpenAPI description: `Body` is what is serialised.
+
+/// The body of every 4xx/5xx answer.
 #[derive(utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "bad_request", "field": "horizon",
+    "message": "`0` is not a whole number of periods in 1..=104"}}))]
 #[allow(dead_code)]
 pub struct ErrorResponse {
     error: ErrorDetail,
@@ -50,12 +69,35 @@ pub struct ErrorResponse {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct ErrorDetail {
-    /// `bad_request`, `not_found`, `conflict`, `unsupported_media_type` or `internal`.
-    code: String,
-    /// The offending field (path segment, query parameter or body field), for `bad_request`.
+    /// What kind of error; the HTTP status says the same.
+    code: ErrorCode,
+    /// The offending field: a path segment, query parameter or body field (`keywords[3].platform`),
+    /// `content-type` for 415, or `query`, `path`, `body` when no single field is at fault. Present
+    /// for `bad_request` and `unsupported_media_type` only.
     field: Option<String>,
-    /// Why.
+    /// Why, in words.
     message: String,
+}
+
+/// The error codes, one per status.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ErrorCode {
+    /// 400: a parameter or the body is invalid.
+    BadRequest,
+    /// 404: no such route, keyword, model version or asset.
+    NotFound,
+    /// 405: the path exists but not with this method (`Allow` lists the methods it has).
+    MethodNotAllowed,
+    /// 409: the request conflicts with the current state (an artifact that cannot be loaded).
+    Conflict,
+    /// 413: the body is larger than the endpoint takes.
+    PayloadTooLarge,
+    /// 415: the body is not `application/json`.
+    UnsupportedMediaType,
+    /// 500: a dependency failed (details are logged, not returned).
+    Internal,
 }
 
 impl IntoResponse for ApiError {
@@ -67,8 +109,26 @@ impl IntoResponse for ApiError {
                 Some(*field),
                 message.as_str(),
             ),
+            ApiError::Unreadable { field, message } => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                Some(field.as_str()),
+                message.as_str(),
+            ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", None, m.as_str()),
+            ApiError::MethodNotAllowed(m) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                None,
+                m.as_str(),
+            ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", None, m.as_str()),
+            ApiError::PayloadTooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                None,
+                m.as_str(),
+            ),
             ApiError::UnsupportedMediaType(m) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -106,6 +166,11 @@ impl From<crate::store::StoreError> for ApiError {
 }
 
 /// Fallback for unknown routes.
-pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+/// Fallback for a known path asked with a method it does not have (the router sets `Allow`).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }

@@ -2,7 +2,7 @@
 //! streamed as the database returns rows (see [`crate::export`]).
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -11,6 +11,9 @@ use serde::Deserialize;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiError;
+use super::error::ErrorResponse;
+use super::extract::Query;
+use super::openapi::{Binary, KeywordList, PlatformName};
 use crate::app::AppState;
 use crate::export::{ExportFormat, ExportKind, encode_kind};
 use crate::store::ExportFilter;
@@ -18,23 +21,54 @@ use crate::store::ExportFilter;
 /// Most keywords one export filter may name.
 pub const MAX_EXPORT_KEYWORDS: usize = 1000;
 
-/// Query of the export endpoints.
-#[derive(Debug, Deserialize)]
+/// Query of the export endpoints (strings, so a bad value is a 400 naming the field).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
+    /// Only this platform (empty: every platform).
+    #[param(value_type = Option<PlatformName>)]
     platform: Option<String>,
+    /// Only these keywords, comma-separated (at most 1000; empty entries are skipped).
+    #[param(value_type = Option<KeywordList>)]
     keywords: Option<String>,
+    /// First period, inclusive: `period_start` of observations, `data_as_of` of predictions. A
+    /// `from` after `to` selects nothing.
+    #[param(value_type = Option<chrono::NaiveDate>)]
     from: Option<String>,
+    /// Last period, inclusive (as `from`).
+    #[param(value_type = Option<chrono::NaiveDate>)]
     to: Option<String>,
+    /// `arrow` (Arrow IPC stream) or `parquet`; when absent, `Accept:
+    /// application/vnd.apache.parquet` asks for Parquet, anything else gets Arrow.
+    #[param(value_type = Option<ExportFormatName>)]
     format: Option<String>,
 }
 
+// Documentation type; `ExportFormat::parse` reads the parameter.
+/// An export format (also taken in any case, and `arrows` or `ipc` for `arrow`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ExportFormatName {
+    /// Arrow IPC stream (`application/vnd.apache.arrow.stream`).
+    Arrow,
+    /// Parquet (`application/vnd.apache.parquet`).
+    Parquet,
+}
+
+/// An optional `YYYY-MM-DD` date (an RFC 3339 full date; empty means absent).
 fn date(field: &'static str, raw: Option<&str>) -> Result<Option<NaiveDate>, ApiError> {
-    raw.filter(|s| !s.trim().is_empty())
+    raw.filter(|s| !s.is_empty())
         .map(|s| {
-            NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| ApiError::BadRequest {
-                field,
-                message: format!("`{s}` is not a date (YYYY-MM-DD)"),
-            })
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                // chrono also takes `2018-1-5` and `+2018-01-05`; the description promises the
+                // canonical form only.
+                .filter(|d| d.format("%Y-%m-%d").to_string() == s)
+                .ok_or_else(|| ApiError::BadRequest {
+                    field,
+                    message: format!("`{s}` is not a date (YYYY-MM-DD)"),
+                })
         })
         .transpose()
 }
@@ -49,11 +83,12 @@ pub fn parse(
     let keywords = q
         .keywords
         .as_deref()
-        .filter(|k| !k.trim().is_empty())
+        .filter(|k| !k.is_empty())
         .map(|list| {
+            // Empty entries (`a,,b`, a trailing comma) are skipped; a blank one is a bad keyword.
             let parsed = list
                 .split(',')
-                .filter(|k| !k.trim().is_empty())
+                .filter(|k| !k.is_empty())
                 .map(|k| {
                     Keyword::parse(k).map_err(|e| ApiError::BadRequest {
                         field: "keywords",
@@ -73,17 +108,11 @@ pub fn parse(
             Ok(parsed)
         })
         .transpose()?;
+    // A `from` after `to` is an empty range, not an error: OpenAPI cannot state a constraint
+    // between two parameters, and the description is the contract.
     let from = date("from", q.from.as_deref())?;
     let to = date("to", q.to.as_deref())?;
-    if let (Some(f), Some(t)) = (from, to)
-        && f > t
-    {
-        return Err(ApiError::BadRequest {
-            field: "from",
-            message: format!("from {f} is after to {t}"),
-        });
-    }
-    let format = match q.format.as_deref().filter(|f| !f.trim().is_empty()) {
+    let format = match q.format.as_deref().filter(|f| !f.is_empty()) {
         Some(f) => ExportFormat::parse(f).ok_or_else(|| ApiError::BadRequest {
             field: "format",
             message: format!("`{f}` is not a format: use arrow or parquet"),
@@ -156,13 +185,11 @@ fn stream(
 
 /// `GET /v1/export/observations?platform=&keywords=a,b&from=&to=&format=arrow|parquet`.
 #[utoipa::path(get, path = "/v1/export/observations", tag = "export",
-    params(("platform" = Option<String>, Query, description = "Only this platform"),
-           ("keywords" = Option<String>, Query, description = "Comma-separated keywords (at most 1000)"),
-           ("from" = Option<String>, Query, description = "First period_start, YYYY-MM-DD (inclusive)"),
-           ("to" = Option<String>, Query, description = "Last period_start, YYYY-MM-DD (inclusive)"),
-           ("format" = Option<String>, Query, description = "arrow (default; or Accept: application/vnd.apache.arrow.stream) or parquet (or Accept: application/vnd.apache.parquet)")),
-    responses((status = 200, description = "Arrow IPC stream or Parquet file, streamed: platform, keyword, period_start, search_volume, listing_count, price_median, price_p25, price_p75, review_count_median, rating_mean, top10_review_share, sponsored_share, cpc, source, collected_at", content_type = "application/vnd.apache.arrow.stream"),
-              (status = 400, body = crate::http::error::ErrorResponse)))]
+    params(ExportQuery),
+    responses((status = 200, description = "Arrow IPC stream or Parquet file, streamed (a failure mid-stream aborts the transfer): platform, keyword, period_start, search_volume, listing_count, price_median, price_p25, price_p75, review_count_median, rating_mean, top10_review_share, sponsored_share, cpc, source, collected_at",
+                 content((Binary = "application/vnd.apache.arrow.stream"), (Binary = "application/vnd.apache.parquet")),
+                 headers(("content-disposition" = String, description = "`attachment; filename=\"observations.arrows\"` or `observations.parquet`"))),
+              (status = 400, description = "Bad platform, keyword, date or format", body = ErrorResponse)))]
 pub async fn observations(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -174,13 +201,11 @@ pub async fn observations(
 
 /// `GET /v1/export/predictions?platform=&keywords=&from=&to=&format=`: one row per forecast step.
 #[utoipa::path(get, path = "/v1/export/predictions", tag = "export",
-    params(("platform" = Option<String>, Query, description = "Only this platform"),
-           ("keywords" = Option<String>, Query, description = "Comma-separated keywords (at most 1000)"),
-           ("from" = Option<String>, Query, description = "First data_as_of, YYYY-MM-DD (inclusive)"),
-           ("to" = Option<String>, Query, description = "Last data_as_of, YYYY-MM-DD (inclusive)"),
-           ("format" = Option<String>, Query, description = "arrow (default) or parquet")),
-    responses((status = 200, description = "Arrow IPC stream or Parquet: platform, keyword, model_version, data_as_of, created_at, horizon, step, mean, lo_80, hi_80, lo_95, hi_95, intervals (JSON of every level)", content_type = "application/vnd.apache.arrow.stream"),
-              (status = 400, body = crate::http::error::ErrorResponse)))]
+    params(ExportQuery),
+    responses((status = 200, description = "Arrow IPC stream or Parquet file, streamed (a failure mid-stream aborts the transfer): platform, keyword, model_version, data_as_of, created_at, horizon, step, mean, lo_80, hi_80, lo_95, hi_95, intervals (JSON of every level)",
+                 content((Binary = "application/vnd.apache.arrow.stream"), (Binary = "application/vnd.apache.parquet")),
+                 headers(("content-disposition" = String, description = "`attachment; filename=\"predictions.arrows\"` or `predictions.parquet`"))),
+              (status = 400, description = "Bad platform, keyword, date or format", body = ErrorResponse)))]
 pub async fn predictions(
     State(state): State<AppState>,
     headers: HeaderMap,

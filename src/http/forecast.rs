@@ -4,31 +4,45 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kwi_features::series::Series;
 use kwi_features::{Frequency, Keyword, Platform};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ApiError;
+use super::error::ErrorResponse;
+use super::extract::{self, Path, Query};
 use super::keywords::parse_key;
+use super::openapi::{KeywordText, Level, LevelList, PlatformName};
 use crate::app::AppState;
 use crate::forecast::Predictor;
 use crate::serving::{
     Answer, ForecastBody, Job, cache_key, cached_or_compute, compute_many, forecast_many,
 };
+use crate::store::ModelRecord;
 
 /// Longest horizon served.
 pub const MAX_HORIZON: usize = 104;
-/// Most keywords or series in one batch request.
+/// Most keywords, and most series, in one batch request.
 pub const MAX_BATCH: usize = 1000;
+/// Largest value of an ad-hoc series: far above any search volume, far enough below `f64::MAX`
+/// that intervals around it stay finite.
+pub const MAX_SERIES_VALUE: f64 = 1e12;
 
-/// Query of the forecast endpoint.
-#[derive(Debug, Deserialize)]
+/// Query of the forecast endpoint (strings, so a bad value is a 400 naming the field).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForecastQuery {
+    /// Periods ahead.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 104, default = 13)]
     horizon: Option<String>,
+    /// Interval coverages in percent, comma-separated (`levels=80,95`, the default), returned
+    /// sorted without duplicates.
+    #[param(value_type = Option<LevelList>)]
+    #[serde(default, deserialize_with = "extract::level_list")]
     levels: Option<String>,
 }
 
@@ -218,13 +232,13 @@ struct NoVolumes;
 
 /// `GET /v1/keywords/{platform}/{keyword}/forecast?horizon=13&levels=80,95`.
 #[utoipa::path(get, path = "/v1/keywords/{platform}/{keyword}/forecast", tag = "forecasts",
-    params(("platform" = String, Path, description = "amazon, etsy, ebay, google or benchmark"),
-           ("keyword" = String, Path, description = "Keyword"),
-           ("horizon" = Option<usize>, Query, description = "Periods ahead, 1..=104 (default 13)"),
-           ("levels" = Option<String>, Query, description = "Interval coverages in percent, comma-separated, in (0, 100) (default 80,95)")),
-    responses((status = 200, description = "Mean and intervals per step, the model version, the data's last period and the model's measured accuracy; header `x-cache: hit|miss`", body = ForecastBody),
-              (status = 400, body = crate::http::error::ErrorResponse),
-              (status = 404, body = crate::http::error::ErrorResponse)))]
+    params(("platform" = PlatformName, Path), ("keyword" = KeywordText, Path), ForecastQuery),
+    responses((status = 200, description = "Mean and intervals per step, the model version, the data's last period and the model's measured accuracy",
+                 body = ForecastBody,
+                 headers(("x-cache" = String, description = "`hit` (answered from the cache) or `miss`"))),
+              (status = 400, description = "Bad platform, keyword, horizon or levels", body = ErrorResponse),
+              (status = 404, description = "No data for the keyword, or no search-volume history to forecast", body = ErrorResponse),
+              (status = 500, description = "The store or the model failed", body = ErrorResponse)))]
 pub async fn forecast(
     State(state): State<AppState>,
     Path((platform, keyword)): Path<(String, String)>,
@@ -243,7 +257,9 @@ pub async fn forecast(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchKeyword {
+    #[schema(value_type = PlatformName)]
     platform: String,
+    #[schema(value_type = KeywordText)]
     keyword: String,
 }
 
@@ -251,49 +267,122 @@ pub struct BatchKeyword {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdHocSeries {
+    /// Its name, echoed as the result's `keyword` (parsed like a keyword).
+    #[schema(value_type = KeywordText)]
     id: String,
-    /// Search volumes, oldest first, one per period.
+    /// Search volumes, oldest first, one per weekly period: 1 to 10,000 numbers in 0..=1e12.
+    #[schema(value_type = Vec<SeriesValue>, min_items = 1, max_items = 10000)]
     values: Vec<f64>,
     /// First period (default 2000-01-02).
     start: Option<chrono::NaiveDate>,
 }
 
-/// Body of `POST /v1/forecasts`.
+// Documentation type; the bounds are 0 and `MAX_SERIES_VALUE`, checked by the handler.
+/// One value of an ad-hoc series: a search volume.
+#[derive(utoipa::ToSchema)]
+#[schema(minimum = 0, maximum = 1e12)]
+#[allow(dead_code)]
+pub struct SeriesValue(f64);
+
+/// Body of `POST /v1/forecasts`: stored keywords and ad-hoc series, at least one, at most 1,000
+/// of each.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    /// Stored keywords to forecast.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     keywords: Vec<BatchKeyword>,
+    /// Ad-hoc series to forecast.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     series: Vec<AdHocSeries>,
+    /// Periods ahead (default 13).
+    #[schema(minimum = 1, maximum = 104)]
+    #[serde(default, deserialize_with = "extract::whole_number")]
     horizon: Option<usize>,
+    /// Interval coverages in percent (default `[80, 95]`), returned sorted without duplicates.
+    #[schema(value_type = Option<Vec<Level>>, min_items = 1, max_items = 10)]
     levels: Option<Vec<f64>>,
 }
 
-/// `POST /v1/forecasts`: up to 1,000 stored keywords and/or ad-hoc series.
-#[utoipa::path(post, path = "/v1/forecasts", tag = "forecasts", request_body = BatchRequest,
-    responses((status = 200, description = "`{model_version, horizon, results: [ForecastBody | {platform, keyword, error}]}` in request order (stored keywords, then series)", body = Object),
-              (status = 400, body = crate::http::error::ErrorResponse),
-              (status = 415, description = "Not application/json", body = crate::http::error::ErrorResponse)))]
+// Documentation type: the handler writes this body around the cached forecasts' bytes.
+/// Body of `POST /v1/forecasts`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct BatchResponse {
+    /// Model that produced the forecasts.
+    model_version: String,
+    /// Steps forecast.
+    horizon: usize,
+    /// One per request entry, in request order (stored keywords, then series).
+    results: Vec<BatchResult>,
+}
+
+/// One entry of a batch answer: a forecast, or why a stored keyword has none.
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum BatchResult {
+    /// The forecast.
+    Forecast(ForecastBody),
+    /// No data for the keyword, or no search-volume history to forecast.
+    Error(BatchError),
+}
+
+/// A stored keyword of a batch without a forecast.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct BatchError {
+    /// Platform.
+    #[schema(value_type = PlatformName)]
+    platform: String,
+    /// Keyword, normalised.
+    keyword: String,
+    /// Why.
+    error: BatchErrorDetail,
+}
+
+/// Why a batch entry has no forecast.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct BatchErrorDetail {
+    /// Always `not_found`.
+    #[schema(pattern = "^not_found$")]
+    code: String,
+    /// Why, in words.
+    message: String,
+}
+
+/// `POST /v1/forecasts`: up to 1,000 stored keywords and up to 1,000 ad-hoc series.
+#[utoipa::path(post, path = "/v1/forecasts", tag = "forecasts",
+    request_body(content = BatchRequest, description = "At least one keyword or series, at most 1,000 of each; the body at most 16 MiB"),
+    responses((status = 200, description = "One result per entry, in request order", body = BatchResponse),
+              (status = 400, description = "Unreadable body, or a bad entry, horizon or levels", body = ErrorResponse),
+              (status = 413, description = "The body is over 16 MiB", body = ErrorResponse),
+              (status = 415, description = "The body is not `application/json`", body = ErrorResponse),
+              (status = 500, description = "The store or the model failed", body = ErrorResponse)))]
 pub async fn batch(
     State(state): State<AppState>,
-    body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>,
+    extract::Json(req): extract::Json<BatchRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| match e {
-        axum::extract::rejection::JsonRejection::MissingJsonContentType(e) => {
-            ApiError::UnsupportedMediaType(e.body_text())
-        }
-        e => ApiError::BadRequest {
-            field: "body",
-            message: e.body_text(),
-        },
-    })?;
-    let n = req.keywords.len() + req.series.len();
-    if n == 0 || n > MAX_BATCH {
+    // Each list is bounded on its own: OpenAPI cannot bound the sum of two lists.
+    if req.keywords.is_empty() && req.series.is_empty() {
         return Err(ApiError::BadRequest {
             field: "keywords",
-            message: format!("a batch holds 1 to {MAX_BATCH} keywords and series; got {n}"),
+            message: "give at least one keyword or series".into(),
         });
+    }
+    for (field, n) in [
+        ("keywords", req.keywords.len()),
+        ("series", req.series.len()),
+    ] {
+        if n > MAX_BATCH {
+            return Err(ApiError::BadRequest {
+                field,
+                message: format!("a batch holds at most {MAX_BATCH} {field}; got {n}"),
+            });
+        }
     }
     let horizon = check_horizon(req.horizon)?;
     let model = state.forecasting.model.current();
@@ -321,10 +410,14 @@ pub async fn batch(
                 message: format!("series[{i}]: give 1 to 10000 values"),
             });
         }
-        if let Some(v) = s.values.iter().find(|v| !v.is_finite() || **v < 0.0) {
+        if let Some(v) = s
+            .values
+            .iter()
+            .find(|v| !(0.0..=MAX_SERIES_VALUE).contains(*v))
+        {
             return Err(ApiError::BadRequest {
                 field: "series[].values",
-                message: format!("series[{i}]: {v} is not a non-negative number"),
+                message: format!("series[{i}]: {v} is not a number in 0..={MAX_SERIES_VALUE:e}"),
             });
         }
         let keyword = Keyword::parse(&s.id).map_err(|e| ApiError::BadRequest {
@@ -477,23 +570,42 @@ async fn batch_stored(
         .collect()
 }
 
+/// Body of `GET /v1/models`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ModelsResponse {
+    /// Version being served.
+    serving: String,
+    /// Every registered model.
+    models: Vec<ModelRecord>,
+}
+
 /// `GET /v1/models`: the registry and the model being served.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
-    responses((status = 200, description = "`{serving, models: [ModelRecord]}`", body = Object)))]
-pub async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    responses((status = 200, body = ModelsResponse),
+              (status = 500, description = "The store failed", body = ErrorResponse)))]
+pub async fn models(State(state): State<AppState>) -> Result<Json<ModelsResponse>, ApiError> {
     let list = state.store.models().await?;
-    Ok(Json(serde_json::json!({
-        "serving": state.forecasting.model.current().manifest.version,
-        "models": list,
-    })))
+    Ok(Json(ModelsResponse {
+        serving: state.forecasting.model.current().manifest.version.clone(),
+        models: list,
+    }))
+}
+
+/// Body of `POST /v1/models/{version}/activate`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Activated {
+    /// Version now served.
+    serving: String,
 }
 
 /// `POST /v1/models/{version}/activate`: loads the model, marks it active, swaps it in.
 #[utoipa::path(post, path = "/v1/models/{version}/activate", tag = "models",
     params(("version" = String, Path, description = "A registered model version")),
-    responses((status = 200, description = "`{serving: version}`", body = Object),
-              (status = 404, body = crate::http::error::ErrorResponse),
-              (status = 409, description = "The artifact cannot be loaded", body = crate::http::error::ErrorResponse)))]
+    responses((status = 200, description = "The model is loaded, marked active and served", body = Activated),
+              (status = 400, description = "The version is not valid UTF-8 once percent-decoded", body = ErrorResponse),
+              (status = 404, description = "No such version in the registry", body = ErrorResponse),
+              (status = 409, description = "The artifact cannot be loaded", body = ErrorResponse),
+              (status = 500, description = "The store failed", body = ErrorResponse)))]
 pub async fn activate(
     State(state): State<AppState>,
     Path(version): Path<String>,
@@ -514,9 +626,5 @@ pub async fn activate(
         .map_err(|e| ApiError::Conflict(format!("model {version} cannot be loaded: {e}")))?;
     state.store.activate_model(&version).await?;
     state.forecasting.model.swap(loaded);
-    Ok((
-        StatusCode::OK,
-        Json(serde_json::json!({ "serving": version })),
-    )
-        .into_response())
+    Ok((StatusCode::OK, Json(Activated { serving: version })).into_response())
 }

@@ -2,12 +2,15 @@
 //! (`competition_scores`, `keyword_insights`; see [`crate::insights`]). Nothing is computed here.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::NaiveDate;
 use kwi_features::{Keyword, Platform};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
+use super::error::ErrorResponse;
+use super::extract::Query;
+use super::openapi::PlatformName;
 use crate::app::AppState;
 use crate::store::{CompetitionRow, InsightRow, TrendItem};
 
@@ -152,18 +155,37 @@ fn insights_body(i: InsightRow) -> Result<InsightsBody, ApiError> {
 }
 
 /// Query of `GET /v1/trends` (strings, so a bad value is a 400 naming the field).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TrendsQuery {
+    /// Only this platform (empty: every platform).
+    #[param(value_type = Option<PlatformName>)]
     platform: Option<String>,
+    /// `rising` (the default) or `falling`.
+    #[param(value_type = Option<Direction>)]
     direction: Option<String>,
+    /// Most movers.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 20)]
     limit: Option<String>,
+}
+
+// Documentation type; the handler reads the parameter.
+/// Which movers.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum Direction {
+    /// Growth that clears the 80 % prediction interval.
+    Rising,
+    /// Decline that clears it.
+    Falling,
 }
 
 /// Response of `GET /v1/trends`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TrendsResponse {
     /// `rising` or `falling`.
-    #[schema(example = "rising")]
+    #[schema(value_type = Direction, example = "rising")]
     pub direction: String,
     /// Movers, largest first.
     pub items: Vec<TrendItem>,
@@ -172,17 +194,16 @@ pub struct TrendsResponse {
 /// `GET /v1/trends?platform=&direction=rising|falling&limit=`: the top predicted movers (growth
 /// over the horizon that clears the 80 % prediction interval), as stored by the insights job.
 #[utoipa::path(get, path = "/v1/trends", tag = "insights",
-    params(("platform" = Option<String>, Query, description = "Only this platform (amazon, etsy, ebay, google, benchmark)"),
-           ("direction" = Option<String>, Query, description = "`rising` (default) or `falling`"),
-           ("limit" = Option<i64>, Query, description = "1..=100, default 20")),
+    params(TrendsQuery),
     responses((status = 200, body = TrendsResponse),
-              (status = 400, description = "Bad platform, direction or limit", body = crate::http::error::ErrorResponse)))]
+              (status = 400, description = "Bad platform, direction or limit", body = ErrorResponse),
+              (status = 500, description = "The store failed", body = ErrorResponse)))]
 pub async fn trends(
     State(state): State<AppState>,
     Query(q): Query<TrendsQuery>,
 ) -> Result<Json<TrendsResponse>, ApiError> {
     let platform = super::keywords::optional_platform(q.platform.as_deref())?;
-    let direction = match q.direction.as_deref().map(str::trim) {
+    let direction = match q.direction.as_deref() {
         None | Some("") | Some("rising") => "rising",
         Some("falling") => "falling",
         Some(other) => {

@@ -1,29 +1,121 @@
 //! Health, readiness and keyword lookups.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use kwi_features::{Keyword, Platform};
 use serde::Serialize;
-use serde_json::json;
 
 use super::ApiError;
+use super::extract::{Path, Query};
+use super::openapi::{KeywordText, PlatformName};
 use crate::app::AppState;
-use crate::store::{HistoryPoint, Snapshot};
+use crate::store::{HistoryPoint, SearchHit, Snapshot};
+
+/// Body of `GET /healthz`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
+}
 
 /// `GET /healthz`: the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, description = "The process is up", body = Object, example = json!({"status": "ok"}))))]
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+    responses((status = 200, description = "The process is up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Body of `GET /readyz`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready`; `degraded` when the cache failed (the service still answers); `unavailable` when
+    /// the store failed (status 503).
+    #[schema(value_type = ReadinessStatus)]
+    status: &'static str,
+    /// The store.
+    store: StoreStatus,
+    /// The cache.
+    cache: CacheStatus,
+    /// The model being served.
+    model: ModelStatus,
+}
+
+// Documentation type for `Readiness::status`.
+/// The three answers of `/readyz`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ReadinessStatus {
+    /// Store and cache answer.
+    Ready,
+    /// The store answers, the cache does not.
+    Degraded,
+    /// The store does not answer.
+    Unavailable,
+}
+
+/// The store's part of `/readyz`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StoreStatus {
+    /// `postgres` or `sqlite`.
+    #[schema(value_type = String, pattern = "^(postgres|sqlite)$", example = "sqlite")]
+    backend: crate::store::Backend,
+    /// Whether it answered.
+    ok: bool,
+    /// Why not.
+    error: Option<String>,
+}
+
+/// The cache's part of `/readyz`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CacheStatus {
+    /// `redis` or `inprocess`.
+    #[schema(value_type = String, pattern = "^(redis|inprocess)$", example = "inprocess")]
+    kind: crate::cache::CacheKind,
+    /// Whether it answered.
+    ok: bool,
+    /// Why not.
+    error: Option<String>,
+    /// Cache operations that failed since start (each became a miss).
+    errors_since_start: u64,
+    /// The in-process cache (the whole cache without Redis, the near cache with it).
+    #[schema(value_type = InProcessCache)]
+    in_process: serde_json::Value,
+}
+
+// Documentation type for what `Cache::local_status` builds.
+/// The in-process cache's part of `/readyz`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct InProcessCache {
+    /// `cache` (no Redis), `near cache in front of Redis`, or `off`.
+    #[schema(pattern = "^(cache|near cache in front of Redis|off)$")]
+    role: String,
+    /// Its bound in bytes.
+    max_bytes: u64,
+    /// Bytes held now.
+    bytes: u64,
+    /// Entries held now.
+    entries: u64,
+}
+
+/// The model's part of `/readyz`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ModelStatus {
+    /// Version being served.
+    version: String,
+    /// Its ensemble's members.
+    members: Vec<String>,
 }
 
 /// `GET /readyz`: the store answers, the cache answers, and which model is loaded (the service still answers with a failed
 /// cache, so a cache failure is reported as `degraded` with 200; a failed store is 503).
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
-    (status = 200, description = "Store up; `status` is `ready`, or `degraded` when the cache failed (the service still answers)", body = Object),
-    (status = 503, description = "The store is unreachable", body = Object)))]
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    (status = 200, description = "Store up; `status` is `ready`, or `degraded` when the cache failed (the service still answers)", body = Readiness),
+    (status = 503, description = "The store is unreachable (`status` is `unavailable`)", body = Readiness)))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let store = state.store.ping().await;
     let cache = state.cache.ping().await;
     let model = state.forecasting.model.current();
@@ -39,22 +131,32 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
     };
     (
         code,
-        Json(json!({
-            "status": status,
-            "store": { "backend": state.store.backend(), "ok": store.is_ok(),
-                       "error": store.err().map(|e| e.to_string()) },
-            "cache": { "kind": state.cache.kind(), "ok": cache.is_ok(), "error": cache.err(),
-                       "errors_since_start": state.cache.error_count(),
-                       "in_process": state.cache.local_status() },
-            "model": { "version": model.manifest.version, "members": model.manifest.ensemble.members },
-        })),
+        Json(Readiness {
+            status,
+            store: StoreStatus {
+                backend: state.store.backend(),
+                ok: store.is_ok(),
+                error: store.err().map(|e| e.to_string()),
+            },
+            cache: CacheStatus {
+                kind: state.cache.kind(),
+                ok: cache.is_ok(),
+                error: cache.err(),
+                errors_since_start: state.cache.error_count(),
+                in_process: state.cache.local_status(),
+            },
+            model: ModelStatus {
+                version: model.manifest.version.clone(),
+                members: model.manifest.ensemble.members.clone(),
+            },
+        }),
     )
 }
 
-/// An optional `platform` query parameter: absent or blank means every platform; anything else must
-/// name a platform (400 naming the field otherwise).
+/// An optional `platform` query parameter: absent or empty means every platform; anything else
+/// must name a platform (400 naming the field otherwise).
 pub fn optional_platform(raw: Option<&str>) -> Result<Option<Platform>, ApiError> {
-    raw.filter(|p| !p.trim().is_empty())
+    raw.filter(|p| !p.is_empty())
         .map(|p| p.parse::<Platform>())
         .transpose()
         .map_err(|e| ApiError::BadRequest {
@@ -82,7 +184,7 @@ pub fn parse_key(platform: &str, keyword: &str) -> Result<(Platform, Keyword), A
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct KeywordResponse {
     /// Platform.
-    #[schema(value_type = String, example = "google")]
+    #[schema(value_type = PlatformName, example = "google")]
     pub platform: Platform,
     /// Normalised keyword.
     #[schema(value_type = String, example = "coffee")]
@@ -102,11 +204,12 @@ pub struct KeywordResponse {
 
 /// `GET /v1/keywords/{platform}/{keyword}`: snapshot and stored history.
 #[utoipa::path(get, path = "/v1/keywords/{platform}/{keyword}", tag = "keywords",
-    params(("platform" = String, Path, description = "amazon, etsy, ebay, google or benchmark"),
-           ("keyword" = String, Path, description = "Keyword (1-200 characters; normalised: NFKC, lower case, single spaces)")),
+    params(("platform" = PlatformName, Path),
+           ("keyword" = KeywordText, Path)),
     responses((status = 200, body = KeywordResponse),
               (status = 400, description = "Unknown platform or bad keyword", body = crate::http::error::ErrorResponse),
-              (status = 404, description = "No data for the keyword", body = crate::http::error::ErrorResponse)))]
+              (status = 404, description = "No data for the keyword", body = crate::http::error::ErrorResponse),
+              (status = 500, description = "The store failed", body = crate::http::error::ErrorResponse)))]
 pub async fn keyword(
     State(state): State<AppState>,
     Path((platform, keyword)): Path<(String, String)>,
@@ -132,25 +235,47 @@ pub async fn keyword(
     }))
 }
 
-/// Query of `GET /v1/keywords/search`.
-#[derive(Debug, serde::Deserialize)]
+/// Default `limit` of `GET /v1/keywords/search`.
+pub const SEARCH_DEFAULT_LIMIT: i64 = 10;
+/// Largest `limit` of `GET /v1/keywords/search`.
+pub const SEARCH_MAX_LIMIT: i64 = 100;
+
+/// Query of `GET /v1/keywords/search` (strings, so a bad value is a 400 naming the field).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// Query: keywords starting with it first, then fuzzy matches (trigram similarity on
+    /// PostgreSQL, substring on SQLite).
+    #[param(value_type = KeywordText, required = true)]
     q: Option<String>,
+    /// Only this platform (empty: every platform).
+    #[param(value_type = Option<PlatformName>)]
     platform: Option<String>,
+    /// Most results.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 10)]
     limit: Option<String>,
+}
+
+/// Body of `GET /v1/keywords/search`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SearchResponse {
+    /// The query, normalised.
+    #[schema(value_type = String, example = "tar")]
+    query: Keyword,
+    /// Matches: prefix matches first.
+    results: Vec<SearchHit>,
 }
 
 /// `GET /v1/keywords/search?q=tar&platform=etsy&limit=10`: prefix matches first, then fuzzy ones.
 #[utoipa::path(get, path = "/v1/keywords/search", tag = "keywords",
-    params(("q" = String, Query, description = "Query (prefix first, then fuzzy: trigram similarity on PostgreSQL, substring on SQLite)"),
-           ("platform" = Option<String>, Query, description = "Only this platform"),
-           ("limit" = Option<i64>, Query, description = "1..=100, default 10")),
-    responses((status = 200, description = "`{query, results: [SearchHit]}`", body = Object),
-              (status = 400, body = crate::http::error::ErrorResponse)))]
+    params(SearchQuery),
+    responses((status = 200, body = SearchResponse),
+              (status = 400, description = "Bad query, platform or limit", body = crate::http::error::ErrorResponse),
+              (status = 500, description = "The store failed", body = crate::http::error::ErrorResponse)))]
 pub async fn search(
     State(state): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<SearchQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<SearchResponse>, ApiError> {
     let raw = q.q.unwrap_or_default();
     let query = Keyword::parse(&raw).map_err(|e| ApiError::BadRequest {
         field: "q",
@@ -158,31 +283,53 @@ pub async fn search(
     })?;
     let platform = optional_platform(q.platform.as_deref())?;
     let limit = match q.limit.as_deref() {
-        None => 10,
+        None => SEARCH_DEFAULT_LIMIT,
         Some(l) => l
             .trim()
             .parse::<i64>()
             .ok()
-            .filter(|n| (1..=100).contains(n))
+            .filter(|n| (1..=SEARCH_MAX_LIMIT).contains(n))
             .ok_or_else(|| ApiError::BadRequest {
                 field: "limit",
-                message: format!("`{l}` is not a whole number in 1..=100"),
+                message: format!("`{l}` is not a whole number in 1..={SEARCH_MAX_LIMIT}"),
             })?,
     };
-    let hits = state.store.search(query.as_str(), platform, limit).await?;
-    Ok(Json(json!({ "query": query, "results": hits })))
+    let results = state.store.search(query.as_str(), platform, limit).await?;
+    Ok(Json(SearchResponse { query, results }))
+}
+
+/// Body of `GET /v1/keywords/{keyword}/markets`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MarketsResponse {
+    /// The keyword, normalised.
+    #[schema(value_type = String, example = "coffee")]
+    keyword: Keyword,
+    /// Every platform that has it, in platform order.
+    markets: Vec<Market>,
+}
+
+/// One platform's snapshot of a keyword.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Market {
+    /// Platform.
+    #[schema(value_type = PlatformName)]
+    platform: String,
+    /// Its snapshot there.
+    snapshot: Snapshot,
 }
 
 /// `GET /v1/keywords/{keyword}/markets`: the same keyword on every platform that has it. (A keyword
 /// literally named "markets" is reached through the forecast and history routes.)
 #[utoipa::path(get, path = "/v1/keywords/{keyword}/markets", tag = "keywords",
-    params(("keyword" = String, Path, description = "Keyword")),
-    responses((status = 200, description = "`{keyword, markets: [{platform, snapshot}]}`", body = Object),
-              (status = 404, body = crate::http::error::ErrorResponse)))]
+    params(("keyword" = KeywordText, Path)),
+    responses((status = 200, body = MarketsResponse),
+              (status = 400, description = "Bad keyword", body = crate::http::error::ErrorResponse),
+              (status = 404, description = "No platform has the keyword", body = crate::http::error::ErrorResponse),
+              (status = 500, description = "The store failed", body = crate::http::error::ErrorResponse)))]
 pub async fn markets(
     State(state): State<AppState>,
     Path(keyword): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<MarketsResponse>, ApiError> {
     let keyword = Keyword::parse(&keyword).map_err(|e| ApiError::BadRequest {
         field: "keyword",
         message: e.to_string(),
@@ -193,9 +340,9 @@ pub async fn markets(
             "no platform has data for keyword `{keyword}`"
         )));
     }
-    let list: Vec<serde_json::Value> = markets
+    let markets = markets
         .into_iter()
-        .map(|(platform, snapshot)| json!({ "platform": platform, "snapshot": snapshot }))
+        .map(|(platform, snapshot)| Market { platform, snapshot })
         .collect();
-    Ok(Json(json!({ "keyword": keyword, "markets": list })))
+    Ok(Json(MarketsResponse { keyword, markets }))
 }

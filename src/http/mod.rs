@@ -4,6 +4,7 @@
 mod dashboard;
 mod error;
 mod export;
+mod extract;
 mod forecast;
 mod insights;
 mod keywords;
@@ -11,9 +12,11 @@ mod openapi;
 mod telemetry;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub use error::ApiError;
+pub use extract::MAX_BODY_BYTES;
 pub use forecast::{MAX_BATCH, MAX_HORIZON};
 pub use openapi::ApiDoc;
 pub use telemetry::install_metrics;
@@ -44,6 +47,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/trends", get(insights::trends))
         .merge(openapi::routes())
         .fallback(error::not_found)
+        // After every route: it applies to the method routers registered so far.
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(telemetry::track))
         .with_state(state)
 }

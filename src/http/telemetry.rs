@@ -43,7 +43,7 @@ pub async fn track(req: Request, next: Next) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text: request latency by route, cache hits/misses, inference latency, model swaps", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text: request latency by route, cache hits/misses, inference latency, model swaps", body = String, content_type = "text/plain")))]
 pub async fn metrics() -> Response {
     (
         [(

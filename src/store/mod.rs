@@ -88,7 +88,7 @@ pub struct Snapshot {
     /// Latest cost per click.
     pub cpc: Option<f64>,
     /// Last 52 `[period_start, search_volume]` pairs, oldest first.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<(NaiveDate, f64)>)]
     pub trend_data: serde_json::Value,
     /// When the snapshot was last refreshed.
     pub last_updated: DateTime<Utc>,
@@ -102,11 +102,12 @@ pub struct ModelRecord {
     /// Unique version.
     pub version: String,
     /// `forecaster` or `competition`.
+    #[schema(pattern = "^(forecaster|competition)$")]
     pub kind: String,
     /// Hash of the feature schema it consumes.
     pub feature_schema_hash: String,
-    /// Evaluation metrics.
-    #[schema(value_type = Object)]
+    /// Evaluation metrics, as the training run recorded them (free-form, by name).
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub metrics: serde_json::Value,
     /// Artifact location (folder path).
     pub artifact: String,
