@@ -122,6 +122,13 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
             .filter(|h| h.period_start.format("%Y").to_string() == "2018")
             .count();
         assert_eq!(rows(&read_parquet(&pq)), in_2018, "{name}");
+        // A `from` after `to` is an empty range (the description cannot forbid it).
+        let (s, _, none) = get(
+            &state,
+            "/v1/export/observations?keywords=coffee&from=2019-01-01&to=2018-01-01",
+        )
+        .await;
+        assert_eq!((s, rows(&read_arrow(&none))), (StatusCode::OK, 0), "{name}");
         let all = rows(&read_arrow(&get(&state, "/v1/export/observations").await.2));
         assert_eq!(
             all as i64,
@@ -179,10 +186,9 @@ async fn exports_stream_what_is_stored_as_arrow_and_parquet_on_both_backends() {
             ("/v1/export/observations?format=xml", "format"),
             ("/v1/export/observations?platform=myspace", "platform"),
             ("/v1/export/observations?from=2018-13-01", "from"),
-            (
-                "/v1/export/observations?from=2019-01-01&to=2018-01-01",
-                "from",
-            ),
+            ("/v1/export/observations?from=2018-1-5", "from"),
+            ("/v1/export/observations?platform=%20", "platform"),
+            ("/v1/export/observations?keywords=coffee,%20", "keywords"),
             ("/v1/export/predictions?to=yesterday", "to"),
         ] {
             let (s, _, body) = get(&state, uri).await;

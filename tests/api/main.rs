@@ -6,6 +6,7 @@
 //! `redis://127.0.0.1:6379`). `.ci/run` starts both.
 
 mod cache;
+mod contract;
 mod dashboard;
 mod export;
 mod helpers;
