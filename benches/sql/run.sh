@@ -16,7 +16,8 @@
 #   cargo build --profile perf --bin kwi   # or any build of kwi
 #   KWI_BIN=target/perf/kwi benches/sql/run.sh
 #
-# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth), python3, ../shared/data.
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and python3; the keyword panel is
+# built from data/m4/Weekly-train.csv (benches/load/make_keywords.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${KWI_BIN:-target/perf/kwi}

@@ -12,7 +12,7 @@ use kwi_features::resample::{reference_pool, resample_panel};
 use polars::prelude::*;
 
 fn bench_demand(c: &mut Criterion) {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../data"));
     let pool = reference_pool(dir).expect("reference data");
     let start = chrono::NaiveDate::from_ymd_opt(2016, 1, 3).expect("valid date");
     let cfg = DemandConfig::weekly();

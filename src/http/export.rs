@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::ApiError;
 use crate::app::AppState;
 use crate::export::{ExportFormat, ExportKind, encode_kind};
-use crate::store::ExportFilter;
+use kwi_store::ExportFilter;
 
 /// Most keywords one export filter may name.
 pub const MAX_EXPORT_KEYWORDS: usize = 1000;

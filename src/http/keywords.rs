@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::ApiError;
 use crate::app::AppState;
-use crate::store::{HistoryPoint, Snapshot};
+use kwi_store::{HistoryPoint, Snapshot};
 
 /// `GET /healthz`: the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health",
@@ -26,7 +26,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let store = state.store.ping().await;
     let cache = state.cache.ping().await;
-    let model = state.forecasting.model.current();
+    let forecaster = state.forecaster.status();
     let status = match (&store, &cache) {
         (Err(_), _) => "unavailable",
         (Ok(()), Err(_)) => "degraded",
@@ -46,7 +46,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
             "cache": { "kind": state.cache.kind(), "ok": cache.is_ok(), "error": cache.err(),
                        "errors_since_start": state.cache.error_count(),
                        "in_process": state.cache.local_status() },
-            "model": { "version": model.manifest.version, "members": model.manifest.ensemble.members },
+            "model": { "version": forecaster.model_version, "members": forecaster.members },
+            "forecaster": { "in_flight": forecaster.in_flight, "persist_backlog": forecaster.persist_backlog,
+                            "no_volume_known": forecaster.no_volume_known },
         })),
     )
 }

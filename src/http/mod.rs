@@ -14,7 +14,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use error::ApiError;
-pub use forecast::{MAX_BATCH, MAX_HORIZON};
+pub use forecast::MAX_BATCH;
 pub use openapi::ApiDoc;
 pub use telemetry::install_metrics;
 

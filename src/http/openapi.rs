@@ -31,9 +31,9 @@ use super::{error, export, forecast, insights, keywords, telemetry};
     ),
     components(schemas(
         error::ErrorResponse,
-        crate::store::SearchHit,
-        crate::store::ModelRecord,
-        crate::store::TrendItem,
+        kwi_store::SearchHit,
+        kwi_store::ModelRecord,
+        kwi_store::TrendItem,
     )),
     tags(
         (name = "health", description = "Liveness, readiness, metrics"),
