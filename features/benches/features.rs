@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the feature layer on panels resampled from the real reference series
 //! (`kwi_features::resample`). Sizes are kept small enough for `cargo bench` on a 2-core machine;
 //! the full 100,000 × 156 figure comes from `examples/bench_features.rs`
-//! (see README "Feature layer").
+//! (figures in docs/benchmarks.md, "Feature layer").
 
 use std::hint::black_box;
 use std::path::Path;
