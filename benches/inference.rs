@@ -1,4 +1,4 @@
-//! Inference speed of the forecasting path the server uses (`kwi::forecast::Predictor`):
+//! Inference speed of the forecasting path the server uses (`kwi_predict::Predictor`):
 //! one series and 10,000 series, 13 steps, 80/95 % intervals.
 //!
 //! Real data: the 10,000 series are the 359 M4 Weekly training series and the 32 Google Trends
@@ -13,7 +13,6 @@
 use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use kwi::forecast::Predictor;
 use kwi_features::Frequency;
 use kwi_features::ingest::{IngestOptions, InputFormat, read_observations};
 use kwi_features::schema::window_schema_hash;
@@ -21,13 +20,15 @@ use kwi_features::series::regularise;
 use kwi_features::windows::{WindowSpec, training_windows};
 use kwi_models::artifact::Manifest;
 use kwi_models::conformal::Conformal;
-use kwi_models::ensemble::Selection;
+use kwi_models::ensemble::{Member, Selection};
 use kwi_models::linear::{self, LinearConfig};
 use kwi_models::mlp::{self, MlpConfig};
+use kwi_predict::Predictor;
 
-fn shared(rel: &str) -> PathBuf {
+/// `data/<rel>` in the repository (origin in data/README.md).
+fn data_file(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("data")
         .join(rel)
 }
 
@@ -37,14 +38,14 @@ fn load(rel: &str, format: InputFormat) -> Vec<Vec<f64>> {
         start: (format == InputFormat::M4).then(|| "2000-01-02".parse().unwrap()),
         ..IngestOptions::default()
     };
-    let got = read_observations(&shared(rel), &opts).expect("reference data");
+    let got = read_observations(&data_file(rel), &opts).expect("reference data");
     regularise(&got.rows, Frequency::Weekly, &got.labels)
         .into_iter()
         .map(|s| s.values)
         .collect()
 }
 
-fn predictor(members: &[&str], train: &[&[f64]]) -> Predictor {
+fn predictor(members: &[Member], train: &[&[f64]]) -> Predictor {
     let cfg = MlpConfig {
         steps: 20,
         ..MlpConfig::default()
@@ -68,7 +69,7 @@ fn predictor(members: &[&str], train: &[&[f64]]) -> Predictor {
     let manifest = Manifest {
         name: "bench".into(),
         version: "bench".into(),
-        kind: "forecaster".into(),
+        kind: kwi_models::artifact::ModelKind::Forecaster,
         feature_schema_hash: window_schema_hash(),
         created_at: String::new(),
         season: 52,
@@ -77,7 +78,7 @@ fn predictor(members: &[&str], train: &[&[f64]]) -> Predictor {
         mlp: cfg.clone(),
         linear: LinearConfig::default(),
         ensemble: Selection {
-            members: members.iter().map(|s| s.to_string()).collect(),
+            members: members.to_vec(),
             weights: vec![1.0 / n; members.len()],
             validation: Default::default(),
             candidates: Vec::new(),
@@ -100,18 +101,25 @@ fn bench(c: &mut Criterion) {
         std::env::var("RAYON_NUM_THREADS").ok()
     );
     let mut all = load("m4/Weekly-train.csv", InputFormat::M4);
-    all.extend(load("gtrends/pt_weekly_topics.csv", InputFormat::Gtrends));
+    all.extend(load(
+        "samples/gtrends_pt_weekly_topics.csv",
+        InputFormat::Gtrends,
+    ));
     let refs: Vec<&[f64]> = all.iter().map(Vec::as_slice).collect();
     let many: Vec<&[f64]> = (0..10_000).map(|i| refs[i % refs.len()]).collect();
     let mut g = c.benchmark_group("forecast_h13");
     g.sample_size(10);
-    for members in [&["mlp"][..], &["mlp", "linear"], &["ets", "mlp"]] {
+    for members in [
+        &[Member::Mlp][..],
+        &[Member::Mlp, Member::Linear],
+        &[Member::Ets, Member::Mlp],
+    ] {
         let p = predictor(members, &refs);
-        let name = members.join("+");
+        let name = kwi_models::ensemble::joined(members).replace(" + ", "+");
         g.bench_with_input(BenchmarkId::new(&name, "1_series"), &refs[..1], |b, s| {
             b.iter(|| p.forecast(s, 13, &[80.0, 95.0]).unwrap())
         });
-        if !members.contains(&"ets") {
+        if !members.contains(&Member::Ets) {
             g.bench_with_input(BenchmarkId::new(&name, "10000_series"), &many, |b, s| {
                 b.iter(|| p.forecast(s, 13, &[80.0, 95.0]).unwrap())
             });

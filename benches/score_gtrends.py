@@ -2,9 +2,9 @@
 """Scores a `kwi-train forecast` CSV against the held-out tail of a Google Trends wide file,
 independently of our Rust code (standard library only).
 
-    kwi-train forecast --train ../shared/data/gtrends/pt_weekly_topics.csv --format gtrends \
+    kwi-train forecast --train data/samples/gtrends_pt_weekly_topics.csv --format gtrends \
         --horizon 13 --holdout 13 --out /tmp/gt.csv
-    python3 benches/score_gtrends.py ../shared/data/gtrends/pt_weekly_topics.csv /tmp/gt.csv
+    python3 benches/score_gtrends.py data/samples/gtrends_pt_weekly_topics.csv /tmp/gt.csv
 
 The last H values of every column are the test part; the forecast CSV must hold steps 1..H for
 every column (`id` = column name). Prints MASE (mean over series of mean|y - f| / in-sample mean

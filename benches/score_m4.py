@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Independent M4 Weekly scorer for a `kwi-train forecast` CSV (no dependency on our Rust code).
 
-Usage: python3 benches/score_m4.py FORECAST.csv [../shared/data/m4]
+Usage: python3 benches/score_m4.py FORECAST.csv [M4_DIR, default: the repository's data/m4]
 Prints sMAPE, MASE (m = 1), OWA vs Naive2 (= naive for Weekly), and 80/95 % interval coverage.
 """
 import csv
 import sys
+from pathlib import Path
 
 fc_path = sys.argv[1]
-root = sys.argv[2] if len(sys.argv) > 2 else "../shared/data/m4"
+root = sys.argv[2] if len(sys.argv) > 2 else str(Path(__file__).resolve().parents[1] / "data/m4")
 
 
 def read(path):

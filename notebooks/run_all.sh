@@ -29,7 +29,7 @@ trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$tmp
 for _ in $(seq 1 240); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
 curl -sf "127.0.0.1:$port/readyz" >/dev/null || { echo "FATAL: kwi serve did not become ready" >&2; exit 1; }
 echo "notebooks: training run for 02_training_report"
-"$BIN/kwi-train" evaluate --train ../shared/data/gtrends/pt_weekly_topics.csv --holdout 13 \
+"$BIN/kwi-train" evaluate --train data/samples/gtrends_pt_weekly_topics.csv --holdout 13 \
   --metric-season 52 --steps 300 --out "$tmp/run" >/dev/null
 mkdir -p "$OUT"
 KWI_URL="http://127.0.0.1:$port" KWI_RUN_DIR="$tmp/run" "$VENV/bin/python" - "$OUT" notebooks/*.ipynb <<'PY'

@@ -38,16 +38,7 @@ pub struct GlobalOpts {
 impl GlobalOpts {
     /// The database URL in force: the configured one, or the embedded SQLite file.
     pub fn database_url(&self) -> String {
-        database_url_or_embedded(self.database_url.as_deref(), &self.data_dir)
-    }
-}
-
-/// `url` when set and non-blank, else the embedded SQLite file `kwi.db` in `data_dir` (the rule
-/// every binary of the project follows).
-pub fn database_url_or_embedded(url: Option<&str>, data_dir: &std::path::Path) -> String {
-    match url {
-        Some(url) if !url.trim().is_empty() => url.to_string(),
-        _ => format!("sqlite:{}", data_dir.join("kwi.db").display()),
+        kwi_store::url_or_embedded(self.database_url.as_deref(), &self.data_dir)
     }
 }
 

@@ -1,4 +1,4 @@
-//! `kwi import`: observation files → store, all or nothing.
+//! Observation files → store, all or nothing (what `kwi import` runs, [`crate::cli`]).
 //!
 //! Files are read and validated by the feature layer (Polars); every rejected row is reported as
 //! `file:line: column: reason`. Unless `--skip-invalid` is given, one rejected row means nothing is
@@ -8,14 +8,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressStyle};
 use kwi_features::ingest::{self, IngestOptions, Ingested, Observation, RowError};
 use kwi_features::{Keyword, Platform};
 
-use crate::config::{GlobalOpts, ImportArgs};
-use crate::store::{ImportCounts, Store};
+use kwi_store::{ImportCounts, Store};
 
 /// The Google Trends sample built into the binary (data/samples, origin in data/README.md).
 const SAMPLE_GTRENDS: &[u8] = include_bytes!("../data/samples/gtrends_pt_weekly_topics.csv");
@@ -64,38 +63,6 @@ impl fmt::Display for Summary {
     }
 }
 
-/// `kwi import FILE...`.
-pub async fn run(global: &GlobalOpts, args: &ImportArgs) -> anyhow::Result<()> {
-    let opts = IngestOptions {
-        format: args.format,
-        platform: args.platform,
-        start: args.start,
-        end: args.end,
-        freq: args.freq,
-        source: args.source.clone(),
-    };
-    let files = args.files.clone();
-    let parsed = tokio::task::spawn_blocking(move || read_all(&files, &opts))
-        .await
-        .context("reader task failed")??;
-    for w in &parsed.warnings {
-        eprintln!("warning: {w}");
-    }
-    for e in &parsed.errors {
-        eprintln!("{e}");
-    }
-    if !parsed.errors.is_empty() && !args.skip_invalid {
-        bail!(
-            "{} row(s) rejected (listed above); nothing was imported (fix the rows, or pass --skip-invalid to import the valid ones)",
-            parsed.errors.len()
-        );
-    }
-    let store = crate::app::open_store(global).await?;
-    let summary = write(store.as_ref(), parsed, args.quiet).await?;
-    println!("{summary}");
-    Ok(())
-}
-
 /// All files read, checked across files for duplicate keys.
 #[derive(Default)]
 pub struct Parsed {
@@ -109,6 +76,16 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Every rejected row, as `file:line: column: reason`.
+    pub fn errors(&self) -> &[RowError] {
+        &self.errors
+    }
+
+    /// What was read but deserves a look (e.g. skipped preamble lines).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     fn add(&mut self, got: Ingested, file: String) {
         let idx = self.files.len();
         self.files.push(file);

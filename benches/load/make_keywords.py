@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Builds the load benchmark's keyword panel from REAL data: overlapping 104-week windows of the
-M4 Weekly training series (../shared/data/m4/Weekly-train.csv), one keyword per window, in the long
+M4 Weekly training series (data/m4/Weekly-train.csv), one keyword per window, in the long
 layout `kwi import` reads. Not marketplace keywords, so they go on platform `benchmark`; every
 keyword is named after its source ("m4 w123 at 520" = series W123 from value 520), so nothing here
 pretends to be real keyword demand. Standard library only.
@@ -21,7 +21,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--count", type=int, default=10_000)
 ap.add_argument("--weeks", type=int, default=104)
 ap.add_argument("--stride", type=int, default=26)
-ap.add_argument("--m4", default=str(Path(__file__).resolve().parents[3] / "shared/data/m4/Weekly-train.csv"))
+ap.add_argument("--m4", default=str(Path(__file__).resolve().parents[2] / "data/m4/Weekly-train.csv"))
 ap.add_argument("out")
 ap.add_argument("keywords")
 a = ap.parse_args()

@@ -72,7 +72,7 @@ t0=$(date +%s.%N)
 "$BIN" import --quiet "$data/panel.csv"
 echo "imported $KEYS keywords in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
 
-RUST_LOG="warn,kwi::insights=info" "$BIN" serve --no-sample --listen "127.0.0.1:$PORT" 2>"$data/serve.log" & pids+=($!)
+RUST_LOG="warn,kwi_predict::insights=info" "$BIN" serve --no-sample --listen "127.0.0.1:$PORT" 2>"$data/serve.log" & pids+=($!)
 for _ in $(seq 1 240); do curl -sf "127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
 # The start-up insights job forecasts every stored keyword once; measure after it is done.
 t0=$(date +%s.%N)

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# PostgreSQL-side measurements behind the store changes of sessions 5 and 6 (README, "Load"):
+# PostgreSQL-side timings of the store statements (docs/benchmarks.md, "Store statements: PostgreSQL"):
 #   1. inserting 5,000 forecasts (1-104 steps, two levels) as JSONB from JSON text, as `json` from
 #      text, and as float8[] from values already in binary form (what a binary array bind hands over);
-#   2. the volume read for 64 keywords: the grouped join it was, the LATERAL aggregation over the
-#      observations that replaced it (session 5), and the arrays kept on the snapshot row it is now
-#      (migration 0008);
-#   3. the observations export filtered to one keyword: `($2 IS NULL OR keyword IN (...))` as it was
-#      vs the two-branch form it is now;
-#   4. the whole observations export with and without JIT (kwi's sessions now run with jit off).
+#   2. the volume read for 64 keywords: a grouped join, a LATERAL aggregation over the
+#      observations, and the arrays kept on the snapshot row the store reads (migration 0008);
+#   3. the observations export filtered to one keyword: `($2 IS NULL OR keyword IN (...))` vs the
+#      two-branch form the store uses;
+#   4. the whole observations export with and without JIT (kwi's sessions run with jit off).
 # 2 and 3 run on a store of $KEYS keywords (default 2,000 x 104 weeks, made from M4 Weekly by
 # benches/load/make_keywords.py and imported with `kwi import`), as prepared statements forced to
 # their generic plan (what a server's reused statements get); each is timed with EXPLAIN ANALYZE,
@@ -16,7 +15,8 @@
 #   cargo build --profile perf --bin kwi   # or any build of kwi
 #   KWI_BIN=target/perf/kwi benches/sql/run.sh
 #
-# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth), python3, ../shared/data.
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and python3; the keyword panel is
+# built from data/m4/Weekly-train.csv (benches/load/make_keywords.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${KWI_BIN:-target/perf/kwi}
@@ -84,11 +84,11 @@ PREPARE="PREPARE q(text) AS SELECT (k.ord - 1)::int8, v.periods, v.volumes FROM 
   CROSS JOIN LATERAL (SELECT array_agg(o.period_start ORDER BY o.period_start, o.source) AS periods, \
   array_agg(o.search_volume ORDER BY o.period_start, o.source) AS volumes FROM keyword_observations o \
   WHERE o.platform = k.j->>0 AND o.keyword = k.j->>1 AND o.search_volume IS NOT NULL) v WHERE v.periods IS NOT NULL;"
-best "LATERAL aggregation over the observations (session 5), jit off as kwi's sessions" "EXECUTE q('$keys64')" off
+best "LATERAL aggregation over the observations, jit off as kwi's sessions" "EXECUTE q('$keys64')" off
 PREPARE="PREPARE q(text) AS SELECT (k.ord - 1)::int8, d.volume_periods, d.volume_values FROM jsonb_array_elements(\$1::jsonb) WITH ORDINALITY AS k(j, ord) \
   CROSS JOIN LATERAL (SELECT volume_periods, volume_values FROM keyword_data d WHERE d.platform = k.j->>0 AND d.keyword = k.j->>1 OFFSET 0) d \
   WHERE cardinality(d.volume_values) > 0;"
-best "arrays on the snapshot row (now, src/store/postgres.rs VOLUMES_MANY), jit off" "EXECUTE q('$keys64')" off
+best "arrays on the snapshot row (store/src/postgres.rs VOLUMES_MANY), jit off" "EXECUTE q('$keys64')" off
 
 echo "--- 3. observations export, one keyword"
 PREPARE="PREPARE q(text, text, date, date) AS SELECT platform, keyword, period_start, search_volume FROM keyword_observations \
@@ -101,7 +101,7 @@ PREPARE="PREPARE q(text, text, date, date) AS SELECT platform, keyword, period_s
   JOIN platforms p ON (\$1::text IS NULL OR p.name = \$1) \
   CROSS JOIN LATERAL (SELECT * FROM keyword_observations o WHERE o.platform = p.name AND o.keyword = k.keyword OFFSET 0) o) o \
   WHERE (\$3::date IS NULL OR o.period_start >= \$3) AND (\$4::date IS NULL OR o.period_start <= \$4) ORDER BY platform, keyword, period_start, source;"
-best "two branches (now, src/store/postgres.rs export_rows!), jit on" "EXECUTE q(NULL, '$one', NULL, NULL)"
+best "two branches (store/src/postgres.rs export_rows!), jit on" "EXECUTE q(NULL, '$one', NULL, NULL)"
 best "two branches, jit off as kwi's sessions (PgStore::connect)" "EXECUTE q(NULL, '$one', NULL, NULL)" off
 echo "--- 4. observations export, every row (the two-branch statement)"
 best "jit on" "EXECUTE q(NULL, NULL, NULL, NULL)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Where SQLite's time goes when the prediction writer inserts a batch (README, Load: the embedded
-server's uncached tail). Outside our code, Python's built-in sqlite3 on the `predictions` schema of
+"""Where SQLite's time goes when the prediction writer inserts a batch (docs/benchmarks.md, "SQLite
+prediction inserts": the embedded server's uncached tail). Outside our code, Python's built-in sqlite3 on the `predictions` schema of
 migrations/sqlite/0001_init.sql, WAL and synchronous=NORMAL as `kwi` opens it: 500-row
 transactions into a table already holding 50,000 rows, with the table as it is and with one index
 or the other left out.

@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the feature layer on panels resampled from the real reference series
 //! (`kwi_features::resample`). Sizes are kept small enough for `cargo bench` on a 2-core machine;
 //! the full 100,000 × 156 figure comes from `examples/bench_features.rs`
-//! (see README "Feature layer").
+//! (figures in docs/benchmarks.md, "Feature layer").
 
 use std::hint::black_box;
 use std::path::Path;
@@ -12,7 +12,7 @@ use kwi_features::resample::{reference_pool, resample_panel};
 use polars::prelude::*;
 
 fn bench_demand(c: &mut Criterion) {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../data"));
     let pool = reference_pool(dir).expect("reference data");
     let start = chrono::NaiveDate::from_ymd_opt(2016, 1, 3).expect("valid date");
     let cfg = DemandConfig::weekly();

@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
     let mode: String = arg("--mode", "memory".to_string());
     let out_dir: PathBuf = arg("--out", PathBuf::from("/tmp/kwi_bench_features"));
     let parquet: PathBuf = arg("--parquet", PathBuf::from("/tmp/kwi_bench_panel.parquet"));
-    let data_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
+    let data_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../data"));
 
     let t0 = Instant::now();
     if std::env::args().any(|a| a == "--from-parquet") {

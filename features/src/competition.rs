@@ -513,11 +513,11 @@ mod tests {
 
     const ETSY: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/marketplace/etsy/etsy_items_price.csv"
+        "/../data/marketplace/etsy/etsy_items_price.csv"
     );
     const AMAZON: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/marketplace/amazon_in_kaggle/amazon.csv"
+        "/../data/marketplace/amazon_in_kaggle/amazon.csv"
     );
 
     fn day() -> NaiveDate {

@@ -642,12 +642,9 @@ mod tests {
 
     const GTRENDS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/gtrends/pt_weekly_topics.csv"
+        "/../data/samples/gtrends_pt_weekly_topics.csv"
     );
-    const M4: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/m4/Weekly-train.csv"
-    );
+    const M4: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/m4/Weekly-train.csv");
 
     fn gtrends_rows() -> Vec<Observation> {
         read_observations(GTRENDS.as_ref(), &IngestOptions::default())

@@ -61,7 +61,7 @@ mod tests {
     fn ipc_and_parquet_round_trip_demand_features() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/gtrends/pt_weekly_topics.csv"
+            "/../data/samples/gtrends_pt_weekly_topics.csv"
         );
         let rows = read_observations(path.as_ref(), &IngestOptions::default())
             .unwrap()

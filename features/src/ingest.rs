@@ -861,7 +861,7 @@ mod tests {
     fn raw_google_trends_export_with_preamble() {
         let real = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/gtrends/pt_weekly_topics.csv"
+            "/../data/samples/gtrends_pt_weekly_topics.csv"
         ))
         .unwrap();
         let mut lines = real.lines();

@@ -30,6 +30,7 @@ pub mod export;
 pub mod frame;
 pub mod ingest;
 pub mod keyword;
+pub mod params;
 pub mod regular;
 pub mod resample;
 pub mod schema;
@@ -39,3 +40,4 @@ pub mod windows;
 
 pub use error::{FeatureError, Result};
 pub use keyword::{Frequency, Keyword, Platform};
+pub use params::{Horizon, Levels, ParamError};

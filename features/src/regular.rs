@@ -180,7 +180,7 @@ mod tests {
 
     const GTRENDS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/gtrends/pt_weekly_topics.csv"
+        "/../data/samples/gtrends_pt_weekly_topics.csv"
     );
 
     /// Real Google Trends topics with holes punched in (every 5th week of every 3rd topic dropped,

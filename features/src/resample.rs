@@ -103,12 +103,13 @@ pub fn resample_panel(
 }
 
 /// The reference pool: the 32 Google Trends topics and every M4 Weekly training series, read from
-/// `data_dir` (the `shared/data` folder).
+/// `data_dir` (the repository's `data/` folder: `samples/gtrends_pt_weekly_topics.csv` and
+/// `m4/Weekly-train.csv`).
 pub fn reference_pool(data_dir: &std::path::Path) -> Result<Vec<PoolSeries>> {
     use crate::ingest::{IngestOptions, read_observations};
     let mut pool = Vec::new();
     let gtrends = read_observations(
-        &data_dir.join("gtrends/pt_weekly_topics.csv"),
+        &data_dir.join("samples/gtrends_pt_weekly_topics.csv"),
         &IngestOptions::default(),
     )?;
     let m4 = read_observations(
@@ -172,7 +173,7 @@ mod tests {
 
     #[test]
     fn reference_pool_holds_every_real_series() {
-        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../data"));
         let pool = reference_pool(dir).unwrap();
         assert_eq!(pool.len(), 32 + 359);
         assert_eq!(pool[0].values.len(), 679);

@@ -145,7 +145,7 @@ mod tests {
     fn gtrends_regular() -> DataFrame {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/gtrends/pt_weekly_topics.csv"
+            "/../data/samples/gtrends_pt_weekly_topics.csv"
         );
         let rows = read_observations(path.as_ref(), &IngestOptions::default())
             .unwrap()

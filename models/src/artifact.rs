@@ -12,6 +12,46 @@ use crate::error::{ModelError, Result};
 use crate::linear::{LinearConfig, LinearModel};
 use crate::mlp::MlpConfig;
 
+/// What a registered model does: forecast search volume, or score competition. One active model
+/// of each kind at a time; stored by its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// A search-volume forecaster (`Manifest`).
+    Forecaster,
+    /// A competition scorer (`CompetitionManifest`).
+    Competition,
+}
+
+impl ModelKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Forecaster => "forecaster",
+            ModelKind::Competition => "competition",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "forecaster" => Ok(ModelKind::Forecaster),
+            "competition" => Ok(ModelKind::Competition),
+            other => Err(format!(
+                "unknown model kind `{other}`; expected forecaster or competition"
+            )),
+        }
+    }
+}
+
 /// Everything needed to reproduce and trust a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -19,8 +59,8 @@ pub struct Manifest {
     pub name: String,
     /// Unique version (e.g. `fc-20261124-120501-42`).
     pub version: String,
-    /// `forecaster` or `competition`.
-    pub kind: String,
+    /// What the model does (always [`ModelKind::Forecaster`] here).
+    pub kind: ModelKind,
     /// Hash of the feature schema the model consumes.
     pub feature_schema_hash: String,
     /// RFC 3339 creation time.
@@ -91,8 +131,8 @@ pub struct CompetitionManifest {
     pub name: String,
     /// Unique version (e.g. `comp-20261124-120501-42`).
     pub version: String,
-    /// Always `competition`.
-    pub kind: String,
+    /// Always [`ModelKind::Competition`].
+    pub kind: ModelKind,
     /// Hash of the competition feature schema.
     pub feature_schema_hash: String,
     /// RFC 3339 creation time.
@@ -134,7 +174,7 @@ pub fn load_competition(
     let (p, bytes) = read("manifest.json")?;
     let manifest: CompetitionManifest =
         serde_json::from_slice(&bytes).map_err(|e| io_err(&p, e))?;
-    if manifest.kind != "competition" {
+    if manifest.kind != ModelKind::Competition {
         return Err(io_err(
             &p,
             format!("kind is `{}`, not `competition`", manifest.kind),

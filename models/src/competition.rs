@@ -152,6 +152,62 @@ impl CompetitionInput {
     }
 }
 
+/// Listing statistics of one (platform, keyword, period) as the feature layer computes them and the
+/// store keeps them: the one mapping to [`CompetitionInput`], shared by training (from the Polars
+/// competition frame) and the insights job (from stored observations), so the two cannot drift.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ListingStats {
+    /// Listings returned.
+    pub listing_count: Option<f64>,
+    /// Listings per unit of search volume ([`ListingStats::per_demand`]).
+    pub listings_per_demand: Option<f64>,
+    /// Median review count of the 10 best-ranked listings.
+    pub top10_review_median: Option<f64>,
+    /// Share of all reviews held by the 10 best-ranked listings.
+    pub top10_review_share: Option<f64>,
+    /// Mean rating of the 10 best-ranked listings.
+    pub top10_rating_mean: Option<f64>,
+    /// Price quartiles and median.
+    pub price_p25: Option<f64>,
+    /// Median price.
+    pub price_median: Option<f64>,
+    /// Upper price quartile.
+    pub price_p75: Option<f64>,
+    /// Share of sponsored results.
+    pub sponsored_share: Option<f64>,
+    /// Mean cost per click.
+    pub cpc: Option<f64>,
+}
+
+impl ListingStats {
+    /// `listing_count / search_volume`, unknown without a volume or when it is 0 (the feature
+    /// layer's `listings_per_demand`).
+    pub fn per_demand(listing_count: Option<f64>, search_volume: Option<f64>) -> Option<f64> {
+        match (listing_count, search_volume) {
+            (Some(l), Some(v)) if v > 0.0 => Some(l / v),
+            _ => None,
+        }
+    }
+}
+
+impl From<ListingStats> for CompetitionInput {
+    fn from(s: ListingStats) -> Self {
+        CompetitionInput {
+            listings_per_demand: s.listings_per_demand,
+            listing_count: s.listing_count,
+            top10_review_median: s.top10_review_median,
+            top10_review_share: s.top10_review_share,
+            top10_rating_mean: s.top10_rating_mean,
+            price_dispersion: match (s.price_p25, s.price_p75, s.price_median) {
+                (Some(a), Some(b), Some(m)) if m > 0.0 => Some((b - a).max(0.0) / m),
+                _ => None,
+            },
+            sponsored_share: s.sponsored_share,
+            cpc: s.cpc,
+        }
+    }
+}
+
 /// Maps a raw factor value to its "harder is larger" scale (non-decreasing in the harder
 /// direction); non-finite values are treated as missing.
 pub fn transform(factor: usize, v: f64) -> Option<f64> {

@@ -65,17 +65,96 @@ impl std::fmt::Display for Criterion {
     }
 }
 
+/// An ensemble member: a forecasting method the ensemble may combine. Stored in manifests and
+/// configs by its lowercase name (`naive`, `snaive`, `naive2`, `ets`, `mlp`, `linear`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Member {
+    /// Last value.
+    Naive,
+    /// Value one season back.
+    SNaive,
+    /// Naive on the seasonally adjusted series (M4's benchmark; naive when not seasonal).
+    Naive2,
+    /// AutoETS (augurs).
+    Ets,
+    /// The global Candle MLP.
+    Mlp,
+    /// The global Linfa ridge on lag windows.
+    Linear,
+}
+
+impl Member {
+    /// Every member, in a stable order.
+    pub const ALL: [Member; 6] = [
+        Member::Naive,
+        Member::SNaive,
+        Member::Naive2,
+        Member::Ets,
+        Member::Mlp,
+        Member::Linear,
+    ];
+
+    /// Its name in manifests, configs and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Member::Naive => "naive",
+            Member::SNaive => "snaive",
+            Member::Naive2 => "naive2",
+            Member::Ets => "ets",
+            Member::Mlp => "mlp",
+            Member::Linear => "linear",
+        }
+    }
+
+    /// A few passes over the series' own values: no fitting, no network.
+    pub fn is_light(self) -> bool {
+        matches!(self, Member::Naive | Member::SNaive | Member::Naive2)
+    }
+
+    /// A global member, fitted across series and loaded from the artifact.
+    pub fn is_global(self) -> bool {
+        matches!(self, Member::Mlp | Member::Linear)
+    }
+}
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Member {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let t = s.trim();
+        Member::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(t))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Member::ALL.iter().map(|m| m.as_str()).collect();
+                format!("unknown member `{t}`; expected one of {}", names.join(", "))
+            })
+    }
+}
+
+/// Member names joined for reports (`snaive + ets + mlp`).
+pub fn joined(members: &[Member]) -> String {
+    let names: Vec<&str> = members.iter().map(|m| m.as_str()).collect();
+    names.join(" + ")
+}
+
 /// The chosen combination.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Selection {
-    /// Member names.
-    pub members: Vec<String>,
+    /// Members combined.
+    pub members: Vec<Member>,
     /// Weights, summing to 1.
     pub weights: Vec<f64>,
     /// Validation accuracy of the combination.
     pub validation: Accuracy,
-    /// Validation accuracy of every candidate model alone, by name.
-    pub candidates: Vec<(String, Accuracy)>,
+    /// Validation accuracy of every candidate model alone.
+    pub candidates: Vec<(Member, Accuracy)>,
     /// What the choice minimised (`Auto` already resolved).
     #[serde(default = "Criterion::recorded_before")]
     pub criterion: Criterion,
@@ -93,7 +172,7 @@ pub fn combine(members: &[&[f64]], weights: &[f64]) -> Vec<f64> {
 /// `criterion` (resolved against `actual`). `reference` (Naive2's validation forecasts) defines
 /// OWA; `m` is the MASE seasonal lag.
 pub fn select(
-    candidates: &[(String, Vec<Vec<f64>>)],
+    candidates: &[(Member, Vec<Vec<f64>>)],
     reference: &[Vec<f64>],
     history: &[&[f64]],
     actual: &[&[f64]],
@@ -103,14 +182,9 @@ pub fn select(
 ) -> Selection {
     let criterion = criterion.resolve(actual);
     let base = accuracy(history, actual, reference, m);
-    let alone: Vec<(String, Accuracy)> = candidates
+    let alone: Vec<(Member, Accuracy)> = candidates
         .iter()
-        .map(|(name, f)| {
-            (
-                name.clone(),
-                accuracy(history, actual, f, m).with_owa(&base),
-            )
-        })
+        .map(|(name, f)| (*name, accuracy(history, actual, f, m).with_owa(&base)))
         .collect();
     let k = candidates.len();
     let mut best: Option<(f64, Vec<usize>, Accuracy)> = None;
@@ -138,7 +212,7 @@ pub fn select(
     let (_, idx, validation) = best.unwrap_or((f64::NAN, Vec::new(), Accuracy::default()));
     let n = idx.len().max(1) as f64;
     Selection {
-        members: idx.iter().map(|&i| candidates[i].0.clone()).collect(),
+        members: idx.iter().map(|&i| candidates[i].0).collect(),
         weights: vec![1.0 / n; idx.len()],
         validation,
         candidates: alone,
@@ -161,13 +235,13 @@ mod tests {
         let bad = vec![vec![30.0, 30.0]; 2];
         let naive2 = vec![vec![3.0, 3.0]; 2];
         let cands = vec![
-            ("over".to_string(), over),
-            ("under".to_string(), under),
-            ("bad".to_string(), bad),
+            (Member::Naive, over),
+            (Member::SNaive, under),
+            (Member::Ets, bad),
         ];
         let s = select(&cands, &naive2, &history, &actual, 1, 2, Criterion::Auto);
         assert_eq!(s.criterion, Criterion::Owa);
-        assert_eq!(s.members, vec!["over", "under"]);
+        assert_eq!(s.members, vec![Member::Naive, Member::SNaive]);
         assert_eq!(s.weights, vec![0.5, 0.5]);
         assert_eq!(s.validation.mase, 0.0);
         assert_eq!(s.candidates.len(), 3);
@@ -185,17 +259,15 @@ mod tests {
         let zero_hugger = vec![vec![0.0, 7.0, 7.0]];
         let close = vec![vec![0.5, 10.0, 10.0]];
         let naive2 = vec![vec![6.0, 6.0, 6.0]];
-        let cands = vec![
-            ("zero_hugger".to_string(), zero_hugger),
-            ("close".to_string(), close),
-        ];
-        let check = |c: Criterion, resolved: Criterion, winner: &str| {
+        // Naive stands for the zero hugger, Ets for the close one (names only label here).
+        let cands = vec![(Member::Naive, zero_hugger), (Member::Ets, close)];
+        let check = |c: Criterion, resolved: Criterion, winner: Member| {
             let s = select(&cands, &naive2, &history, &actual, 1, 1, c);
-            assert_eq!((s.criterion, s.members[0].as_str()), (resolved, winner));
+            assert_eq!((s.criterion, s.members[0]), (resolved, winner));
         };
-        check(Criterion::Owa, Criterion::Owa, "zero_hugger");
-        check(Criterion::Mase, Criterion::Mase, "close");
-        check(Criterion::Auto, Criterion::Mase, "close");
+        check(Criterion::Owa, Criterion::Owa, Member::Naive);
+        check(Criterion::Mase, Criterion::Mase, Member::Ets);
+        check(Criterion::Auto, Criterion::Mase, Member::Ets);
         assert_eq!("MASE".parse::<Criterion>(), Ok(Criterion::Mase));
         assert!(
             "mape"
@@ -203,5 +275,23 @@ mod tests {
                 .unwrap_err()
                 .contains("auto, owa or mase")
         );
+    }
+
+    #[test]
+    fn members_keep_their_manifest_names() {
+        for m in Member::ALL {
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{}\"", m.as_str()));
+            assert_eq!(serde_json::from_str::<Member>(&json).unwrap(), m);
+            assert_eq!(m.as_str().parse::<Member>(), Ok(m));
+        }
+        assert_eq!(" SNaive ".parse::<Member>(), Ok(Member::SNaive));
+        assert!(
+            "arima"
+                .parse::<Member>()
+                .unwrap_err()
+                .contains("naive, snaive")
+        );
+        assert_eq!(joined(&[Member::SNaive, Member::Ets]), "snaive + ets");
     }
 }

@@ -8,6 +8,8 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::serving::ServeError;
+
 /// An API error.
 #[derive(Debug)]
 pub enum ApiError {
@@ -37,8 +39,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     /// The body is not in a media type the endpoint takes.
     UnsupportedMediaType(String),
-    /// A dependency (store) failed; details are logged, not returned.
-    Internal(String),
+    /// The service failed (store, model, a task); the error is logged, never returned.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
 #[derive(Serialize)]
@@ -135,8 +137,8 @@ impl IntoResponse for ApiError {
                 Some("content-type"),
                 m.as_str(),
             ),
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
+            ApiError::Internal(error) => {
+                tracing::error!(error = %error, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
@@ -159,9 +161,33 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+impl From<kwi_store::StoreError> for ApiError {
+    fn from(e: kwi_store::StoreError) -> Self {
+        ApiError::Internal(Box::new(e))
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        ApiError::Internal(Box::new(e))
+    }
+}
+
+impl From<ServeError> for ApiError {
+    fn from(e: ServeError) -> Self {
+        match e {
+            ServeError::UnknownKeyword { .. }
+            | ServeError::NoVolume { .. }
+            | ServeError::UnknownModel(_) => ApiError::NotFound(e.to_string()),
+            ServeError::LevelNotCalibrated { .. } => ApiError::BadRequest {
+                field: "levels",
+                message: e.to_string(),
+            },
+            ServeError::Unloadable { .. } => ApiError::Conflict(e.to_string()),
+            ServeError::Store(_) | ServeError::Model(_) | ServeError::Internal(_) => {
+                ApiError::Internal(Box::new(e))
+            }
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use super::extract::Query;
 use super::openapi::{Binary, KeywordList, PlatformName};
 use crate::app::AppState;
 use crate::export::{ExportFormat, ExportKind, encode_kind};
-use crate::store::ExportFilter;
+use kwi_store::ExportFilter;
 
 /// Most keywords one export filter may name.
 pub const MAX_EXPORT_KEYWORDS: usize = 1000;

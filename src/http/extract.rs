@@ -60,7 +60,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
                 })
             }
             // A capture the route does not have, or a type that cannot come from a path: a bug here.
-            Err(e) => Err(ApiError::Internal(e.body_text())),
+            Err(e) => Err(ApiError::Internal(e.body_text().into())),
         }
     }
 }

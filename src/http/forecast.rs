@@ -1,6 +1,5 @@
-//! Forecast and model-registry endpoints.
-
-use std::sync::Arc;
+//! Forecast and model-registry endpoints: parse the request into edge types, ask the
+//! [`Forecaster`](crate::serving::Forecaster), write the answer out.
 
 use axum::Json;
 use axum::body::Body;
@@ -9,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kwi_features::series::Series;
-use kwi_features::{Frequency, Keyword, Platform};
+use kwi_features::{Frequency, Horizon, Keyword, Levels, ParamError, Platform};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
@@ -18,16 +17,13 @@ use super::extract::{self, Path, Query};
 use super::keywords::parse_key;
 use super::openapi::{KeywordText, Level, LevelList, PlatformName};
 use crate::app::AppState;
-use crate::forecast::Predictor;
-use crate::serving::{
-    Answer, ForecastBody, Job, cache_key, cached_or_compute, compute_many, forecast_many,
-};
-use crate::store::ModelRecord;
+use crate::serving::{BatchItem, ForecastBody};
+use kwi_store::ModelRecord;
 
-/// Longest horizon served.
-pub const MAX_HORIZON: usize = 104;
 /// Most keywords, and most series, in one batch request.
 pub const MAX_BATCH: usize = 1000;
+/// Most values in one ad-hoc series.
+pub const MAX_SERIES_VALUES: usize = 10_000;
 /// Largest value of an ad-hoc series: far above any search volume, far enough below `f64::MAX`
 /// that intervals around it stay finite.
 pub const MAX_SERIES_VALUE: f64 = 1e12;
@@ -46,87 +42,11 @@ pub struct ForecastQuery {
     levels: Option<String>,
 }
 
-/// Parses `horizon` (default 13, 1..=104).
-pub fn parse_horizon(raw: Option<&str>) -> Result<usize, ApiError> {
-    let Some(raw) = raw else { return Ok(13) };
-    raw.trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|h| (1..=MAX_HORIZON).contains(h))
-        .ok_or_else(|| bad_horizon(raw))
-}
-
-/// Checks a horizon given as a number (batch body).
-pub fn check_horizon(h: Option<usize>) -> Result<usize, ApiError> {
-    match h {
-        None => Ok(13),
-        Some(h) if (1..=MAX_HORIZON).contains(&h) => Ok(h),
-        Some(h) => Err(bad_horizon(&h.to_string())),
+fn param_error(field: &'static str) -> impl Fn(ParamError) -> ApiError {
+    move |e| ApiError::BadRequest {
+        field,
+        message: e.to_string(),
     }
-}
-
-fn bad_horizon(raw: &str) -> ApiError {
-    ApiError::BadRequest {
-        field: "horizon",
-        message: format!("`{raw}` is not a whole number of periods in 1..={MAX_HORIZON}"),
-    }
-}
-
-/// Parses `levels` (default `80,95`): comma-separated percentages, then [`check_levels`].
-pub fn parse_levels(raw: Option<&str>, model: &Predictor) -> Result<Vec<f64>, ApiError> {
-    let Some(raw) = raw else {
-        return Ok(vec![80.0, 95.0]);
-    };
-    let values = raw
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|part| {
-            part.parse::<f64>().map_err(|_| ApiError::BadRequest {
-                field: "levels",
-                message: format!("`{part}` is not a number"),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    check_levels(Some(values), model)
-}
-
-/// Checks levels (default 80, 95): 1 to 10 percentages in (0, 100) that the model's calibration
-/// covers; returned sorted without duplicates.
-pub fn check_levels(values: Option<Vec<f64>>, model: &Predictor) -> Result<Vec<f64>, ApiError> {
-    let Some(values) = values else {
-        return Ok(vec![80.0, 95.0]);
-    };
-    let conformal = &model.manifest.conformal;
-    for &v in &values {
-        if !(v > 0.0 && v < 100.0) {
-            return Err(ApiError::BadRequest {
-                field: "levels",
-                message: format!("{v} is outside (0, 100): levels are coverage percentages"),
-            });
-        }
-        if !conformal.supports(v) {
-            return Err(ApiError::BadRequest {
-                field: "levels",
-                message: format!(
-                    "{v} is outside the range model {} is calibrated for ({}..={})",
-                    model.manifest.version,
-                    conformal.levels.first().copied().unwrap_or(f64::NAN),
-                    conformal.levels.last().copied().unwrap_or(f64::NAN)
-                ),
-            });
-        }
-    }
-    if values.is_empty() || values.len() > 10 {
-        return Err(ApiError::BadRequest {
-            field: "levels",
-            message: "give 1 to 10 levels, e.g. 80,95".into(),
-        });
-    }
-    let mut out = values;
-    out.sort_by(|a, b| a.total_cmp(b));
-    out.dedup();
-    Ok(out)
 }
 
 fn json_bytes(body: Bytes, cached: bool) -> Response {
@@ -143,93 +63,6 @@ fn json_bytes(body: Bytes, cached: bool) -> Response {
         .into_response()
 }
 
-async fn keyword_forecast(
-    state: &AppState,
-    platform: Platform,
-    keyword: &Keyword,
-    horizon: usize,
-    levels: &[f64],
-    model: Arc<Predictor>,
-) -> Result<(Bytes, bool), ApiError> {
-    let version = state
-        .forecasting
-        .data_versions
-        .get(state.store.as_ref(), platform, keyword)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("no data for keyword `{keyword}` on {platform}"))
-        })?;
-    let key = cache_key(
-        &model.manifest.version,
-        platform,
-        keyword,
-        version,
-        horizon,
-        levels,
-    );
-    // The job is built only when the in-process cache misses: a hit there allocates nothing for it.
-    let compute = |cache_key: &str| {
-        // A keyword already found to have no volume at this data version: no query.
-        let known_empty =
-            state
-                .forecasting
-                .no_volume
-                .contains_key(&(platform, keyword.clone(), version));
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Job {
-            key: (platform, keyword.clone()),
-            cache_key: cache_key.to_string(),
-            horizon,
-            levels: levels.to_vec(),
-            model: model.clone(),
-            reply,
-        };
-        let batcher = state.forecasting.batcher.clone();
-        async move {
-            if known_empty {
-                return Err(NoVolumes.into());
-            }
-            batcher
-                .send(job)
-                .await
-                .map_err(|_| anyhow::anyhow!("the forecast batcher has stopped"))?;
-            match answer
-                .await
-                .map_err(|_| anyhow::anyhow!("the forecast batcher dropped a request"))?
-            {
-                Ok(Answer::Cached(bytes)) => Ok((bytes, true)),
-                Ok(Answer::Computed(bytes)) => Ok((bytes, false)),
-                Ok(Answer::NoVolume) => Err(NoVolumes.into()),
-                Err(e) => Err(anyhow::anyhow!("{e:#}")),
-            }
-        }
-    };
-    cached_or_compute(&state.cache, &state.forecasting.inflight, key, compute)
-        .await
-        .map_err(|e| match e.downcast_ref::<NoVolumes>() {
-            Some(_) => {
-                state
-                    .forecasting
-                    .no_volume
-                    .insert((platform, keyword.clone(), version), ());
-                ApiError::NotFound(no_volume_message(platform, keyword))
-            }
-            None => ApiError::Internal(e.to_string()),
-        })
-}
-
-/// Why a stored keyword without any search volume (listing data only) has no forecast.
-fn no_volume_message(platform: Platform, keyword: &Keyword) -> String {
-    format!(
-        "keyword `{keyword}` on {platform} has listing data but no search-volume history to forecast"
-    )
-}
-
-/// A stored keyword without any search volume (listing data only): nothing to forecast.
-#[derive(Debug, thiserror::Error)]
-#[error("no search-volume history")]
-struct NoVolumes;
-
 /// `GET /v1/keywords/{platform}/{keyword}/forecast?horizon=13&levels=80,95`.
 #[utoipa::path(get, path = "/v1/keywords/{platform}/{keyword}/forecast", tag = "forecasts",
     params(("platform" = PlatformName, Path), ("keyword" = KeywordText, Path), ForecastQuery),
@@ -245,12 +78,24 @@ pub async fn forecast(
     Query(q): Query<ForecastQuery>,
 ) -> Result<Response, ApiError> {
     let (platform, keyword) = parse_key(&platform, &keyword)?;
-    let horizon = parse_horizon(q.horizon.as_deref())?;
-    let model = state.forecasting.model.current();
-    let levels = parse_levels(q.levels.as_deref(), &model)?;
-    let (bytes, cached) =
-        keyword_forecast(&state, platform, &keyword, horizon, &levels, model).await?;
-    Ok(json_bytes(bytes, cached))
+    let horizon = q
+        .horizon
+        .as_deref()
+        .map(Horizon::parse)
+        .transpose()
+        .map_err(param_error("horizon"))?
+        .unwrap_or_default();
+    let levels = q
+        .levels
+        .as_deref()
+        .map(Levels::parse)
+        .transpose()
+        .map_err(param_error("levels"))?;
+    let served = state
+        .forecaster
+        .keyword(platform, &keyword, horizon, levels.as_ref())
+        .await?;
+    Ok(json_bytes(served.body, served.cached))
 }
 
 /// One keyword of a batch.
@@ -327,31 +172,7 @@ pub enum BatchResult {
     /// The forecast.
     Forecast(ForecastBody),
     /// No data for the keyword, or no search-volume history to forecast.
-    Error(BatchError),
-}
-
-/// A stored keyword of a batch without a forecast.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct BatchError {
-    /// Platform.
-    #[schema(value_type = PlatformName)]
-    platform: String,
-    /// Keyword, normalised.
-    keyword: String,
-    /// Why.
-    error: BatchErrorDetail,
-}
-
-/// Why a batch entry has no forecast.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct BatchErrorDetail {
-    /// Always `not_found`.
-    #[schema(pattern = "^not_found$")]
-    code: String,
-    /// Why, in words.
-    message: String,
+    Failed(FailedEntry<'static>),
 }
 
 /// `POST /v1/forecasts`: up to 1,000 stored keywords and up to 1,000 ad-hoc series.
@@ -384,9 +205,17 @@ pub async fn batch(
             });
         }
     }
-    let horizon = check_horizon(req.horizon)?;
-    let model = state.forecasting.model.current();
-    let levels = check_levels(req.levels, &model)?;
+    let horizon = req
+        .horizon
+        .map(Horizon::new)
+        .transpose()
+        .map_err(param_error("horizon"))?
+        .unwrap_or_default();
+    let levels = req
+        .levels
+        .map(Levels::new)
+        .transpose()
+        .map_err(param_error("levels"))?;
     let mut keys = Vec::with_capacity(req.keywords.len());
     for (i, k) in req.keywords.iter().enumerate() {
         let key = parse_key(&k.platform, &k.keyword).map_err(|e| match e {
@@ -402,172 +231,113 @@ pub async fn batch(
         })?;
         keys.push(key);
     }
-    let mut adhoc = Vec::with_capacity(req.series.len());
-    for (i, s) in req.series.iter().enumerate() {
-        if s.values.is_empty() || s.values.len() > 10_000 {
-            return Err(ApiError::BadRequest {
-                field: "series[].values",
-                message: format!("series[{i}]: give 1 to 10000 values"),
-            });
-        }
-        if let Some(v) = s
-            .values
-            .iter()
-            .find(|v| !(0.0..=MAX_SERIES_VALUE).contains(*v))
-        {
-            return Err(ApiError::BadRequest {
-                field: "series[].values",
-                message: format!("series[{i}]: {v} is not a number in 0..={MAX_SERIES_VALUE:e}"),
-            });
-        }
-        let keyword = Keyword::parse(&s.id).map_err(|e| ApiError::BadRequest {
-            field: "series[].id",
-            message: format!("series[{i}]: {e}"),
-        })?;
-        adhoc.push(Series {
-            platform: Platform::Benchmark,
-            keyword,
-            label: s.id.clone(),
-            start: s
-                .start
-                .unwrap_or_else(|| chrono::NaiveDate::from_ymd_opt(2000, 1, 2).expect("valid")),
-            freq: Frequency::Weekly,
-            observed: vec![true; s.values.len()],
-            values: s.values.clone(),
-            gaps: 0,
-        });
-    }
-    let mut results = batch_stored(&state, &keys, horizon, &levels, &model).await?;
-    // Ad-hoc series: one model call for all of them, off the async workers.
-    if !adhoc.is_empty() {
-        let (m, lv) = (model.clone(), levels.clone());
-        let bodies = tokio::task::spawn_blocking(move || {
-            let mut bodies = forecast_many(&m, &adhoc, horizon, &lv)?;
-            for (b, s) in bodies.iter_mut().zip(&adhoc) {
-                b.platform = None;
-                b.keyword = s.label.clone();
-            }
-            Ok::<_, anyhow::Error>(bodies)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-        for b in bodies {
-            results.push(Bytes::from(
-                serde_json::to_vec(&b).map_err(|e| ApiError::Internal(e.to_string()))?,
-            ));
-        }
-    }
-    // The cached bodies are already JSON: the answer is written around them, not re-parsed.
-    let mut out = serde_json::to_vec(&serde_json::json!({
-        "model_version": model.manifest.version,
-        "horizon": horizon,
-    }))
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    out.pop(); // the closing brace
-    out.extend_from_slice(b",\"results\":[");
-    for (i, r) in results.iter().enumerate() {
+    let adhoc = req
+        .series
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| adhoc_series(i, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let answer = state
+        .forecaster
+        .batch(&keys, adhoc, horizon, levels.as_ref())
+        .await?;
+    // The forecasts are already JSON (most from the cache): the answer is written around them, not
+    // re-parsed.
+    let mut out = Vec::with_capacity(64 + answer.results.iter().map(item_len).sum::<usize>());
+    out.extend_from_slice(b"{\"model_version\":");
+    serde_json::to_writer(&mut out, &answer.model_version)?;
+    out.extend_from_slice(format!(",\"horizon\":{},\"results\":[", answer.horizon).as_bytes());
+    for (i, r) in answer.results.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(r);
+        match r {
+            BatchItem::Forecast(body) => out.extend_from_slice(body),
+            BatchItem::Failed {
+                platform,
+                keyword,
+                error,
+            } => serde_json::to_writer(
+                &mut out,
+                &FailedEntry {
+                    platform: *platform,
+                    keyword,
+                    error: FailedError {
+                        code: "not_found",
+                        message: error.to_string(),
+                    },
+                },
+            )?,
+        }
     }
     out.extend_from_slice(b"]}");
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
-/// The stored keywords of a batch, in order: one data-version query for keywords not held, one
-/// cache round trip (`MGET`), then [`compute_many`] for the misses (one volume query, one model
-/// call, one pipelined cache write, the prediction writer), run as its own task so a client that
-/// hangs up cannot stop computed forecasts from being queued for persistence. An unknown keyword gets an error entry.
-async fn batch_stored(
-    state: &AppState,
-    keys: &[(Platform, Keyword)],
-    horizon: usize,
-    levels: &[f64],
-    model: &Arc<Predictor>,
-) -> Result<Vec<Bytes>, ApiError> {
-    let versions = state
-        .forecasting
-        .data_versions
-        .get_many(state.store.as_ref(), keys)
-        .await?;
-    let error_entry = |(p, k): &(Platform, Keyword), message: String| -> Bytes {
-        let v = serde_json::json!({ "platform": p, "keyword": k, "error": { "code": "not_found",
-            "message": message } });
-        Bytes::from(serde_json::to_vec(&v).expect("json"))
-    };
-    let not_found = |key: &(Platform, Keyword)| {
-        error_entry(key, format!("no data for keyword `{}` on {}", key.1, key.0))
-    };
-    let mut out: Vec<Option<Bytes>> = vec![None; keys.len()];
-    let mut wanted: Vec<(usize, String)> = Vec::new();
-    for (i, (key, version)) in keys.iter().zip(&versions).enumerate() {
-        match version {
-            None => out[i] = Some(not_found(key)),
-            Some(v) => wanted.push((
-                i,
-                cache_key(&model.manifest.version, key.0, &key.1, *v, horizon, levels),
-            )),
-        }
+fn item_len(item: &BatchItem) -> usize {
+    match item {
+        BatchItem::Forecast(b) => b.len() + 1,
+        BatchItem::Failed { .. } => 160,
     }
-    let cache_keys: Vec<String> = wanted.iter().map(|(_, k)| k.clone()).collect();
-    let hits = state.cache.get_many(&cache_keys).await;
-    // Misses, each distinct key once (a batch may name a keyword twice).
-    let mut miss_of_key: std::collections::HashMap<String, usize> = Default::default();
-    let mut misses: Vec<(usize, String)> = Vec::new();
-    let mut dup: Vec<(usize, String)> = Vec::new();
-    for ((i, k), hit) in wanted.into_iter().zip(hits) {
-        match hit {
-            Some(bytes) => out[i] = Some(bytes),
-            None if miss_of_key.contains_key(&k) => dup.push((i, k)),
-            None => {
-                miss_of_key.insert(k.clone(), i);
-                misses.push((i, k));
-            }
-        }
+}
+
+/// A batch entry that could not be forecast (`{platform, keyword, error: {code, message}}`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FailedEntry<'a> {
+    /// Platform of the entry.
+    #[schema(value_type = PlatformName)]
+    platform: Platform,
+    /// Keyword of the entry.
+    #[schema(value_type = String)]
+    keyword: &'a Keyword,
+    /// Why it has no forecast.
+    error: FailedError,
+}
+
+/// Why a batch entry has no forecast.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FailedError {
+    /// `not_found`: the keyword is not stored, or has no search-volume history.
+    #[schema(value_type = String, pattern = "^not_found$")]
+    code: &'static str,
+    /// What is missing.
+    message: String,
+}
+
+/// An ad-hoc series of a batch, checked: 1 to 10,000 values in 0..=1e12 and a valid id.
+fn adhoc_series(i: usize, s: AdHocSeries) -> Result<Series, ApiError> {
+    if s.values.is_empty() || s.values.len() > MAX_SERIES_VALUES {
+        return Err(ApiError::BadRequest {
+            field: "series[].values",
+            message: format!("series[{i}]: give 1 to {MAX_SERIES_VALUES} values"),
+        });
     }
-    metrics::counter!("kwi_cache_hits_total")
-        .increment((keys.len() - misses.len() - dup.len()) as u64);
-    metrics::counter!("kwi_cache_misses_total").increment((misses.len() + dup.len()) as u64);
-    if !misses.is_empty() {
-        let miss_keys: Vec<(Platform, Keyword)> =
-            misses.iter().map(|(i, _)| keys[*i].clone()).collect();
-        let miss_cache_keys: Vec<String> = misses.iter().map(|(_, k)| k.clone()).collect();
-        let (store, cache, persist) = (
-            state.store.clone(),
-            state.cache.clone(),
-            state.forecasting.persist.clone(),
-        );
-        let (model, lv) = (model.clone(), levels.to_vec());
-        let bodies = tokio::spawn(async move {
-            compute_many(
-                store.as_ref(),
-                &cache,
-                &persist,
-                &model,
-                &miss_keys,
-                &miss_cache_keys,
-                horizon,
-                &lv,
-            )
-            .await
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-        for ((i, _), b) in misses.iter().zip(bodies) {
-            out[*i] = Some(b.unwrap_or_else(|| {
-                error_entry(&keys[*i], no_volume_message(keys[*i].0, &keys[*i].1))
-            }));
-        }
+    if let Some(v) = s
+        .values
+        .iter()
+        .find(|v| !(0.0..=MAX_SERIES_VALUE).contains(*v))
+    {
+        return Err(ApiError::BadRequest {
+            field: "series[].values",
+            message: format!("series[{i}]: {v} is not a number in 0..={MAX_SERIES_VALUE:e}"),
+        });
     }
-    for (i, k) in dup {
-        out[i] = out[miss_of_key[&k]].clone();
-    }
-    out.into_iter()
-        .map(|o| o.ok_or_else(|| ApiError::Internal("batch entry left unanswered".into())))
-        .collect()
+    let keyword = Keyword::parse(&s.id).map_err(|e| ApiError::BadRequest {
+        field: "series[].id",
+        message: format!("series[{i}]: {e}"),
+    })?;
+    Ok(Series {
+        platform: Platform::Benchmark,
+        keyword,
+        start: s
+            .start
+            .unwrap_or_else(|| chrono::NaiveDate::from_ymd_opt(2000, 1, 2).expect("valid")),
+        freq: Frequency::Weekly,
+        observed: vec![true; s.values.len()],
+        gaps: 0,
+        label: s.id,
+        values: s.values,
+    })
 }
 
 /// Body of `GET /v1/models`.
@@ -586,7 +356,7 @@ pub struct ModelsResponse {
 pub async fn models(State(state): State<AppState>) -> Result<Json<ModelsResponse>, ApiError> {
     let list = state.store.models().await?;
     Ok(Json(ModelsResponse {
-        serving: state.forecasting.model.current().manifest.version.clone(),
+        serving: state.forecaster.status().model_version,
         models: list,
     }))
 }
@@ -610,21 +380,6 @@ pub async fn activate(
     State(state): State<AppState>,
     Path(version): Path<String>,
 ) -> Result<Response, ApiError> {
-    let rec = state
-        .store
-        .models()
-        .await?
-        .into_iter()
-        .find(|m| m.version == version)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("no model version `{version}` in the registry"))
-        })?;
-    let dir = std::path::PathBuf::from(&rec.artifact);
-    let loaded = tokio::task::spawn_blocking(move || Predictor::load(&dir))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Conflict(format!("model {version} cannot be loaded: {e}")))?;
-    state.store.activate_model(&version).await?;
-    state.forecasting.model.swap(loaded);
+    state.forecaster.activate(&version).await?;
     Ok((StatusCode::OK, Json(Activated { serving: version })).into_response())
 }

@@ -1,5 +1,5 @@
 //! Trends and the insight fields of the keyword response, read from what the insights job stored
-//! (`competition_scores`, `keyword_insights`; see [`crate::insights`]). Nothing is computed here.
+//! (`competition_scores`, `keyword_insights`; see [`kwi_predict::insights`]). Nothing is computed here.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +12,7 @@ use super::error::ErrorResponse;
 use super::extract::Query;
 use super::openapi::PlatformName;
 use crate::app::AppState;
-use crate::store::{CompetitionRow, InsightRow, TrendItem};
+use kwi_store::{CompetitionRow, InsightRow, TrendItem};
 
 /// Default `limit` of `GET /v1/trends`.
 pub const TRENDS_DEFAULT_LIMIT: i64 = 20;
@@ -123,7 +123,7 @@ pub async fn keyword_insights(
 }
 
 fn corrupt(what: &str, e: serde_json::Error) -> ApiError {
-    ApiError::Internal(format!("stored {what} cannot be decoded: {e}"))
+    ApiError::Internal(format!("stored {what} cannot be decoded: {e}").into())
 }
 
 fn competition_body(c: CompetitionRow) -> Result<CompetitionBody, ApiError> {

@@ -10,7 +10,7 @@ use super::ApiError;
 use super::extract::{Path, Query};
 use super::openapi::{KeywordText, PlatformName};
 use crate::app::AppState;
-use crate::store::{HistoryPoint, SearchHit, Snapshot};
+use kwi_store::{HistoryPoint, SearchHit, Snapshot};
 
 /// Body of `GET /healthz`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -40,6 +40,8 @@ pub struct Readiness {
     cache: CacheStatus,
     /// The model being served.
     model: ModelStatus,
+    /// The forecasting service's queues.
+    forecaster: ForecasterStatus,
 }
 
 // Documentation type for `Readiness::status`.
@@ -61,7 +63,7 @@ pub enum ReadinessStatus {
 pub struct StoreStatus {
     /// `postgres` or `sqlite`.
     #[schema(value_type = String, pattern = "^(postgres|sqlite)$", example = "sqlite")]
-    backend: crate::store::Backend,
+    backend: kwi_store::Backend,
     /// Whether it answered.
     ok: bool,
     /// Why not.
@@ -106,8 +108,20 @@ pub struct InProcessCache {
 pub struct ModelStatus {
     /// Version being served.
     version: String,
-    /// Its ensemble's members.
-    members: Vec<String>,
+    /// Its ensemble's members (`naive`, `snaive`, `naive2`, `ets`, `mlp`, `linear`).
+    #[schema(value_type = Vec<String>)]
+    members: Vec<kwi_predict::Member>,
+}
+
+/// The forecasting service's part of `/readyz`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ForecasterStatus {
+    /// Keys being computed now (single flight).
+    in_flight: usize,
+    /// Forecasts waiting in the prediction writer's queue.
+    persist_backlog: usize,
+    /// Keywords remembered as having no search volume at their current data version.
+    no_volume_known: u64,
 }
 
 /// `GET /readyz`: the store answers, the cache answers, and which model is loaded (the service still answers with a failed
@@ -118,7 +132,7 @@ pub struct ModelStatus {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let store = state.store.ping().await;
     let cache = state.cache.ping().await;
-    let model = state.forecasting.model.current();
+    let forecaster = state.forecaster.status();
     let status = match (&store, &cache) {
         (Err(_), _) => "unavailable",
         (Ok(()), Err(_)) => "degraded",
@@ -146,8 +160,13 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
                 in_process: state.cache.local_status(),
             },
             model: ModelStatus {
-                version: model.manifest.version.clone(),
-                members: model.manifest.ensemble.members.clone(),
+                version: forecaster.model_version,
+                members: forecaster.members,
+            },
+            forecaster: ForecasterStatus {
+                in_flight: forecaster.in_flight,
+                persist_backlog: forecaster.persist_backlog,
+                no_volume_known: forecaster.no_volume_known,
             },
         }),
     )

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 
 pub use error::ApiError;
 pub use extract::MAX_BODY_BYTES;
-pub use forecast::{MAX_BATCH, MAX_HORIZON};
+pub use forecast::MAX_BATCH;
 pub use openapi::ApiDoc;
 pub use telemetry::install_metrics;
 

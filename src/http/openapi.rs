@@ -48,9 +48,9 @@ use super::{error, export, forecast, insights, keywords, telemetry};
         LevelList,
         export::ExportFormatName,
         insights::Direction,
-        crate::store::SearchHit,
-        crate::store::ModelRecord,
-        crate::store::TrendItem,
+        kwi_store::SearchHit,
+        kwi_store::ModelRecord,
+        kwi_store::TrendItem,
     )),
     modifiers(&BlankIsAbsent, &BatchNeedsAnEntry),
     tags(

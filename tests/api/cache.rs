@@ -123,12 +123,7 @@ async fn unreachable_redis_is_refused_at_connect_and_the_server_falls_back() {
         .await
         .err();
     assert!(err.is_some(), "connecting to a closed port must fail");
-    let opts = kwi::config::GlobalOpts {
-        database_url: None,
-        redis_url: Some("redis://127.0.0.1:1".into()),
-        data_dir: std::env::temp_dir(),
-    };
-    let cache = kwi::app::open_cache(&opts, DEFAULT_LOCAL_BYTES).await;
+    let cache = kwi::app::open_cache(Some("redis://127.0.0.1:1"), DEFAULT_LOCAL_BYTES).await;
     assert_eq!(cache.kind(), CacheKind::InProcess);
     assert_eq!(cache.local_status()["max_bytes"], DEFAULT_LOCAL_BYTES);
 }

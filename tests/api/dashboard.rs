@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use kwi::app::AppState;
-use kwi::store::{SqliteStore, Store};
+use kwi_store::{SqliteStore, Store};
 use tower::ServiceExt;
 
 use crate::helpers::in_process_state;

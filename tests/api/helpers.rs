@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kwi::app::AppState;
 use kwi::cache::{Cache, DEFAULT_LOCAL_BYTES, DEFAULT_TTL};
-use kwi::store::{PgStore, SqliteStore, Store};
+use kwi_store::{PgStore, SqliteStore, Store};
 use sqlx::Connection;
 
 /// Admin URL of the test PostgreSQL server.
@@ -19,12 +19,16 @@ pub fn redis_url() -> String {
     std::env::var("KWI_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// `../shared/data/<rel>` from the repository root.
-pub fn shared(rel: &str) -> PathBuf {
+/// `data/<rel>` in the repository: the reference files committed there (origin in data/README.md).
+pub fn data_file(rel: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("data")
         .join(rel);
-    assert!(p.exists(), "reference data missing: {}", p.display());
+    assert!(
+        p.exists(),
+        "reference data file missing: {} (it is committed under data/; see data/README.md)",
+        p.display()
+    );
     p
 }
 

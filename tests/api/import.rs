@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::helpers::{TestDb, shared};
+use crate::helpers::{TestDb, data_file};
 
 fn kwi(db_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kwi"))
@@ -26,7 +26,7 @@ fn ok(out: &Output) -> String {
 }
 
 async fn count(url: &str) -> i64 {
-    let store = kwi::store::connect(url).await.unwrap();
+    let store = kwi_store::connect(url).await.unwrap();
     store.observation_count().await.unwrap()
 }
 
@@ -42,8 +42,8 @@ async fn on_both(f: impl AsyncFn(&str)) {
 
 #[tokio::test]
 async fn m4_train_and_test_import_and_reimport_is_a_noop() {
-    let train = shared("m4/Weekly-train.csv");
-    let test = shared("m4/Weekly-test.csv");
+    let train = data_file("m4/Weekly-train.csv");
+    let test = data_file("m4/Weekly-test.csv");
     on_both(async |url: &str| {
         let out = ok(&kwi(url, &[train.to_str().unwrap(), "--end", "2018-12-23"]));
         // 359 series; lengths 80..2,597 add up to 366,912 values.
@@ -75,7 +75,7 @@ async fn m4_train_and_test_import_and_reimport_is_a_noop() {
 
 #[tokio::test]
 async fn gtrends_import_succeeds_and_is_idempotent() {
-    let file = shared("gtrends/pt_weekly_topics.csv");
+    let file = data_file("samples/gtrends_pt_weekly_topics.csv");
     on_both(async |url: &str| {
         let out = ok(&kwi(url, &[file.to_str().unwrap()]));
         assert!(out.contains("inserted 21728"), "{out}");
@@ -178,7 +178,7 @@ async fn file_level_problems_get_clear_errors() {
     );
     ok(&kwi(&db, &[&no_platform, "--platform", "etsy"]));
 
-    let m4 = shared("m4/Weekly-test.csv");
+    let m4 = data_file("m4/Weekly-test.csv");
     let err = String::from_utf8_lossy(&kwi(&db, &[m4.to_str().unwrap()]).stderr).to_string();
     assert!(
         err.contains("pass --start DATE") && err.contains("--end DATE"),

@@ -8,13 +8,18 @@ use axum::http::{Request, StatusCode};
 use chrono::{Duration, NaiveDate};
 use http_body_util::BodyExt;
 use kwi::app::AppState;
-use kwi::insights::CompetitionScorer;
 use kwi_features::ingest::Observation;
 use kwi_features::{Keyword, Platform};
+use kwi_predict::insights::CompetitionScorer;
 use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::helpers::{Backends, in_process_state};
+
+/// The horizon the insights tests run with (weeks).
+fn h13() -> kwi_features::Horizon {
+    kwi_features::Horizon::new(13).unwrap()
+}
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
     let res = kwi::http::router(state.clone())
@@ -77,11 +82,11 @@ async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
         assert_eq!(body["items"].as_array().unwrap().len(), 0, "{name}");
 
         let run = || {
-            kwi::insights::run(
+            kwi_predict::insights::run(
                 store.as_ref(),
-                state.forecasting.model.current(),
+                state.forecaster.model(),
                 CompetitionScorer::composite(),
-                13,
+                h13(),
                 Arc::new(|_: usize, _: usize| {}),
             )
         };
@@ -215,7 +220,7 @@ async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
 
 /// Writes a competition artifact (the composite with every factor's centre moved up by one spread,
 /// so it scores the same keyword lower) and registers it as the active competition model.
-async fn register_competition(store: &dyn kwi::store::Store, dir: &std::path::Path, version: &str) {
+async fn register_competition(store: &dyn kwi_store::Store, dir: &std::path::Path, version: &str) {
     let mut model = kwi_models::competition::CompetitionModel::composite(5.0);
     for (c, s) in model.center.iter_mut().zip(&model.scale) {
         *c += s;
@@ -223,7 +228,7 @@ async fn register_competition(store: &dyn kwi::store::Store, dir: &std::path::Pa
     let manifest = kwi_models::artifact::CompetitionManifest {
         name: "test-competition".into(),
         version: version.into(),
-        kind: "competition".into(),
+        kind: kwi_store::ModelKind::Competition,
         feature_schema_hash: "test".into(),
         created_at: String::new(),
         params: Default::default(),
@@ -233,10 +238,10 @@ async fn register_competition(store: &dyn kwi::store::Store, dir: &std::path::Pa
     kwi_models::artifact::save_competition(dir, &manifest, &model).unwrap();
     store
         .register_model(
-            &kwi::store::ModelRecord {
+            &kwi_store::ModelRecord {
                 name: manifest.name.clone(),
                 version: version.into(),
-                kind: "competition".into(),
+                kind: kwi_store::ModelKind::Competition,
                 feature_schema_hash: "test".into(),
                 metrics: serde_json::json!({}),
                 artifact: dir.display().to_string(),
@@ -261,7 +266,8 @@ async fn startup_job_scores_with_the_active_competition_model_or_the_composite()
         let (state, _w) = in_process_state(store).await;
         let dir = tmp.path().join(name);
         register_competition(store.as_ref(), &dir, "comp-test-1").await;
-        let job = || kwi::insights::spawn_job(store.clone(), state.forecasting.model.current(), 13);
+        let job =
+            || kwi_predict::insights::spawn_job(store.clone(), state.forecaster.model(), h13());
         job().await.unwrap();
         let (s, body) = get(&state, "/v1/keywords/amazon/usb%20cables").await;
         assert_eq!(s, StatusCode::OK, "{name}: {body}");
@@ -312,7 +318,7 @@ async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
             .collect();
         store.import(&rows, &|_| {}).await.unwrap();
         let (state, _w) = in_process_state(store).await;
-        kwi::insights::spawn_job(store.clone(), state.forecasting.model.current(), 13)
+        kwi_predict::insights::spawn_job(store.clone(), state.forecaster.model(), h13())
             .await
             .unwrap();
         let (s, body) = get(&state, "/v1/keywords/amazon/hdmi%20cables").await;
@@ -344,7 +350,7 @@ async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
         let body: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["results"][0]["error"]["code"], "not_found", "{name}");
         // Remembered per data version: asked again, the same answer (from the memo)...
-        assert_eq!(state.forecasting.no_volume.iter().count(), 1, "{name}");
+        assert_eq!(state.forecaster.status().no_volume_known, 1, "{name}");
         let (s, again) = get(&state, "/v1/keywords/amazon/hdmi%20cables/forecast").await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{name}: {again}");
         assert_eq!(
@@ -360,12 +366,7 @@ async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
             })
             .collect();
         store.import(&with_volume, &|_| {}).await.unwrap();
-        state
-            .forecasting
-            .data_versions
-            .refresh(store.as_ref())
-            .await
-            .unwrap();
+        state.forecaster.refresh_data_versions().await.unwrap();
         let (s, fc) = get(&state, "/v1/keywords/amazon/hdmi%20cables/forecast").await;
         assert_eq!(s, StatusCode::OK, "{name}: {fc}");
         assert_eq!(fc["forecast"].as_array().unwrap().len(), 13, "{name}");
@@ -381,10 +382,10 @@ async fn insights_schedule_recomputes_after_new_data() {
     for (name, store) in b.all() {
         kwi::import::load_sample(store.as_ref()).await.unwrap();
         let (state, _w) = in_process_state(store).await;
-        let schedule = kwi::insights::spawn_scheduler(
+        let schedule = kwi_predict::insights::spawn_scheduler(
             store.clone(),
-            state.forecasting.model.clone(),
-            13,
+            state.forecaster.served_models(),
+            h13(),
             std::time::Duration::from_millis(100),
         );
         let outlook = |uri: &'static str| {

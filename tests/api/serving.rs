@@ -10,9 +10,9 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use kwi::app::AppState;
 use kwi::cache::{Cache, DEFAULT_LOCAL_BYTES, DEFAULT_TTL};
-use kwi::forecast::Predictor;
-use kwi::store::{ModelRecord, Store};
 use kwi_features::{Keyword, Platform};
+use kwi_predict::Predictor;
+use kwi_store::{ModelRecord, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -174,9 +174,8 @@ async fn forecast_is_cached_persisted_and_validated_on_both_backends() {
         );
         let jam = series.iter().find(|s| s.keyword.as_str() == "jam").unwrap();
         let expected = state
-            .forecasting
-            .model
-            .current()
+            .forecaster
+            .model()
             .forecast(&[jam.values.as_slice()], 4, &[90.0])
             .unwrap();
         let served: Vec<f64> = results[1]["forecast"]
@@ -290,20 +289,8 @@ async fn new_data_replaces_a_cached_forecast_after_the_data_poll() {
         assert_eq!((s, c.as_deref()), (StatusCode::OK, Some("miss")), "{name}");
         assert_eq!(before["data_as_of"], "2018-12-30", "{name}");
         // Nothing changed: the poll keeps the held versions and the next call is a hit.
-        state
-            .forecasting
-            .data_versions
-            .refresh(store.as_ref())
-            .await
-            .unwrap();
-        assert!(
-            !state
-                .forecasting
-                .data_versions
-                .refresh(store.as_ref())
-                .await
-                .unwrap()
-        );
+        state.forecaster.refresh_data_versions().await.unwrap();
+        assert!(!state.forecaster.refresh_data_versions().await.unwrap());
         assert_eq!(
             call(&state, get(uri)).await.1.as_deref(),
             Some("hit"),
@@ -322,12 +309,7 @@ async fn new_data_replaces_a_cached_forecast_after_the_data_poll() {
         };
         store.import(&[row], &|_| {}).await.unwrap();
         assert!(
-            state
-                .forecasting
-                .data_versions
-                .refresh(store.as_ref())
-                .await
-                .unwrap(),
+            state.forecaster.refresh_data_versions().await.unwrap(),
             "{name}: the poll sees the import"
         );
         let (s, c, after) = call(&state, get(uri)).await;
@@ -360,13 +342,13 @@ async fn activating_a_model_swaps_it_in_without_restart() {
     let refs: Vec<&[f64]> = series.iter().map(Vec::as_slice).collect();
     let mut p = Predictor::baseline(&refs, 52, 13);
     p.manifest.version = "test-naive-v2".into();
-    p.manifest.ensemble.members = vec!["naive".into()];
+    p.manifest.ensemble.members = vec![kwi_predict::Member::Naive];
     let dir = tempfile::tempdir().unwrap();
     p.save(dir.path()).unwrap();
     let record = ModelRecord {
         name: "test".into(),
         version: "test-naive-v2".into(),
-        kind: "forecaster".into(),
+        kind: kwi_store::ModelKind::Forecaster,
         feature_schema_hash: p.manifest.feature_schema_hash.clone(),
         metrics: json!({}),
         artifact: dir.path().display().to_string(),

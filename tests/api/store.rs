@@ -1,11 +1,11 @@
 //! Store behaviour on both backends: migrations from empty, upsert idempotence, atomicity.
 
 use chrono::NaiveDate;
-use kwi::store::{Backend, Store};
 use kwi_features::ingest::{IngestOptions, Observation, read_observations};
 use kwi_features::{Keyword, Platform};
+use kwi_store::{Backend, Store};
 
-use crate::helpers::{Backends, TestDb, shared};
+use crate::helpers::{Backends, TestDb, data_file};
 
 fn obs(keyword: &str, day: u32, volume: f64) -> Observation {
     let mut values = [None; 10];
@@ -57,7 +57,7 @@ async fn migrations_from_empty_are_idempotent_and_seed_platforms() {
 #[tokio::test]
 async fn postgres_sessions_run_without_jit_unless_the_url_says() {
     let db = TestDb::new().await;
-    let show = |store: kwi::store::PgStore| async move {
+    let show = |store: kwi_store::PgStore| async move {
         let v: String = sqlx::query_scalar("SHOW jit")
             .fetch_one(store.pool())
             .await
@@ -65,10 +65,10 @@ async fn postgres_sessions_run_without_jit_unless_the_url_says() {
         store.pool().close().await;
         v
     };
-    let plain = kwi::store::PgStore::connect(&db.url).await.unwrap();
+    let plain = kwi_store::PgStore::connect(&db.url).await.unwrap();
     assert_eq!(show(plain).await, "off");
     let url = format!("{}?options=-c%20jit%3Don", db.url);
-    let explicit = kwi::store::PgStore::connect(&url).await.unwrap();
+    let explicit = kwi_store::PgStore::connect(&url).await.unwrap();
     assert_eq!(show(explicit).await, "on");
     db.cleanup().await;
 }
@@ -132,9 +132,9 @@ async fn predictions_stored_as_json_survive_the_move_to_arrays() {
     .unwrap_err();
     assert!(bad.to_string().contains("predictions_shape"), "{bad}");
     // The export rebuilds the JSON the rows were stored with.
-    let store = kwi::store::PgStore::connect(&db.url).await.unwrap();
+    let store = kwi_store::PgStore::connect(&db.url).await.unwrap();
     use futures::StreamExt;
-    let rows: Vec<_> = kwi::store::Store::export_predictions(&store, &Default::default())
+    let rows: Vec<_> = kwi_store::Store::export_predictions(&store, &Default::default())
         .collect()
         .await;
     let mug = rows
@@ -155,7 +155,7 @@ async fn predictions_stored_as_json_survive_the_move_to_arrays() {
 async fn gtrends_import_then_reimport_changes_nothing() {
     let b = Backends::new().await;
     let got = read_observations(
-        &shared("gtrends/pt_weekly_topics.csv"),
+        &data_file("samples/gtrends_pt_weekly_topics.csv"),
         &IngestOptions::default(),
     )
     .unwrap();
@@ -214,7 +214,7 @@ async fn gtrends_import_then_reimport_changes_nothing() {
         // What a forecast reads: the volumes alone, in the history's order; many at once in the
         // order asked, an unknown keyword empty, a repeated one answered twice.
         let kw = |k: &str| Keyword::parse(k).unwrap();
-        let volumes_of = |h: &[kwi::store::HistoryPoint]| -> Vec<(NaiveDate, f64)> {
+        let volumes_of = |h: &[kwi_store::HistoryPoint]| -> Vec<(NaiveDate, f64)> {
             h.iter()
                 .filter_map(|h| h.search_volume.map(|v| (h.period_start, v)))
                 .collect()
@@ -379,7 +379,7 @@ async fn volumes_stored_before_the_snapshot_copy_are_filled_in() {
         "migrations/postgres",
         8
     );
-    let pg = kwi::store::PgStore::connect(&db.url).await.unwrap();
+    let pg = kwi_store::PgStore::connect(&db.url).await.unwrap();
     assert_eq!(pg.volumes_many(&keys).await.unwrap(), want, "postgres");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kwi.db");
@@ -390,7 +390,7 @@ async fn volumes_stored_before_the_snapshot_copy_are_filled_in() {
         "migrations/sqlite",
         6
     );
-    let sqlite = kwi::store::SqliteStore::open(path.to_str().unwrap())
+    let sqlite = kwi_store::SqliteStore::open(path.to_str().unwrap())
         .await
         .unwrap();
     assert_eq!(sqlite.volumes_many(&keys).await.unwrap(), want, "sqlite");
@@ -456,7 +456,7 @@ async fn unknown_keyword_has_no_snapshot_and_empty_history() {
 #[tokio::test]
 async fn sqlite_predictions_are_stored_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let store = kwi::store::SqliteStore::open(dir.path().join("p.db").to_str().unwrap())
+    let store = kwi_store::SqliteStore::open(dir.path().join("p.db").to_str().unwrap())
         .await
         .unwrap();
     store.migrate().await.unwrap();
@@ -469,8 +469,8 @@ async fn sqlite_predictions_are_stored_exactly() {
         0.0,
         1e20,
     ];
-    let rows: Vec<kwi::store::PredictionRecord> = (0..1200)
-        .map(|i| kwi::store::PredictionRecord {
+    let rows: Vec<kwi_store::PredictionRecord> = (0..1200)
+        .map(|i| kwi_store::PredictionRecord {
             platform: Platform::Etsy,
             keyword: Keyword::parse(&format!("tarot \"deck\" {i}")).unwrap(),
             model_version: "v\\1".into(),

@@ -7,12 +7,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
-use kwi::forecast::Predictor;
-use kwi::store::ModelRecord;
 use kwi_features::ingest::InputFormat;
 use kwi_features::series::Series;
 use kwi_features::{Frequency, Platform};
 use kwi_models::Forecast;
+use kwi_predict::Predictor;
+use kwi_store::ModelRecord;
 
 use crate::config::TrainConfig;
 use crate::data;
@@ -76,7 +76,7 @@ pub struct InputArgs {
 
 impl InputArgs {
     fn database_url(&self) -> String {
-        kwi::config::database_url_or_embedded(self.database_url.as_deref(), &self.data_dir)
+        kwi_store::url_or_embedded(self.database_url.as_deref(), &self.data_dir)
     }
 
     async fn load(&self) -> anyhow::Result<Vec<Series>> {
@@ -261,7 +261,7 @@ fn fit_logged(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
         series.len(),
         f.windows,
         t.elapsed().as_secs_f64(),
-        f.selection.members.join(" + "),
+        kwi_models::ensemble::joined(&f.selection.members),
         f.selection.criterion,
         f.selection
             .validation
@@ -323,7 +323,7 @@ async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
         fitted.predictor.manifest.version,
         series.len(),
         fitted.windows,
-        fitted.selection.members.join(" + "),
+        kwi_models::ensemble::joined(&fitted.selection.members),
         fitted.selection.weights,
         fitted.selection.criterion,
         cfg.horizon
@@ -413,7 +413,7 @@ fn write_eval_report(
         "# Evaluation {}\n\nEnsemble chosen on validation (by {}): {}.\n\n{table}\nFit + forecast: {secs:.1}s\n",
         fitted.predictor.manifest.version,
         fitted.selection.criterion,
-        fitted.selection.members.join(" + ")
+        kwi_models::ensemble::joined(&fitted.selection.members)
     );
     for (name, mut frame) in crate::evaluate::report_frames(eval, train, test)? {
         kwi_features::export::write_parquet(&mut frame, &dir.join(format!("{name}.parquet")))?;
@@ -452,7 +452,7 @@ async fn cmd_backtest(a: BacktestArgs) -> anyhow::Result<()> {
         let (fitted, eval) = fit_and_evaluate(&train, &test, &cfg)?;
         println!(
             "## origin -{origin} (ensemble {}, chosen by validation {})\n\n{}",
-            fitted.selection.members.join(" + "),
+            kwi_models::ensemble::joined(&fitted.selection.members),
             fitted.selection.criterion,
             markdown_table(&eval)
         );
@@ -564,7 +564,7 @@ async fn cmd_forecast(a: ForecastArgs) -> anyhow::Result<()> {
             let dir = if dir.exists() {
                 dir
             } else {
-                let store = kwi::store::connect(&a.input.database_url()).await?;
+                let store = kwi_store::connect(&a.input.database_url()).await?;
                 store.migrate().await?;
                 let rec = store
                     .models()
@@ -599,7 +599,7 @@ async fn cmd_forecast(a: ForecastArgs) -> anyhow::Result<()> {
 }
 
 async fn cmd_publish(a: PublishArgs) -> anyhow::Result<()> {
-    let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
+    let url = kwi_store::url_or_embedded(a.database_url.as_deref(), &a.data_dir);
     publish_artifact(&url, &a.artifact, !a.no_activate).await
 }
 
@@ -629,10 +629,7 @@ pub async fn publish_artifact(url: &str, dir: &Path, activate: bool) -> anyhow::
         created_at: chrono::Utc::now(),
         active: activate,
     };
-    let store = kwi::store::connect(url)
-        .await
-        .with_context(|| format!("cannot open database {}", kwi::app::redact(url)))?;
-    store.migrate().await?;
+    let store = kwi_store::open(url).await?;
     let existing = store
         .models()
         .await?

@@ -20,7 +20,6 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use clap::Args;
-use kwi::insights::{self, CompetitionScorer};
 use kwi_features::Keyword;
 use kwi_features::competition::{
     LISTING_COLUMNS, category_words, competition_features, competition_schema,
@@ -29,9 +28,10 @@ use kwi_features::competition::{
 use kwi_features::ingest::read_frame;
 use kwi_models::artifact::{CompetitionManifest, save_competition};
 use kwi_models::competition::{
-    BandStat, CompetitionInput, CompetitionModel, CompetitionParams, band, band_calibration, fit,
-    spearman, split,
+    BandStat, CompetitionInput, CompetitionModel, CompetitionParams, ListingStats, band,
+    band_calibration, fit, spearman, split,
 };
+use kwi_predict::insights::{self, CompetitionScorer};
 use polars::prelude::*;
 
 use crate::pipeline::bar;
@@ -42,7 +42,7 @@ pub const LABEL: &str = "amazon_in_category_mean_discount_pct";
 /// `kwi-train fit-competition`.
 #[derive(Debug, Clone, Args)]
 pub struct FitCompetitionArgs {
-    /// Listing file or folder (searched recursively), e.g. ../shared/data/marketplace
+    /// Listing file or folder (searched recursively), e.g. data/marketplace
     #[arg(long)]
     pub listings: PathBuf,
     /// Artifact folder (default: DATA_DIR/artifacts/VERSION); refused if it exists and is not empty
@@ -367,12 +367,8 @@ fn rows_from_features(
         n("top10_review_share")?,
         n("top10_rating_mean")?,
     );
-    let (med, iqr, sp, cpc) = (
-        n("price_median")?,
-        n("price_iqr")?,
-        n("sponsored_share")?,
-        n("cpc_mean")?,
-    );
+    let (med, p25, p75) = (n("price_median")?, n("price_p25")?, n("price_p75")?);
+    let (sp, cpc) = (n("sponsored_share")?, n("cpc_mean")?);
     let mut out = Vec::new();
     for i in 0..f.height() {
         let listings = count[i].unwrap_or(0.0) as u32;
@@ -388,19 +384,19 @@ fn rows_from_features(
             platform: p,
             keyword: k,
             listings,
-            input: CompetitionInput {
-                listings_per_demand: lpd[i],
+            input: ListingStats {
                 listing_count: count[i],
+                listings_per_demand: lpd[i],
                 top10_review_median: rev[i],
                 top10_review_share: share[i],
                 top10_rating_mean: rating[i],
-                price_dispersion: match (iqr[i], med[i]) {
-                    (Some(q), Some(m)) if m > 0.0 => Some(q / m),
-                    _ => None,
-                },
+                price_p25: p25[i],
+                price_median: med[i],
+                price_p75: p75[i],
                 sponsored_share: sp[i],
                 cpc: cpc[i],
-            },
+            }
+            .into(),
         });
     }
     Ok(out)
@@ -554,7 +550,7 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
     let manifest = CompetitionManifest {
         name: "competition-nnridge".into(),
         version: version.clone(),
-        kind: "competition".into(),
+        kind: kwi_models::artifact::ModelKind::Competition,
         feature_schema_hash: schema_hash,
         created_at: chrono::Utc::now().to_rfc3339(),
         params: params.clone(),
@@ -718,7 +714,7 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
     }
     println!("{} ({:.1}s)", dir.display(), t.elapsed().as_secs_f64());
     if a.publish {
-        let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
+        let url = kwi_store::url_or_embedded(a.database_url.as_deref(), &a.data_dir);
         crate::cli::publish_artifact(&url, &dir, true).await?;
     }
     Ok(())
@@ -726,16 +722,12 @@ pub async fn cmd_fit_competition(a: FitCompetitionArgs) -> anyhow::Result<()> {
 
 /// `kwi-train insights`.
 pub async fn cmd_insights(a: InsightsArgs) -> anyhow::Result<()> {
-    if !(1..=104).contains(&a.horizon) {
-        bail!("--horizon must be in 1..=104, got {}", a.horizon);
-    }
+    let horizon =
+        kwi_features::Horizon::new(a.horizon).map_err(|e| anyhow::anyhow!("--horizon: {e}"))?;
     let t = Instant::now();
-    let url = kwi::config::database_url_or_embedded(a.database_url.as_deref(), &a.data_dir);
-    let store = kwi::store::connect(&url)
-        .await
-        .with_context(|| format!("cannot open database {}", kwi::app::redact(&url)))?;
-    store.migrate().await?;
-    let predictor = Arc::new(kwi::serving::load_active_model(store.as_ref()).await?);
+    let url = kwi_store::url_or_embedded(a.database_url.as_deref(), &a.data_dir);
+    let store = kwi_store::open(&url).await?;
+    let predictor = Arc::new(kwi_predict::registry::load_active_model(store.as_ref()).await?);
     let scorer = CompetitionScorer::active(store.as_ref()).await?;
     eprintln!(
         "forecaster {}, competition model {}",
@@ -748,7 +740,7 @@ pub async fn cmd_insights(a: InsightsArgs) -> anyhow::Result<()> {
             p.set_length(total as u64);
             p.set_position(done as u64);
         });
-    let summary = insights::run(store.as_ref(), predictor, scorer, a.horizon, progress).await?;
+    let summary = insights::run(store.as_ref(), predictor, scorer, horizon, progress).await?;
     pb.finish_and_clear();
     println!("{summary} ({:.1}s)", t.elapsed().as_secs_f64());
     Ok(())

@@ -10,7 +10,7 @@
 //! | `validation_windows` | 1 | consecutive held-out windows used to choose the ensemble and calibrate intervals | 1..=10 |
 //! | `max_members` | 3 | most members in the ensemble | 1..=6 |
 //! | `selection` | auto | what the ensemble choice minimises on validation: `owa`, `mase`, or `auto` (MASE when a validation actual is 0, where sMAPE is 200 % whatever the forecast; OWA otherwise) | auto, owa, mase |
-//! | `candidates` | all six | members the ensemble may choose from | see `kwi::forecast::MEMBERS` |
+//! | `candidates` | all six | members the ensemble may choose from | see `kwi_models::ensemble::Member` |
 //! | `mlp.*` | see `kwi_models::mlp` | neural member | |
 //! | `linear.*` | see `kwi_models::linear` | linear member | |
 //!
@@ -19,7 +19,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use kwi_models::ensemble::Criterion;
+use kwi_models::ensemble::{Criterion, Member};
 use kwi_models::linear::LinearConfig;
 use kwi_models::mlp::MlpConfig;
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,7 @@ pub struct TrainConfig {
     /// What the ensemble choice minimises.
     pub selection: Criterion,
     /// Members the ensemble may use.
-    pub candidates: Vec<String>,
+    pub candidates: Vec<Member>,
     /// Neural member.
     pub mlp: MlpConfig,
     /// Linear member.
@@ -63,10 +63,7 @@ impl Default for TrainConfig {
             validation_windows: 1,
             max_members: 3,
             selection: Criterion::Auto,
-            candidates: kwi::forecast::MEMBERS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            candidates: Member::ALL.to_vec(),
             mlp: MlpConfig::default(),
             linear: LinearConfig::default(),
         }
@@ -87,9 +84,7 @@ impl TrainConfig {
 
     /// Checks every field; the model configs check their own.
     pub fn check(&mut self) -> anyhow::Result<()> {
-        if !(1..=104).contains(&self.horizon) {
-            bail!("horizon {} is outside 1..=104", self.horizon);
-        }
+        kwi_features::Horizon::new(self.horizon).map_err(|e| anyhow::anyhow!("horizon: {e}"))?;
         if !(1..=400).contains(&self.season) || !(1..=400).contains(&self.metric_season) {
             bail!("season and metric_season must be in 1..=400");
         }
@@ -107,16 +102,6 @@ impl TrainConfig {
         }
         if self.candidates.is_empty() {
             bail!("candidates is empty");
-        }
-        if let Some(c) = self
-            .candidates
-            .iter()
-            .find(|c| !kwi::forecast::MEMBERS.contains(&c.as_str()))
-        {
-            bail!(
-                "unknown candidate `{c}`; expected some of {}",
-                kwi::forecast::MEMBERS.join(", ")
-            );
         }
         self.mlp.horizon = self.horizon;
         self.mlp.check()?;

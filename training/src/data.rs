@@ -79,10 +79,7 @@ pub async fn load_store(
     platform: Option<Platform>,
     freq: Frequency,
 ) -> anyhow::Result<Vec<Series>> {
-    let store = kwi::store::connect(url)
-        .await
-        .with_context(|| format!("cannot open database {}", kwi::app::redact(url)))?;
-    store.migrate().await?;
+    let store = kwi_store::open(url).await?;
     let rows = store.observations(platform, None).await?;
     let series = regularise(&rows, freq, &Default::default());
     if series.is_empty() {

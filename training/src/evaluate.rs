@@ -1,10 +1,10 @@
 //! Scoring forecasts against held-out actuals: M4 metrics per member and for the ensemble, interval
 //! coverage and MSIS.
 
-use kwi::forecast::Predictor;
 use kwi_features::series::Series;
 use kwi_models::Forecast;
 use kwi_models::metrics::{Accuracy, accuracy, coverage, msis};
+use kwi_predict::{Member, Predictor};
 use serde::Serialize;
 
 /// One line of the accuracy table.
@@ -65,12 +65,13 @@ pub fn evaluate(
     let h = test.iter().map(Vec::len).max().unwrap_or(0);
     let hist: Vec<&[f64]> = train.iter().map(|s| s.values.as_slice()).collect();
     let act: Vec<&[f64]> = test.iter().map(Vec::as_slice).collect();
-    let reference = predictor.member("naive2", &hist, h)?;
+    let reference = predictor.member(Member::Naive2, &hist, h)?;
     let base = accuracy(&hist, &act, &reference, metric_season);
     let mut rows = Vec::new();
     let mut per_series = Vec::new();
-    for name in kwi::forecast::MEMBERS {
-        let Ok(f) = predictor.member(name, &hist, h) else {
+    for m in Member::ALL {
+        let name = m.as_str();
+        let Ok(f) = predictor.member(m, &hist, h) else {
             continue;
         };
         per_series_rows(name, &hist, &act, &f, metric_season, &mut per_series);

@@ -17,14 +17,14 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use kwi::forecast::Predictor;
 use kwi_features::schema::window_schema_hash;
 use kwi_features::series::Series;
 use kwi_features::windows::{WindowSpec, training_windows};
 use kwi_models::artifact::Manifest;
 use kwi_models::conformal::Conformal;
-use kwi_models::ensemble::{Selection, select};
+use kwi_models::ensemble::{Member, Selection, select};
 use kwi_models::{linear, mlp};
+use kwi_predict::Predictor;
 use serde::Serialize;
 
 use crate::config::TrainConfig;
@@ -131,9 +131,9 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
     );
     timings.windows = t.elapsed().as_secs_f64();
 
-    let uses = |m: &str| cfg.candidates.iter().any(|c| c == m);
+    let uses = |m: Member| cfg.candidates.contains(&m);
     let t = Instant::now();
-    let trained_mlp = if uses("mlp") {
+    let trained_mlp = if uses(Member::Mlp) {
         let pb = bar(cfg.mlp.steps as u64, "training mlp");
         let m = mlp::train(&w.x, &w.y, w.len(), &cfg.mlp, &mut |step, loss| {
             pb.set_position(step as u64);
@@ -149,7 +149,7 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
     };
     timings.mlp = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let trained_linear = if uses("linear") {
+    let trained_linear = if uses(Member::Linear) {
         Some(
             linear::fit(&w.x, &w.y, w.len(), spec.lookback, h, &cfg.linear)
                 .context("fitting the linear model")?,
@@ -163,7 +163,7 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
     let mut manifest = Manifest {
         name: "kwi-ensemble".into(),
         version: new_version(cfg.mlp.seed),
-        kind: "forecaster".into(),
+        kind: kwi_models::artifact::ModelKind::Forecaster,
         feature_schema_hash: window_schema_hash(),
         created_at: chrono::Utc::now().to_rfc3339(),
         season: cfg.season,
@@ -195,12 +195,12 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
     let t = Instant::now();
     let pb = bar(cfg.candidates.len() as u64 + 1, "validation forecasts");
     let mut cands = Vec::new();
-    for name in &cfg.candidates {
-        pb.set_message(name.clone());
-        cands.push((name.clone(), provisional.member(name, &history, h)?));
+    for &m in &cfg.candidates {
+        pb.set_message(m.as_str());
+        cands.push((m, provisional.member(m, &history, h)?));
         pb.inc(1);
     }
-    let reference = provisional.member("naive2", &history, h)?;
+    let reference = provisional.member(Member::Naive2, &history, h)?;
     pb.finish_and_clear();
     timings.validation = t.elapsed().as_secs_f64();
     let selection = select(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn gtrends() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gtrends/pt_weekly_topics.csv")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/samples/gtrends_pt_weekly_topics.csv")
 }
 
 fn kwi_train(args: &[&str], data_dir: &Path) -> Output {
@@ -47,7 +47,7 @@ fn read_csv(path: &Path) -> (String, Vec<(String, usize, Vec<f64>)>) {
 const QUICK: [&str; 2] = ["--steps", "40"];
 
 fn marketplace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/marketplace")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/marketplace")
 }
 
 /// The competition model on the real listing files: artifact and report written, registered without
@@ -277,7 +277,10 @@ fn bad_configuration_and_input_get_clear_errors() {
         &["fit", "--train", g.to_str().unwrap(), "--horizon", "0"],
         dir.path(),
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("horizon 0 is outside 1..=104"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("horizon: `0` is not a whole number of periods in 1..=104")
+    );
     let out = kwi_train(&["fit", "--train", "/nonexistent.csv"], dir.path());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
     let out = kwi_train(

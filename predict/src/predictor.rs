@@ -16,16 +16,10 @@ use kwi_features::windows::{WindowSpec, input_windows};
 use kwi_models::artifact::{self, Manifest};
 use kwi_models::baselines::{naive, naive2, seasonal_naive};
 use kwi_models::conformal::Conformal;
-use kwi_models::ensemble::combine;
+use kwi_models::ensemble::{Member, combine};
 use kwi_models::linear::LinearModel;
 use kwi_models::mlp::TrainedMlp;
 use kwi_models::{Forecast, ModelError, ets};
-
-/// Names of the candidate members, in a stable order.
-pub const MEMBERS: [&str; 6] = ["naive", "snaive", "naive2", "ets", "mlp", "linear"];
-
-/// Members whose forecast is a few passes over the series' own values: no fitting, no network.
-pub const LIGHT_MEMBERS: [&str; 3] = ["naive", "snaive", "naive2"];
 
 /// Errors loading or running a model.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +38,7 @@ pub enum ForecastError {
     },
     /// The model needs a member whose parameters are missing.
     #[error("model {0} uses member `{1}` but its parameters are missing")]
-    MissingMember(String, String),
+    MissingMember(String, Member),
     /// The model crate failed.
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -70,29 +64,25 @@ impl Predictor {
             mlp,
             linear,
         };
-        for m in &p.manifest.ensemble.members {
+        for &m in &p.manifest.ensemble.members {
             p.check_member(m)?;
         }
         Ok(p)
     }
 
-    /// Whether every member of the ensemble is in [`LIGHT_MEMBERS`]: forecasting takes time
-    /// linear in the series' lengths, microseconds for a few series.
+    /// Whether every member of the ensemble is light ([`Member::is_light`]): forecasting takes
+    /// time linear in the series' lengths, microseconds for a few series.
     pub fn is_light(&self) -> bool {
-        self.manifest
-            .ensemble
-            .members
-            .iter()
-            .all(|m| LIGHT_MEMBERS.contains(&m.as_str()))
+        self.manifest.ensemble.members.iter().all(|m| m.is_light())
     }
 
-    fn check_member(&self, m: &str) -> Result<(), ForecastError> {
-        let missing =
-            (m == "mlp" && self.mlp.is_none()) || (m == "linear" && self.linear.is_none());
+    fn check_member(&self, m: Member) -> Result<(), ForecastError> {
+        let missing = (m == Member::Mlp && self.mlp.is_none())
+            || (m == Member::Linear && self.linear.is_none());
         if missing {
             return Err(ForecastError::MissingMember(
                 self.manifest.version.clone(),
-                m.to_string(),
+                m,
             ));
         }
         Ok(())
@@ -109,8 +99,8 @@ impl Predictor {
                 code_hash,
             });
         }
-        let uses = |m: &str| manifest.ensemble.members.iter().any(|x| x == m);
-        let mlp = if uses("mlp") {
+        let uses = |m: Member| manifest.ensemble.members.contains(&m);
+        let mlp = if uses(Member::Mlp) {
             Some(TrainedMlp::load(
                 &dir.join("mlp.safetensors"),
                 &manifest.mlp,
@@ -118,7 +108,7 @@ impl Predictor {
         } else {
             None
         };
-        let linear = if uses("linear") {
+        let linear = if uses(Member::Linear) {
             Some(artifact::load_linear(dir)?)
         } else {
             None
@@ -158,7 +148,7 @@ impl Predictor {
         let manifest = Manifest {
             name: "builtin-snaive".into(),
             version: "builtin-snaive-v1".into(),
-            kind: "forecaster".into(),
+            kind: artifact::ModelKind::Forecaster,
             feature_schema_hash: window_schema_hash(),
             created_at: String::new(),
             season,
@@ -167,7 +157,7 @@ impl Predictor {
             mlp: cfg,
             linear: Default::default(),
             ensemble: kwi_models::ensemble::Selection {
-                members: vec!["snaive".into()],
+                members: vec![Member::SNaive],
                 weights: vec![1.0],
                 validation: Default::default(),
                 candidates: Vec::new(),
@@ -192,18 +182,18 @@ impl Predictor {
     /// Point forecasts of one member for every series.
     pub fn member(
         &self,
-        name: &str,
+        member: Member,
         series: &[&[f64]],
         h: usize,
     ) -> Result<Vec<Vec<f64>>, ForecastError> {
         let m = self.manifest.season;
-        Ok(match name {
-            "naive" => series.iter().map(|s| naive(s, h)).collect(),
-            "snaive" => series.iter().map(|s| seasonal_naive(s, h, m)).collect(),
-            "naive2" => series.iter().map(|s| naive2(s, h, 1)).collect(),
-            "ets" => ets::auto_ets(series, h),
-            "mlp" => {
-                self.check_member(name)?;
+        self.check_member(member)?;
+        Ok(match member {
+            Member::Naive => series.iter().map(|s| naive(s, h)).collect(),
+            Member::SNaive => series.iter().map(|s| seasonal_naive(s, h, m)).collect(),
+            Member::Naive2 => series.iter().map(|s| naive2(s, h, 1)).collect(),
+            Member::Ets => ets::auto_ets(series, h),
+            Member::Mlp => {
                 let mlp = self.mlp.as_ref().expect("checked");
                 recursive(
                     series,
@@ -213,8 +203,7 @@ impl Predictor {
                     |x, n| mlp.predict(x, n),
                 )?
             }
-            "linear" => {
-                self.check_member(name)?;
+            Member::Linear => {
                 let lin = self.linear.as_ref().expect("checked");
                 recursive(
                     series,
@@ -223,12 +212,6 @@ impl Predictor {
                     self.manifest.horizon,
                     |x, n| lin.predict(x, n),
                 )?
-            }
-            other => {
-                return Err(ForecastError::Model(ModelError::Input(format!(
-                    "unknown member `{other}`; expected one of {}",
-                    MEMBERS.join(", ")
-                ))));
             }
         })
     }
@@ -240,8 +223,8 @@ impl Predictor {
         h: usize,
     ) -> Result<Vec<Vec<f64>>, ForecastError> {
         let mut members = BTreeMap::new();
-        for name in &self.manifest.ensemble.members {
-            members.insert(name.clone(), self.member(name, series, h)?);
+        for &m in &self.manifest.ensemble.members {
+            members.insert(m, self.member(m, series, h)?);
         }
         let w = &self.manifest.ensemble.weights;
         let means = (0..series.len())

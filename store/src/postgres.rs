@@ -220,7 +220,7 @@ sql_store!(
     PgStore,
     sqlx::Postgres,
     Backend::Postgres,
-    sqlx::migrate!("migrations/postgres"),
+    sqlx::migrate!("../migrations/postgres"),
     REFRESH,
     SEARCH,
     EXPORT_OBSERVATIONS,

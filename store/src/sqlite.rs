@@ -204,7 +204,7 @@ sql_store!(
     SqliteStore,
     sqlx::Sqlite,
     Backend::Sqlite,
-    sqlx::migrate!("migrations/sqlite"),
+    sqlx::migrate!("../migrations/sqlite"),
     REFRESH,
     SEARCH,
     EXPORT_OBSERVATIONS,

@@ -94,17 +94,17 @@ macro_rules! sql_store {
      $export_obs:expr, $export_pred:expr, $versions_many:expr, $volumes_many:expr,
      $insert_predictions:expr, $trends:expr) => {
         #[async_trait::async_trait]
-        impl $crate::store::Store for $store {
-            fn backend(&self) -> $crate::store::Backend {
+        impl $crate::Store for $store {
+            fn backend(&self) -> $crate::Backend {
                 $backend
             }
 
-            async fn migrate(&self) -> $crate::store::Result<()> {
+            async fn migrate(&self) -> $crate::Result<()> {
                 $migrator.run(&self.pool).await?;
                 Ok(())
             }
 
-            async fn ping(&self) -> $crate::store::Result<()> {
+            async fn ping(&self) -> $crate::Result<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
             }
@@ -113,15 +113,15 @@ macro_rules! sql_store {
                 &self,
                 rows: &[kwi_features::ingest::Observation],
                 progress: &(dyn Fn(u64) + Send + Sync),
-            ) -> $crate::store::Result<$crate::store::ImportCounts> {
-                use $crate::store::sql::{OBS_INSERT_HEAD, OBS_UPSERT_TAIL};
-                let mut counts = $crate::store::ImportCounts::default();
+            ) -> $crate::Result<$crate::ImportCounts> {
+                use $crate::sql::{OBS_INSERT_HEAD, OBS_UPSERT_TAIL};
+                let mut counts = $crate::ImportCounts::default();
                 let mut changed: std::collections::BTreeSet<(kwi_features::Platform, &str)> =
                     std::collections::BTreeSet::new();
                 let now = chrono::Utc::now();
                 let mut tx = self.pool.begin().await?;
                 let mut done = 0u64;
-                for batch in rows.chunks($crate::store::IMPORT_BATCH) {
+                for batch in rows.chunks($crate::IMPORT_BATCH) {
                     let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::now_v7()).collect();
                     let mut qb = sqlx::QueryBuilder::<$db>::new(OBS_INSERT_HEAD);
                     qb.push_values(batch.iter().zip(&ids), |mut b, (o, id)| {
@@ -181,7 +181,7 @@ macro_rules! sql_store {
                 Ok(counts)
             }
 
-            async fn observation_count(&self) -> $crate::store::Result<i64> {
+            async fn observation_count(&self) -> $crate::Result<i64> {
                 Ok(
                     sqlx::query_scalar("SELECT COUNT(*) FROM keyword_observations")
                         .fetch_one(&self.pool)
@@ -189,7 +189,7 @@ macro_rules! sql_store {
                 )
             }
 
-            async fn keyword_count(&self) -> $crate::store::Result<i64> {
+            async fn keyword_count(&self) -> $crate::Result<i64> {
                 Ok(sqlx::query_scalar("SELECT COUNT(*) FROM keyword_data")
                     .fetch_one(&self.pool)
                     .await?)
@@ -199,16 +199,16 @@ macro_rules! sql_store {
                 &self,
                 platform: kwi_features::Platform,
                 keyword: &kwi_features::Keyword,
-            ) -> $crate::store::Result<Vec<$crate::store::HistoryPoint>> {
+            ) -> $crate::Result<Vec<$crate::HistoryPoint>> {
                 use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::HISTORY)
+                let rows = sqlx::query($crate::sql::HISTORY)
                     .bind(platform.as_str())
                     .bind(keyword.as_str())
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter()
                     .map(|r| {
-                        Ok($crate::store::HistoryPoint {
+                        Ok($crate::HistoryPoint {
                             period_start: r.try_get(0)?,
                             search_volume: r.try_get(1)?,
                             listing_count: r.try_get(2)?,
@@ -224,7 +224,7 @@ macro_rules! sql_store {
                 &self,
                 platform: kwi_features::Platform,
                 keyword: &kwi_features::Keyword,
-            ) -> $crate::store::Result<Option<chrono::DateTime<chrono::Utc>>> {
+            ) -> $crate::Result<Option<chrono::DateTime<chrono::Utc>>> {
                 Ok(sqlx::query_scalar(
                     "SELECT last_updated FROM keyword_data WHERE platform = $1 AND keyword = $2",
                 )
@@ -236,7 +236,7 @@ macro_rules! sql_store {
 
             async fn latest_data_change(
                 &self,
-            ) -> $crate::store::Result<Option<chrono::DateTime<chrono::Utc>>> {
+            ) -> $crate::Result<Option<chrono::DateTime<chrono::Utc>>> {
                 Ok(
                     sqlx::query_scalar("SELECT MAX(last_updated) FROM keyword_data")
                         .fetch_one(&self.pool)
@@ -248,16 +248,16 @@ macro_rules! sql_store {
                 &self,
                 platform: kwi_features::Platform,
                 keyword: &kwi_features::Keyword,
-            ) -> $crate::store::Result<Option<$crate::store::Snapshot>> {
+            ) -> $crate::Result<Option<$crate::Snapshot>> {
                 use sqlx::Row;
-                let row = sqlx::query($crate::store::sql::SNAPSHOT)
+                let row = sqlx::query($crate::sql::SNAPSHOT)
                     .bind(platform.as_str())
                     .bind(keyword.as_str())
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(|r| {
                     let trend: sqlx::types::Json<serde_json::Value> = r.try_get(3)?;
-                    Ok($crate::store::Snapshot {
+                    Ok($crate::Snapshot {
                         search_volume: r.try_get(0)?,
                         competition: r.try_get(1)?,
                         cpc: r.try_get(2)?,
@@ -272,9 +272,9 @@ macro_rules! sql_store {
                 &self,
                 platform: Option<kwi_features::Platform>,
                 max_rows: Option<i64>,
-            ) -> $crate::store::Result<Vec<kwi_features::ingest::Observation>> {
+            ) -> $crate::Result<Vec<kwi_features::ingest::Observation>> {
                 use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::OBSERVATIONS)
+                let rows = sqlx::query($crate::sql::OBSERVATIONS)
                     .bind(platform.map(|p| p.as_str()))
                     .bind(max_rows.unwrap_or(i64::MAX))
                     .fetch_all(&self.pool)
@@ -284,7 +284,7 @@ macro_rules! sql_store {
                     .map(|(i, r)| {
                         let p: String = r.try_get(0)?;
                         let k: String = r.try_get(1)?;
-                        let corrupt = |e: String| $crate::store::StoreError::Corrupt(e);
+                        let corrupt = |e: String| $crate::StoreError::Corrupt(e);
                         let mut values = [None; 10];
                         values[0] = r.try_get(3)?;
                         Ok(kwi_features::ingest::Observation {
@@ -304,19 +304,19 @@ macro_rules! sql_store {
 
             async fn register_model(
                 &self,
-                record: &$crate::store::ModelRecord,
+                record: &$crate::ModelRecord,
                 activate: bool,
-            ) -> $crate::store::Result<()> {
+            ) -> $crate::Result<()> {
                 let mut tx = self.pool.begin().await?;
                 if activate {
-                    sqlx::query($crate::store::sql::MODEL_DEACTIVATE_KIND)
+                    sqlx::query($crate::sql::MODEL_DEACTIVATE_KIND)
                         .bind(false)
                         .bind(record.kind.as_str())
                         .bind(true)
                         .execute(&mut *tx)
                         .await?;
                 }
-                sqlx::query($crate::store::sql::MODEL_INSERT)
+                sqlx::query($crate::sql::MODEL_INSERT)
                     .bind(uuid::Uuid::now_v7())
                     .bind(record.name.as_str())
                     .bind(record.version.as_str())
@@ -332,7 +332,7 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn activate_model(&self, version: &str) -> $crate::store::Result<bool> {
+            async fn activate_model(&self, version: &str) -> $crate::Result<bool> {
                 let mut tx = self.pool.begin().await?;
                 let kind: Option<String> =
                     sqlx::query_scalar("SELECT kind FROM models WHERE version = $1")
@@ -342,7 +342,7 @@ macro_rules! sql_store {
                 let Some(kind) = kind else {
                     return Ok(false);
                 };
-                sqlx::query($crate::store::sql::MODEL_DEACTIVATE_KIND)
+                sqlx::query($crate::sql::MODEL_DEACTIVATE_KIND)
                     .bind(false)
                     .bind(kind.as_str())
                     .bind(true)
@@ -357,18 +357,21 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
-            async fn models(&self) -> $crate::store::Result<Vec<$crate::store::ModelRecord>> {
+            async fn models(&self) -> $crate::Result<Vec<$crate::ModelRecord>> {
                 use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::MODELS)
+                let rows = sqlx::query($crate::sql::MODELS)
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter()
                     .map(|r| {
                         let metrics: sqlx::types::Json<serde_json::Value> = r.try_get(4)?;
-                        Ok($crate::store::ModelRecord {
+                        Ok($crate::ModelRecord {
                             name: r.try_get(0)?,
                             version: r.try_get(1)?,
-                            kind: r.try_get(2)?,
+                            kind: r
+                                .try_get::<String, _>(2)?
+                                .parse()
+                                .map_err($crate::StoreError::Corrupt)?,
                             feature_schema_hash: r.try_get(3)?,
                             metrics: metrics.0,
                             artifact: r.try_get(5)?,
@@ -381,8 +384,8 @@ macro_rules! sql_store {
 
             async fn insert_predictions(
                 &self,
-                rows: &[$crate::store::PredictionRecord],
-            ) -> $crate::store::Result<()> {
+                rows: &[$crate::PredictionRecord],
+            ) -> $crate::Result<()> {
                 if rows.is_empty() {
                     return Ok(());
                 }
@@ -397,18 +400,18 @@ macro_rules! sql_store {
                 q: &str,
                 platform: Option<kwi_features::Platform>,
                 limit: i64,
-            ) -> $crate::store::Result<Vec<$crate::store::SearchHit>> {
+            ) -> $crate::Result<Vec<$crate::SearchHit>> {
                 use sqlx::Row;
                 let rows = sqlx::query($search)
                     .bind(q)
-                    .bind($crate::store::sql::like_prefix(q))
+                    .bind($crate::sql::like_prefix(q))
                     .bind(platform.map(|p| p.as_str()))
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter()
                     .map(|r| {
-                        Ok($crate::store::SearchHit {
+                        Ok($crate::SearchHit {
                             platform: r.try_get(0)?,
                             keyword: r.try_get(1)?,
                             search_volume: r.try_get(2)?,
@@ -421,9 +424,9 @@ macro_rules! sql_store {
             async fn markets(
                 &self,
                 keyword: &kwi_features::Keyword,
-            ) -> $crate::store::Result<Vec<(String, $crate::store::Snapshot)>> {
+            ) -> $crate::Result<Vec<(String, $crate::Snapshot)>> {
                 use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::MARKETS)
+                let rows = sqlx::query($crate::sql::MARKETS)
                     .bind(keyword.as_str())
                     .fetch_all(&self.pool)
                     .await?;
@@ -432,7 +435,7 @@ macro_rules! sql_store {
                         let trend: sqlx::types::Json<serde_json::Value> = r.try_get(4)?;
                         Ok((
                             r.try_get(0)?,
-                            $crate::store::Snapshot {
+                            $crate::Snapshot {
                                 search_volume: r.try_get(1)?,
                                 competition: r.try_get(2)?,
                                 cpc: r.try_get(3)?,
@@ -447,7 +450,7 @@ macro_rules! sql_store {
             async fn data_versions_many(
                 &self,
                 keys: &[(kwi_features::Platform, kwi_features::Keyword)],
-            ) -> $crate::store::Result<
+            ) -> $crate::Result<
                 Vec<(
                     (kwi_features::Platform, kwi_features::Keyword),
                     chrono::DateTime<chrono::Utc>,
@@ -458,7 +461,7 @@ macro_rules! sql_store {
                     return Ok(Vec::new());
                 }
                 let rows = sqlx::query($versions_many)
-                    .bind($crate::store::keys_json(keys))
+                    .bind($crate::keys_json(keys))
                     .fetch_all(&self.pool)
                     .await?;
                 let index: std::collections::HashMap<(&str, &str), usize> = keys
@@ -480,25 +483,25 @@ macro_rules! sql_store {
             async fn volumes_many(
                 &self,
                 keys: &[(kwi_features::Platform, kwi_features::Keyword)],
-            ) -> $crate::store::Result<Vec<Vec<(chrono::NaiveDate, f64)>>> {
+            ) -> $crate::Result<Vec<Vec<(chrono::NaiveDate, f64)>>> {
                 let mut out = vec![Vec::new(); keys.len()];
                 if keys.is_empty() {
                     return Ok(out);
                 }
-                let json = $crate::store::keys_json(keys);
+                let json = $crate::keys_json(keys);
                 $volumes_many(&self.pool, json.as_str(), &mut out).await?;
                 Ok(out)
             }
 
             fn export_observations<'a>(
                 &'a self,
-                filter: &'a $crate::store::ExportFilter,
+                filter: &'a $crate::ExportFilter,
             ) -> futures::stream::BoxStream<
                 'a,
-                $crate::store::Result<$crate::store::ExportObservation>,
+                $crate::Result<$crate::ExportObservation>,
             > {
                 use futures::StreamExt;
-                sqlx::query_as::<_, $crate::store::ExportObservation>($export_obs)
+                sqlx::query_as::<_, $crate::ExportObservation>($export_obs)
                     .bind(filter.platform.map(|p| p.as_str()))
                     .bind(filter.keywords_json())
                     .bind(filter.from)
@@ -510,13 +513,13 @@ macro_rules! sql_store {
 
             fn export_predictions<'a>(
                 &'a self,
-                filter: &'a $crate::store::ExportFilter,
+                filter: &'a $crate::ExportFilter,
             ) -> futures::stream::BoxStream<
                 'a,
-                $crate::store::Result<$crate::store::ExportPrediction>,
+                $crate::Result<$crate::ExportPrediction>,
             > {
                 use futures::StreamExt;
-                sqlx::query_as::<_, $crate::store::ExportPrediction>($export_pred)
+                sqlx::query_as::<_, $crate::ExportPrediction>($export_pred)
                     .bind(filter.platform.map(|p| p.as_str()))
                     .bind(filter.keywords_json())
                     .bind(filter.from)
@@ -530,7 +533,7 @@ macro_rules! sql_store {
                 &self,
                 platform: kwi_features::Platform,
                 keyword: &kwi_features::Keyword,
-            ) -> $crate::store::Result<i64> {
+            ) -> $crate::Result<i64> {
                 Ok(sqlx::query_scalar(
                     "SELECT COUNT(*) FROM predictions WHERE platform = $1 AND keyword = $2",
                 )
@@ -541,10 +544,10 @@ macro_rules! sql_store {
             }
             async fn replace_insights(
                 &self,
-                scores: &[$crate::store::CompetitionRow],
-                insights: &[$crate::store::InsightRow],
-            ) -> $crate::store::Result<()> {
-                use $crate::store::sql::{COMPETITION_INSERT_HEAD, INSIGHT_BATCH, INSIGHT_INSERT_HEAD};
+                scores: &[$crate::CompetitionRow],
+                insights: &[$crate::InsightRow],
+            ) -> $crate::Result<()> {
+                use $crate::sql::{COMPETITION_INSERT_HEAD, INSIGHT_BATCH, INSIGHT_INSERT_HEAD};
                 let now = chrono::Utc::now();
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("DELETE FROM competition_scores").execute(&mut *tx).await?;
@@ -602,8 +605,8 @@ macro_rules! sql_store {
                 platform: Option<kwi_features::Platform>,
                 direction: &str,
                 limit: i64,
-            ) -> $crate::store::Result<Vec<$crate::store::TrendItem>> {
-                Ok(sqlx::query_as::<_, $crate::store::TrendItem>($trends)
+            ) -> $crate::Result<Vec<$crate::TrendItem>> {
+                Ok(sqlx::query_as::<_, $crate::TrendItem>($trends)
                     .bind(direction)
                     .bind(platform.map(|p| p.as_str()))
                     .bind(limit)
@@ -615,19 +618,19 @@ macro_rules! sql_store {
                 &self,
                 platform: kwi_features::Platform,
                 keyword: &kwi_features::Keyword,
-            ) -> $crate::store::Result<(
-                Option<$crate::store::CompetitionRow>,
-                Option<$crate::store::InsightRow>,
+            ) -> $crate::Result<(
+                Option<$crate::CompetitionRow>,
+                Option<$crate::InsightRow>,
             )> {
                 use sqlx::Row;
-                let comp = sqlx::query($crate::store::sql::COMPETITION_ONE)
+                let comp = sqlx::query($crate::sql::COMPETITION_ONE)
                     .bind(platform.as_str())
                     .bind(keyword.as_str())
                     .fetch_optional(&self.pool)
                     .await?
                     .map(|r| {
                         let c: sqlx::types::Json<serde_json::Value> = r.try_get(2)?;
-                        Ok::<_, $crate::store::StoreError>($crate::store::CompetitionRow {
+                        Ok::<_, $crate::StoreError>($crate::CompetitionRow {
                             platform,
                             keyword: keyword.clone(),
                             score: r.try_get(0)?,
@@ -638,7 +641,7 @@ macro_rules! sql_store {
                         })
                     })
                     .transpose()?;
-                let ins = sqlx::query($crate::store::sql::INSIGHT_ONE)
+                let ins = sqlx::query($crate::sql::INSIGHT_ONE)
                     .bind(platform.as_str())
                     .bind(keyword.as_str())
                     .fetch_optional(&self.pool)
@@ -646,7 +649,7 @@ macro_rules! sql_store {
                     .map(|r| {
                         let peak: Option<sqlx::types::Json<serde_json::Value>> = r.try_get(5)?;
                         let anomaly: Option<sqlx::types::Json<serde_json::Value>> = r.try_get(6)?;
-                        Ok::<_, $crate::store::StoreError>($crate::store::InsightRow {
+                        Ok::<_, $crate::StoreError>($crate::InsightRow {
                             platform,
                             keyword: keyword.clone(),
                             direction: r.try_get(0)?,

@@ -25,13 +25,14 @@ use std::time::Instant;
 use futures::StreamExt;
 use kwi_features::ingest::Observation;
 use kwi_features::series::{Series, regularise};
-use kwi_features::{Frequency, Keyword, Platform};
+use kwi_features::{Frequency, Horizon, Keyword, Platform};
 use kwi_models::artifact::load_competition;
-use kwi_models::competition::{CompetitionInput, CompetitionModel};
+use kwi_models::competition::{CompetitionInput, CompetitionModel, ListingStats};
 use serde_json::json;
 
-use crate::forecast::Predictor;
-use crate::store::{CompetitionRow, ExportFilter, ExportObservation, InsightRow, Store};
+use kwi_store::{CompetitionRow, ExportFilter, ExportObservation, InsightRow, ModelKind, Store};
+
+use crate::Predictor;
 
 /// Version reported for scores from the composite fallback.
 pub const COMPOSITE_VERSION: &str = "builtin-composite-v1";
@@ -82,7 +83,7 @@ impl CompetitionScorer {
             .models()
             .await?
             .into_iter()
-            .find(|m| m.active && m.kind == "competition");
+            .find(|m| m.active && m.kind == ModelKind::Competition);
         if let Some(m) = active {
             match Self::load(Path::new(&m.artifact)) {
                 Ok(s) => return Ok(s),
@@ -95,26 +96,23 @@ impl CompetitionScorer {
     }
 }
 
-/// The competition inputs a stored observation carries (`listings_per_demand` from its own search
-/// volume; `review_count_median` stands in for the top-10 median).
+/// The competition inputs a stored observation carries (`review_count_median` stands in for the
+/// top-10 median), through the mapping training uses ([`ListingStats`]).
 pub fn competition_input(o: &ExportObservation) -> CompetitionInput {
     let listings = o.listing_count.map(|c| c as f64);
-    CompetitionInput {
-        listings_per_demand: match (listings, o.search_volume) {
-            (Some(l), Some(v)) if v > 0.0 => Some(l / v),
-            _ => None,
-        },
+    ListingStats {
         listing_count: listings,
+        listings_per_demand: ListingStats::per_demand(listings, o.search_volume),
         top10_review_median: o.review_count_median,
         top10_review_share: o.top10_review_share,
         top10_rating_mean: o.rating_mean,
-        price_dispersion: match (o.price_p25, o.price_p75, o.price_median) {
-            (Some(a), Some(b), Some(m)) if m > 0.0 => Some((b - a).max(0.0) / m),
-            _ => None,
-        },
+        price_p25: o.price_p25,
+        price_median: o.price_median,
+        price_p75: o.price_p75,
         sponsored_share: o.sponsored_share,
         cpc: o.cpc,
     }
+    .into()
 }
 
 /// What the store holds for the computation.
@@ -187,13 +185,10 @@ pub fn compute(
     predictor: &Predictor,
     scorer: &CompetitionScorer,
     data: &Gathered,
-    horizon: usize,
+    horizon: Horizon,
     progress: &dyn Fn(usize, usize),
 ) -> anyhow::Result<Computed> {
-    anyhow::ensure!(
-        (1..=104).contains(&horizon),
-        "horizon {horizon} is outside 1..=104"
-    );
+    let horizon = horizon.get();
     let mut out = Computed::default();
     let mut comp_scores: BTreeMap<(Platform, Keyword), (f64, String)> = BTreeMap::new();
     for ((p, k), input) in &data.competition {
@@ -360,7 +355,7 @@ pub async fn run(
     store: &dyn Store,
     predictor: Arc<Predictor>,
     scorer: CompetitionScorer,
-    horizon: usize,
+    horizon: Horizon,
     progress: Arc<dyn Fn(usize, usize) + Send + Sync>,
 ) -> anyhow::Result<Summary> {
     let data = gather(store).await?;
@@ -391,7 +386,7 @@ pub async fn run(
 pub fn spawn_job(
     store: Arc<dyn Store>,
     predictor: Arc<Predictor>,
-    horizon: usize,
+    horizon: Horizon,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         run_logged(store, predictor, horizon).await;
@@ -399,7 +394,7 @@ pub fn spawn_job(
 }
 
 /// One logged run; whether it stored its results.
-async fn run_logged(store: Arc<dyn Store>, predictor: Arc<Predictor>, horizon: usize) -> bool {
+async fn run_logged(store: Arc<dyn Store>, predictor: Arc<Predictor>, horizon: Horizon) -> bool {
     let t = Instant::now();
     let scorer = match CompetitionScorer::active(store.as_ref()).await {
         Ok(s) => s,
@@ -445,19 +440,19 @@ async fn current_inputs(store: &dyn Store, forecaster: &str) -> anyhow::Result<I
             .models()
             .await?
             .into_iter()
-            .find(|m| m.active && m.kind == "competition")
+            .find(|m| m.active && m.kind == ModelKind::Competition)
             .map(|m| m.version),
     })
 }
 
-/// The server's insights schedule: runs the job at once, then every `every` checks (one indexed
+/// The server's insights schedule (`served` gives the forecaster being served now): runs the job at once, then every `every` checks (one indexed
 /// query and a registry read) whether new data, a newly served forecaster or a newly activated
 /// competition model arrived since the last successful run, and re-runs it if so. A failed run is
 /// retried at the next check.
 pub fn spawn_scheduler(
     store: Arc<dyn Store>,
-    model: crate::serving::ModelSlot,
-    horizon: usize,
+    served: impl Fn() -> Arc<Predictor> + Send + 'static,
+    horizon: Horizon,
     every: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -466,7 +461,7 @@ pub fn spawn_scheduler(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let predictor = model.current();
+            let predictor = served();
             let inputs = match current_inputs(store.as_ref(), &predictor.manifest.version).await {
                 Ok(i) => i,
                 Err(e) => {

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use kwi_features::ingest::Observation;
 use kwi_features::{Keyword, Platform};
+pub use kwi_models::artifact::ModelKind;
 use serde::Serialize;
 
 mod postgres;
@@ -62,7 +63,8 @@ pub struct ImportCounts {
 }
 
 /// One stored observation, as read back for a keyword's history.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryPoint {
     /// First day of the period.
     pub period_start: NaiveDate,
@@ -79,7 +81,8 @@ pub struct HistoryPoint {
 }
 
 /// The current snapshot of a keyword (table `keyword_data`).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// Latest search volume.
     pub search_volume: Option<f64>,
@@ -88,26 +91,33 @@ pub struct Snapshot {
     /// Latest cost per click.
     pub cpc: Option<f64>,
     /// Last 52 `[period_start, search_volume]` pairs, oldest first.
-    #[schema(value_type = Vec<(NaiveDate, f64)>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<(NaiveDate, f64)>))]
     pub trend_data: serde_json::Value,
     /// When the snapshot was last refreshed.
     pub last_updated: DateTime<Utc>,
 }
 
 /// A row of the model registry (table `models`).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelRecord {
     /// Model family name.
     pub name: String,
     /// Unique version.
     pub version: String,
-    /// `forecaster` or `competition`.
-    #[schema(pattern = "^(forecaster|competition)$")]
-    pub kind: String,
+    /// What the model does.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, pattern = "^(forecaster|competition)$", example = "forecaster")
+    )]
+    pub kind: ModelKind,
     /// Hash of the feature schema it consumes.
     pub feature_schema_hash: String,
     /// Evaluation metrics, as the training run recorded them (free-form, by name).
-    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = std::collections::HashMap<String, serde_json::Value>)
+    )]
     pub metrics: serde_json::Value,
     /// Artifact location (folder path).
     pub artifact: String,
@@ -163,7 +173,8 @@ impl PredictionRecord {
 }
 
 /// A keyword found by search.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchHit {
     /// Platform.
     pub platform: String,
@@ -316,7 +327,8 @@ pub struct InsightRow {
 }
 
 /// One mover of `GET /v1/trends`.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrendItem {
     /// Platform.
     pub platform: String,
@@ -440,6 +452,64 @@ pub trait Store: Send + Sync + 'static {
         platform: Platform,
         keyword: &Keyword,
     ) -> Result<(Option<CompetitionRow>, Option<InsightRow>)>;
+}
+
+/// `url` when set and non-blank, else the embedded SQLite file `kwi.db` in `data_dir` (the rule
+/// every binary of the project follows).
+pub fn url_or_embedded(url: Option<&str>, data_dir: &std::path::Path) -> String {
+    match url {
+        Some(url) if !url.trim().is_empty() => url.to_string(),
+        _ => format!("sqlite:{}", data_dir.join("kwi.db").display()),
+    }
+}
+
+/// Hides a password in a URL for messages and logs (`postgres://kwi:***@db/kwi`).
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Why [`open`] failed, naming the database with its password hidden.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database could not be reached or opened.
+    #[error("cannot open database {url}: {source}")]
+    Connect {
+        /// The URL, redacted.
+        url: String,
+        /// Why.
+        source: StoreError,
+    },
+    /// The migrations could not be applied.
+    #[error("cannot migrate database {url}: {source}")]
+    Migrate {
+        /// The URL, redacted.
+        url: String,
+        /// Why.
+        source: StoreError,
+    },
+}
+
+/// Opens the store `url` names and applies its migrations: what every binary does before using a
+/// store. Errors name the database with its password hidden ([`redact`]).
+pub async fn open(url: &str) -> std::result::Result<Arc<dyn Store>, OpenError> {
+    let store = connect(url).await.map_err(|source| OpenError::Connect {
+        url: redact(url),
+        source,
+    })?;
+    store.migrate().await.map_err(|source| OpenError::Migrate {
+        url: redact(url),
+        source,
+    })?;
+    Ok(store)
 }
 
 /// Opens the store a URL names (`postgres://`, `postgresql://` or `sqlite:`), creating an SQLite

@@ -1,0 +1,31 @@
+//! The `kwi` subcommands: each runner turns the typed configuration ([`crate::config`]) into calls
+//! on the library. Only this module (and `main.rs`) reads the configuration; library modules take
+//! plain values.
+
+mod export;
+mod import;
+mod serve;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use kwi_store::Store;
+
+use crate::config::{Cli, Command, GlobalOpts};
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(&cli.global, &args).await,
+        Command::Migrate => serve::migrate(&cli.global).await,
+        Command::Import(args) => import::run(&cli.global, &args).await,
+        Command::Export(args) => export::run(&cli.global, &args).await,
+    }
+}
+
+/// Opens the configured store and applies migrations.
+async fn open_store(global: &GlobalOpts) -> anyhow::Result<Arc<dyn Store>> {
+    kwi_store::open(&global.database_url())
+        .await
+        .context("cannot start")
+}
