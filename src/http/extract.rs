@@ -7,6 +7,8 @@ use axum::extract::rejection::{BytesRejection, FailedToBufferBody, PathRejection
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use kwi_features::params::MAX_LEVELS;
+use kwi_features::{Horizon, Levels};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
 
@@ -143,27 +145,44 @@ pub fn invalid<E: serde::de::Error>(field: &str, why: impl std::fmt::Display) ->
     E::custom(format!("invalid `{field}`: {why}"))
 }
 
-/// `deserialize_with` for an optional count in a JSON body: any whole number, `9.0` and `1e1`
-/// included (JSON Schema's `integer` admits them; serde's `usize` does not). Range checks are the
-/// handler's.
-pub fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+/// `deserialize_with` for the batch body's `horizon`: any whole number (`9.0` and `1e1` included:
+/// JSON Schema's `integer` admits them; serde's `usize` does not), then [`Horizon::new`].
+pub fn body_horizon<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Horizon>, D::Error> {
     match Option::<f64>::deserialize(d)? {
         None => Ok(None),
-        Some(v) if v >= 0.0 && v.fract() == 0.0 => Ok(Some(v as usize)),
-        Some(v) => Err(serde::de::Error::custom(format!(
-            "{v} is not a whole number of periods"
-        ))),
+        Some(v) if v >= 0.0 && v.fract() == 0.0 && v <= usize::MAX as f64 => {
+            Horizon::new(v as usize)
+                .map(Some)
+                .map_err(|e| invalid("horizon", e))
+        }
+        Some(v) => Err(invalid(
+            "horizon",
+            format!("{v} is not a whole number of periods"),
+        )),
     }
 }
 
-/// Most levels one request may ask for.
-pub const MAX_LEVELS: usize = 10;
+/// `deserialize_with` for the batch body's `levels`: numbers, then [`Levels::new`].
+pub fn body_levels<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Levels>, D::Error> {
+    Option::<Vec<f64>>::deserialize(d)?
+        .map(Levels::new)
+        .transpose()
+        .map_err(|e| invalid("levels", e))
+}
+
+/// `deserialize_with` for the `horizon` query parameter: [`Horizon::parse`].
+pub fn query_horizon<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Horizon>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|raw| Horizon::parse(&raw))
+        .transpose()
+        .map_err(|e| invalid("horizon", e))
+}
 
 /// `deserialize_with` for the `levels` query parameter: 1 to [`MAX_LEVELS`] comma-separated
 /// levels, each a plain decimal in 1..=99 (`80`, `97.5`; no sign, exponent, leading zero, space or
 /// empty entry): exactly the language of the `LevelList` schema's pattern, so the description
-/// and the server agree on every string. The value itself is parsed by the handler.
-pub fn level_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+/// and the server agree on every string; then [`Levels::parse`] (sorted, distinct).
+pub fn query_levels<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Levels>, D::Error> {
     let Some(raw) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };
@@ -177,13 +196,15 @@ pub fn level_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
             ),
         ));
     }
-    match entries.iter().find(|e| !is_level(e)) {
-        Some(bad) => Err(invalid(
+    if let Some(bad) = entries.iter().find(|e| !is_level(e)) {
+        return Err(invalid(
             "levels",
             format!("`{bad}` is not a level: a decimal in 1..=99 such as 80 or 97.5"),
-        )),
-        None => Ok(Some(raw)),
+        ));
     }
+    Levels::parse(&raw)
+        .map(Some)
+        .map_err(|e| invalid("levels", e))
 }
 
 /// `[1-9]`, `[1-8][0-9]` or `9[0-8]` with any decimals, or `99` with zero decimals only.

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kwi_features::series::Series;
-use kwi_features::{Frequency, Horizon, Keyword, Levels, ParamError, Platform};
+use kwi_features::{Frequency, Horizon, Keyword, Levels, Platform};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
@@ -28,25 +28,19 @@ pub const MAX_SERIES_VALUES: usize = 10_000;
 /// that intervals around it stay finite.
 pub const MAX_SERIES_VALUE: f64 = 1e12;
 
-/// Query of the forecast endpoint (strings, so a bad value is a 400 naming the field).
+/// Query of the forecast endpoint, parsed into edge types (a bad value is a 400 naming the field).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ForecastQuery {
     /// Periods ahead.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 104, default = 13)]
-    horizon: Option<String>,
+    #[serde(default, deserialize_with = "extract::query_horizon")]
+    horizon: Option<Horizon>,
     /// Interval coverages in percent, comma-separated (`levels=80,95`, the default), returned
     /// sorted without duplicates.
     #[param(value_type = Option<LevelList>)]
-    #[serde(default, deserialize_with = "extract::level_list")]
-    levels: Option<String>,
-}
-
-fn param_error(field: &'static str) -> impl Fn(ParamError) -> ApiError {
-    move |e| ApiError::BadRequest {
-        field,
-        message: e.to_string(),
-    }
+    #[serde(default, deserialize_with = "extract::query_levels")]
+    levels: Option<Levels>,
 }
 
 fn json_bytes(body: Bytes, cached: bool) -> Response {
@@ -78,22 +72,14 @@ pub async fn forecast(
     Query(q): Query<ForecastQuery>,
 ) -> Result<Response, ApiError> {
     let (platform, keyword) = parse_key(&platform, &keyword)?;
-    let horizon = q
-        .horizon
-        .as_deref()
-        .map(Horizon::parse)
-        .transpose()
-        .map_err(param_error("horizon"))?
-        .unwrap_or_default();
-    let levels = q
-        .levels
-        .as_deref()
-        .map(Levels::parse)
-        .transpose()
-        .map_err(param_error("levels"))?;
     let served = state
         .forecaster
-        .keyword(platform, &keyword, horizon, levels.as_ref())
+        .keyword(
+            platform,
+            &keyword,
+            q.horizon.unwrap_or_default(),
+            q.levels.as_ref(),
+        )
         .await?;
     Ok(json_bytes(served.body, served.cached))
 }
@@ -143,12 +129,13 @@ pub struct BatchRequest {
     #[schema(max_items = 1000)]
     series: Vec<AdHocSeries>,
     /// Periods ahead (default 13).
-    #[schema(minimum = 1, maximum = 104)]
-    #[serde(default, deserialize_with = "extract::whole_number")]
-    horizon: Option<usize>,
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 104)]
+    #[serde(default, deserialize_with = "extract::body_horizon")]
+    horizon: Option<Horizon>,
     /// Interval coverages in percent (default `[80, 95]`), returned sorted without duplicates.
     #[schema(value_type = Option<Vec<Level>>, min_items = 1, max_items = 10)]
-    levels: Option<Vec<f64>>,
+    #[serde(default, deserialize_with = "extract::body_levels")]
+    levels: Option<Levels>,
 }
 
 // Documentation type: the handler writes this body around the cached forecasts' bytes.
@@ -205,17 +192,7 @@ pub async fn batch(
             });
         }
     }
-    let horizon = req
-        .horizon
-        .map(Horizon::new)
-        .transpose()
-        .map_err(param_error("horizon"))?
-        .unwrap_or_default();
-    let levels = req
-        .levels
-        .map(Levels::new)
-        .transpose()
-        .map_err(param_error("levels"))?;
+    let (horizon, levels) = (req.horizon.unwrap_or_default(), req.levels);
     let mut keys = Vec::with_capacity(req.keywords.len());
     for (i, k) in req.keywords.iter().enumerate() {
         let key = parse_key(&k.platform, &k.keyword).map_err(|e| match e {

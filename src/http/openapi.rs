@@ -156,7 +156,7 @@ impl ToSchema for KeywordList {
     }
 }
 
-/// A level in the query string: a plain decimal in 1..=99 (what `extract::level_list` takes).
+/// A level in the query string: a plain decimal in 1..=99 (what `extract::query_levels` takes).
 const LEVEL_TEXT: &str = r"(?:[1-9]|[1-8][0-9]|9[0-8])(?:\.[0-9]+)?|99(?:\.0+)?";
 
 /// A comma-separated list of levels (schema `LevelList`): the `levels` query parameter.
@@ -164,7 +164,7 @@ pub struct LevelList;
 
 impl PartialSchema for LevelList {
     fn schema() -> RefOr<Schema> {
-        let max = super::extract::MAX_LEVELS - 1;
+        let max = kwi_features::params::MAX_LEVELS - 1;
         ObjectBuilder::new()
             .schema_type(Type::String)
             .pattern(Some(format!(
@@ -173,7 +173,7 @@ impl PartialSchema for LevelList {
             .description(Some(format!(
                 "1 to {} interval coverages in percent, comma-separated, each a plain decimal in \
                  1..=99 (every model is calibrated for that range)",
-                super::extract::MAX_LEVELS
+                kwi_features::params::MAX_LEVELS
             )))
             .examples([serde_json::json!("80,95")])
             .into()

@@ -147,10 +147,17 @@ async fn every_rejection_is_a_json_error_naming_the_field() {
     .await;
     // And what the handler refuses after reading the body.
     check(&state, post_json("{}"), bad("keywords")).await;
+    // A field's own rule is checked as the body is read, before the batch-size rule.
     check(
         &state,
         post_json(r#"{"keywords": [], "series": [], "horizon": 0}"#),
-        bad("keywords"),
+        bad("horizon"),
+    )
+    .await;
+    check(
+        &state,
+        post_json(r#"{"keywords": [], "series": [], "levels": [80, 100]}"#),
+        bad("levels"),
     )
     .await;
 
