@@ -1,6 +1,6 @@
 //! Storage behind one trait, with a PostgreSQL implementation (the real one) and an SQLite one (the
-//! embedded default). Both are sqlx pools with their own migrations folder; the SQL they share is
-//! written once in [`sql`] and instantiated for each backend by the `sql_store!` macro.
+//! embedded default). Both are sqlx pools with their own migrations folder; the store is written
+//! once in `sql.rs`, generic over the database, and each backend supplies only what differs.
 
 use std::sync::Arc;
 
@@ -63,7 +63,7 @@ pub struct ImportCounts {
 }
 
 /// One stored observation, as read back for a keyword's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(sqlx::FromRow, Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryPoint {
     /// First day of the period.
@@ -81,7 +81,7 @@ pub struct HistoryPoint {
 }
 
 /// The current snapshot of a keyword (table `keyword_data`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(sqlx::FromRow, Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// Latest search volume.
@@ -91,6 +91,7 @@ pub struct Snapshot {
     /// Latest cost per click.
     pub cpc: Option<f64>,
     /// Last 52 `[period_start, search_volume]` pairs, oldest first.
+    #[sqlx(json)]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<(NaiveDate, f64)>))]
     pub trend_data: serde_json::Value,
     /// When the snapshot was last refreshed.
@@ -173,7 +174,7 @@ impl PredictionRecord {
 }
 
 /// A keyword found by search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(sqlx::FromRow, Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchHit {
     /// Platform.

@@ -1,18 +1,19 @@
 //! PostgreSQL backend: the reference store.
 
+use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Postgres;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::sql::sql_store;
-use super::{Backend, Result};
+use super::sql::{Dialect, SqlStore};
+use super::{Backend, PredictionRecord, Result};
 
 /// Store on a PostgreSQL server.
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
-}
+pub type PgStore = SqlStore<Postgres>;
 
 impl PgStore {
     /// Connects a pool (fails within 5 s if the server is unreachable).
@@ -32,11 +33,6 @@ impl PgStore {
             .connect_with(opts)
             .await?;
         Ok(Self { pool })
-    }
-
-    /// The underlying pool (for tests and tools).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
     }
 }
 
@@ -113,25 +109,33 @@ const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM k
 /// request (64 keywords of 104 weeks: 0.62 ms against 5.62 ms; benches/sql/run.sh). A LATERAL lookup
 /// per pair with `OFFSET 0`: the planner cannot know how many pairs the JSON holds (it assumes
 /// 100), and a join let it choose a scan of the whole table.
-const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8, d.volume_periods, d.volume_values \
+const VOLUMES_MANY: &str = "SELECT (k.ord - 1)::int8 AS pos, d.volume_periods, d.volume_values \
     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS k(j, ord) CROSS JOIN LATERAL (\
     SELECT volume_periods, volume_values FROM keyword_data d \
     WHERE d.platform = k.j->>0 AND d.keyword = k.j->>1 OFFSET 0) d \
     WHERE cardinality(d.volume_values) > 0";
 
+/// A row of [`VOLUMES_MANY`].
+#[derive(sqlx::FromRow)]
+struct Volumes {
+    pos: i64,
+    volume_periods: Vec<NaiveDate>,
+    volume_values: Vec<f64>,
+}
+
 /// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`]).
 async fn volumes_many(
     pool: &PgPool,
     keys_json: &str,
-    out: &mut [Vec<(chrono::NaiveDate, f64)>],
+    out: &mut [Vec<(NaiveDate, f64)>],
 ) -> Result<()> {
-    let rows = sqlx::query_as::<_, (i64, Vec<chrono::NaiveDate>, Vec<f64>)>(VOLUMES_MANY)
+    let rows: Vec<Volumes> = sqlx::query_as(VOLUMES_MANY)
         .bind(keys_json)
         .fetch_all(pool)
         .await?;
-    for (i, periods, volumes) in rows {
-        if let Some(v) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
-            *v = periods.into_iter().zip(volumes).collect();
+    for r in rows {
+        if let Some(v) = usize::try_from(r.pos).ok().and_then(|i| out.get_mut(i)) {
+            *v = r.volume_periods.into_iter().zip(r.volume_values).collect();
         }
     }
     Ok(())
@@ -153,8 +157,8 @@ const PREDICTION_INSERT: &str = "INSERT INTO predictions (id, platform, keyword,
 /// Persists forecasts inside the caller's transaction with [`PREDICTION_INSERT`].
 async fn insert_predictions(
     conn: &mut sqlx::PgConnection,
-    rows: &[super::PredictionRecord],
-    now: chrono::DateTime<chrono::Utc>,
+    rows: &[PredictionRecord],
+    now: DateTime<Utc>,
 ) -> Result<()> {
     let n = rows.len();
     let (mut ids, mut platforms, mut keywords, mut versions) = (
@@ -216,17 +220,29 @@ const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_en
     WHERE direction = $1 AND ($2::text IS NULL OR platform = $2) \
     ORDER BY CASE WHEN direction = 'falling' THEN growth_pct ELSE -growth_pct END, platform, keyword LIMIT $3";
 
-sql_store!(
-    PgStore,
-    sqlx::Postgres,
-    Backend::Postgres,
-    sqlx::migrate!("../migrations/postgres"),
-    REFRESH,
-    SEARCH,
-    EXPORT_OBSERVATIONS,
-    EXPORT_PREDICTIONS,
-    VERSIONS_MANY,
-    volumes_many,
-    insert_predictions,
-    TRENDS
-);
+impl Dialect for Postgres {
+    const BACKEND: Backend = Backend::Postgres;
+    const MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+    const REFRESH: &'static str = REFRESH;
+    const SEARCH: &'static str = SEARCH;
+    const EXPORT_OBSERVATIONS: &'static str = EXPORT_OBSERVATIONS;
+    const EXPORT_PREDICTIONS: &'static str = EXPORT_PREDICTIONS;
+    const VERSIONS_MANY: &'static str = VERSIONS_MANY;
+    const TRENDS: &'static str = TRENDS;
+
+    fn volumes_many(
+        pool: &PgPool,
+        keys_json: &str,
+        out: &mut [Vec<(NaiveDate, f64)>],
+    ) -> impl Future<Output = Result<()>> + Send {
+        volumes_many(pool, keys_json, out)
+    }
+
+    fn insert_predictions(
+        conn: &mut sqlx::PgConnection,
+        rows: &[PredictionRecord],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        insert_predictions(conn, rows, now)
+    }
+}

@@ -1,21 +1,22 @@
 //! SQLite backend: the embedded default (one file, no server).
 
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Sqlite;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::sql::sql_store;
-use super::{Backend, Result, StoreError};
+use super::sql::{Dialect, SqlStore};
+use super::{Backend, PredictionRecord, Result, StoreError};
 
 /// Store in an SQLite file.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file; `:memory:` gives a private in-memory database.
@@ -44,11 +45,6 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         Ok(Self { pool })
-    }
-
-    /// The underlying pool (for tests and tools).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
     }
 }
 
@@ -92,13 +88,14 @@ const EXPORT_PREDICTIONS: &str = "SELECT platform, keyword, model_version, data_
     ORDER BY platform, keyword, created_at, model_version";
 
 /// Data versions of a JSON list of `[platform, keyword]` pairs.
-const VERSIONS_MANY: &str = "SELECT d.platform, d.keyword, d.last_updated FROM keyword_data d \
+const VERSIONS_MANY: &str = "SELECT d.platform AS platform, d.keyword AS keyword, d.last_updated AS last_updated FROM keyword_data d \
     JOIN (SELECT json_extract(value, '$[0]') AS platform, json_extract(value, '$[1]') AS keyword FROM json_each($1)) k ON d.platform = k.platform AND d.keyword = k.keyword";
 
 /// Search volumes of a JSON list of `[platform, keyword]` pairs, tagged with the pair's 0-based
 /// position in the list (`json_each.key`): the lists the import keeps on each snapshot row
 /// (migration 0006), one row per keyword instead of one per observation.
-const VOLUMES_MANY: &str = "SELECT CAST(k.key AS INTEGER), d.volume_periods, d.volume_values FROM json_each($1) k \
+const VOLUMES_MANY: &str = "SELECT CAST(k.key AS INTEGER) AS pos, d.volume_periods AS volume_periods, \
+    d.volume_values AS volume_values FROM json_each($1) k \
     JOIN keyword_data d ON d.platform = json_extract(k.value, '$[0]') AND d.keyword = json_extract(k.value, '$[1]') \
     WHERE d.volume_values <> ''";
 
@@ -109,8 +106,8 @@ const PREDICTION_CHUNK: usize = 500;
 /// [`PREDICTION_CHUNK`] rows, not a round trip per row.
 async fn insert_predictions(
     conn: &mut sqlx::SqliteConnection,
-    rows: &[super::PredictionRecord],
-    now: chrono::DateTime<chrono::Utc>,
+    rows: &[PredictionRecord],
+    now: DateTime<Utc>,
 ) -> Result<()> {
     for chunk in rows.chunks(PREDICTION_CHUNK) {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -133,19 +130,27 @@ async fn insert_predictions(
     Ok(())
 }
 
+/// A row of [`VOLUMES_MANY`]: the lists as stored.
+#[derive(sqlx::FromRow)]
+struct Volumes {
+    pos: i64,
+    volume_periods: String,
+    volume_values: String,
+}
+
 /// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` ([`VOLUMES_MANY`]).
 async fn volumes_many(
     pool: &SqlitePool,
     keys_json: &str,
-    out: &mut [Vec<(chrono::NaiveDate, f64)>],
+    out: &mut [Vec<(NaiveDate, f64)>],
 ) -> Result<()> {
-    let rows = sqlx::query_as::<_, (i64, String, String)>(VOLUMES_MANY)
+    let rows: Vec<Volumes> = sqlx::query_as(VOLUMES_MANY)
         .bind(keys_json)
         .fetch_all(pool)
         .await?;
-    for (i, periods, values) in rows {
-        if let Some(v) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
-            *v = parse_volume_lists(&periods, &values)?;
+    for r in rows {
+        if let Some(v) = usize::try_from(r.pos).ok().and_then(|i| out.get_mut(i)) {
+            *v = parse_volume_lists(&r.volume_periods, &r.volume_values)?;
         }
     }
     Ok(())
@@ -200,20 +205,32 @@ const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_en
     WHERE direction = $1 AND ($2 IS NULL OR platform = $2) \
     ORDER BY CASE WHEN direction = 'falling' THEN growth_pct ELSE -growth_pct END, platform, keyword LIMIT $3";
 
-sql_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    Backend::Sqlite,
-    sqlx::migrate!("../migrations/sqlite"),
-    REFRESH,
-    SEARCH,
-    EXPORT_OBSERVATIONS,
-    EXPORT_PREDICTIONS,
-    VERSIONS_MANY,
-    volumes_many,
-    insert_predictions,
-    TRENDS
-);
+impl Dialect for Sqlite {
+    const BACKEND: Backend = Backend::Sqlite;
+    const MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+    const REFRESH: &'static str = REFRESH;
+    const SEARCH: &'static str = SEARCH;
+    const EXPORT_OBSERVATIONS: &'static str = EXPORT_OBSERVATIONS;
+    const EXPORT_PREDICTIONS: &'static str = EXPORT_PREDICTIONS;
+    const VERSIONS_MANY: &'static str = VERSIONS_MANY;
+    const TRENDS: &'static str = TRENDS;
+
+    fn volumes_many(
+        pool: &SqlitePool,
+        keys_json: &str,
+        out: &mut [Vec<(NaiveDate, f64)>],
+    ) -> impl Future<Output = Result<()>> + Send {
+        volumes_many(pool, keys_json, out)
+    }
+
+    fn insert_predictions(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[PredictionRecord],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        insert_predictions(conn, rows, now)
+    }
+}
 
 #[cfg(test)]
 mod tests {
