@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use kwi::cache::{Cache, CacheKind, DEFAULT_LOCAL_BYTES};
 
-use crate::helpers::redis_url;
+use crate::helpers::{redis_cache, redis_url};
 
 const TTL: Duration = Duration::from_secs(60);
 
@@ -20,12 +20,6 @@ async fn round_trip(cache: &Cache) {
         Some(&b"forecast bytes"[..])
     );
     cache.ping().await.unwrap();
-}
-
-async fn redis_cache(near_bytes: u64) -> Cache {
-    Cache::redis(&redis_url(), TTL, near_bytes)
-        .await
-        .unwrap_or_else(|e| panic!("Redis is required for these tests: {e}"))
 }
 
 /// Deletes keys in Redis behind the caches' backs.
@@ -49,7 +43,7 @@ async fn in_process_cache_round_trips() {
 #[tokio::test]
 async fn redis_cache_round_trips_with_ttl() {
     for near in [0, DEFAULT_LOCAL_BYTES] {
-        let cache = redis_cache(near).await;
+        let cache = redis_cache(TTL, near).await;
         assert_eq!(cache.kind(), CacheKind::Redis);
         round_trip(&cache).await;
         assert_eq!(cache.error_count(), 0);
@@ -59,9 +53,9 @@ async fn redis_cache_round_trips_with_ttl() {
 #[tokio::test]
 async fn near_cache_answers_without_redis_and_fills_from_it() {
     let (a, b, bare) = (
-        redis_cache(1 << 20).await,
-        redis_cache(1 << 20).await,
-        redis_cache(0).await,
+        redis_cache(TTL, 1 << 20).await,
+        redis_cache(TTL, 1 << 20).await,
+        redis_cache(TTL, 0).await,
     );
     let (k1, k2) = (
         format!("kwi:test:near:{}", uuid::Uuid::new_v4()),

@@ -5,12 +5,9 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
-use kwi::app::AppState;
 use serde_json::Value;
-use tower::ServiceExt;
 
-use crate::helpers::{Backends, in_process_state};
+use crate::helpers::{TestApp, get, post};
 
 /// What a rejection must look like.
 struct Expect {
@@ -30,26 +27,38 @@ const fn bad(field: &'static str) -> Expect {
     }
 }
 
+const UNSUPPORTED: Expect = Expect {
+    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    code: "unsupported_media_type",
+    field: Some("content-type"),
+    allow: None,
+};
+
+const NOT_FOUND: Expect = Expect {
+    status: StatusCode::NOT_FOUND,
+    code: "not_found",
+    field: None,
+    allow: None,
+};
+
+const fn not_allowed(allow: &'static str) -> Expect {
+    Expect {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        field: None,
+        allow: Some(allow),
+    }
+}
+
 /// Sends `req` through the router and checks the status, the JSON error body and `Allow`.
-async fn check(state: &AppState, req: Request<Body>, want: Expect) {
+async fn check(app: &TestApp, req: Request<Body>, want: Expect) {
     let what = format!("{} {}", req.method(), req.uri());
-    let res = kwi::http::router(state.clone()).oneshot(req).await.unwrap();
-    let status = res.status();
-    let ct = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let allow = res
-        .headers()
-        .get(header::ALLOW)
-        .map(|v| v.to_str().unwrap().to_string());
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&bytes);
-    assert_eq!(status, want.status, "{what}: {text}");
-    assert_eq!(ct, "application/json", "{what}: {text}");
+    let res = app.send(req).await;
+    let text = res.text();
+    assert_eq!(res.status, want.status, "{what}: {text}");
+    assert_eq!(res.content_type(), "application/json", "{what}: {text}");
     let body: Value =
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{what}: {e}: {text}"));
+        serde_json::from_slice(&res.body).unwrap_or_else(|e| panic!("{what}: {e}: {text}"));
     let error = body["error"]
         .as_object()
         .unwrap_or_else(|| panic!("{what}: {body}"));
@@ -69,130 +78,126 @@ async fn check(state: &AppState, req: Request<Body>, want: Expect) {
             .all(|k| ["code", "field", "message"].contains(&k.as_str())),
         "{what}: {body}"
     );
-    assert_eq!(allow.as_deref(), want.allow, "{what}: Allow");
+    assert_eq!(res.header(header::ALLOW), want.allow, "{what}: Allow");
 }
 
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
-
-fn post(uri: &str, content_type: &str, body: impl Into<Body>) -> Request<Body> {
-    Request::post(uri)
-        .header(header::CONTENT_TYPE, content_type)
-        .body(body.into())
-        .unwrap()
-}
-
-fn post_json(body: &str) -> Request<Body> {
+/// A JSON body for the batch endpoint.
+fn batch(body: &str) -> Request<Body> {
     post("/v1/forecasts", "application/json", body.to_string())
 }
 
-#[tokio::test]
-async fn every_rejection_is_a_json_error_naming_the_field() {
-    let b = Backends::new().await;
-    let (state, _w) = in_process_state(&b.sqlite).await;
-    let forecast = "/v1/keywords/google/coffee/forecast";
+const FORECAST: &str = "/v1/keywords/google/coffee/forecast";
 
-    // Query strings axum could not deserialize.
+/// Query strings axum could not deserialize.
+#[tokio::test]
+async fn a_repeated_query_field_is_a_json_error_naming_it() {
+    let app = TestApp::sqlite().await;
     check(
-        &state,
-        get(&format!("{forecast}?horizon=1&horizon=2")),
+        &app,
+        get(&format!("{FORECAST}?horizon=1&horizon=2")),
         bad("horizon"),
     )
     .await;
-    check(&state, get("/v1/trends?limit=5&limit=6"), bad("limit")).await;
-    check(&state, get("/v1/keywords/search?q=a&q=b"), bad("q")).await;
+    check(&app, get("/v1/trends?limit=5&limit=6"), bad("limit")).await;
+    check(&app, get("/v1/keywords/search?q=a&q=b"), bad("q")).await;
     check(
-        &state,
+        &app,
         get("/v1/export/observations?format=arrow&format=parquet"),
         bad("format"),
     )
     .await;
-    // Path segments that are not UTF-8 once percent-decoded.
+    app.cleanup().await;
+}
+
+/// Path segments that are not UTF-8 once percent-decoded.
+#[tokio::test]
+async fn a_path_segment_that_is_not_utf8_is_a_json_error_naming_it() {
+    let app = TestApp::sqlite().await;
     check(
-        &state,
+        &app,
         get("/v1/keywords/google/%FF/forecast"),
         bad("keyword"),
     )
     .await;
-    check(&state, get("/v1/keywords/%C3%28/coffee"), bad("platform")).await;
+    check(&app, get("/v1/keywords/%C3%28/coffee"), bad("platform")).await;
     check(
-        &state,
+        &app,
         post("/v1/models/%FF/activate", "application/json", ""),
         bad("version"),
     )
     .await;
+    app.cleanup().await;
+}
 
-    // JSON bodies: syntax, types, unknown and missing fields, each named by its path.
-    check(&state, post_json(r#"{"keywords": ["#), bad("body")).await;
+/// JSON bodies: syntax, types, unknown and missing fields, each named by its path.
+#[tokio::test]
+async fn a_json_body_axum_cannot_read_is_a_json_error_naming_the_path() {
+    let app = TestApp::sqlite().await;
+    check(&app, batch(r#"{"keywords": ["#), bad("body")).await;
+    check(&app, batch(r#"{"horizon": 13} trailing"#), bad("body")).await;
+    check(&app, batch(r#"{"horizon": "13"}"#), bad("horizon")).await;
+    check(&app, batch(r#"{"nope": 1}"#), bad("nope")).await;
     check(
-        &state,
-        post_json(r#"{"horizon": 13} trailing"#),
-        bad("body"),
-    )
-    .await;
-    check(&state, post_json(r#"{"horizon": "13"}"#), bad("horizon")).await;
-    check(&state, post_json(r#"{"nope": 1}"#), bad("nope")).await;
-    check(
-        &state,
-        post_json(r#"{"keywords": [{"platform": "google"}]}"#),
+        &app,
+        batch(r#"{"keywords": [{"platform": "google"}]}"#),
         bad("keywords[0].keyword"),
     )
     .await;
     check(
-        &state,
-        post_json(r#"{"series": [{"id": "a", "values": [1, "x"]}]}"#),
+        &app,
+        batch(r#"{"series": [{"id": "a", "values": [1, "x"]}]}"#),
         bad("series[0].values[1]"),
     )
     .await;
-    // And what the handler refuses after reading the body.
-    check(&state, post_json("{}"), bad("keywords")).await;
-    // A field's own rule is checked as the body is read, before the batch-size rule.
+    app.cleanup().await;
+}
+
+/// What the handler refuses after reading the body.
+#[tokio::test]
+async fn an_empty_batch_is_refused_by_the_handler() {
+    let app = TestApp::sqlite().await;
+    check(&app, batch("{}"), bad("keywords")).await;
+    app.cleanup().await;
+}
+
+/// A field's own rule is checked as the body is read, before the batch-size rule.
+#[tokio::test]
+async fn a_field_rule_is_checked_before_the_batch_size_rule() {
+    let app = TestApp::sqlite().await;
     check(
-        &state,
-        post_json(r#"{"keywords": [], "series": [], "horizon": 0}"#),
+        &app,
+        batch(r#"{"keywords": [], "series": [], "horizon": 0}"#),
         bad("horizon"),
     )
     .await;
     check(
-        &state,
-        post_json(r#"{"keywords": [], "series": [], "levels": [80, 100]}"#),
+        &app,
+        batch(r#"{"keywords": [], "series": [], "levels": [80, 100]}"#),
         bad("levels"),
     )
     .await;
+    app.cleanup().await;
+}
 
-    // Media type: missing or not JSON.
-    let unsupported = Expect {
-        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        code: "unsupported_media_type",
-        field: Some("content-type"),
-        allow: None,
-    };
-    check(
-        &state,
-        post("/v1/forecasts", "text/plain", "{}"),
-        unsupported,
-    )
-    .await;
+/// Media type: missing or not JSON.
+#[tokio::test]
+async fn a_body_that_is_not_declared_json_is_415() {
+    let app = TestApp::sqlite().await;
+    check(&app, post("/v1/forecasts", "text/plain", "{}"), UNSUPPORTED).await;
     let req = Request::post("/v1/forecasts")
         .body(Body::from("{}"))
         .unwrap();
-    check(
-        &state,
-        req,
-        Expect {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: "unsupported_media_type",
-            field: Some("content-type"),
-            allow: None,
-        },
-    )
-    .await;
+    check(&app, req, UNSUPPORTED).await;
+    app.cleanup().await;
+}
 
-    // A body over the limit, refused before it is parsed.
+/// A body over the limit, refused before it is parsed.
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = TestApp::sqlite().await;
     let big = vec![b' '; kwi::http::MAX_BODY_BYTES + 1];
     check(
-        &state,
+        &app,
         post("/v1/forecasts", "application/json", big),
         Expect {
             status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -202,52 +207,50 @@ async fn every_rejection_is_a_json_error_naming_the_field() {
         },
     )
     .await;
+    app.cleanup().await;
+}
 
-    // Unknown routes and methods a path does not have (with `Allow`).
-    let not_found = || Expect {
-        status: StatusCode::NOT_FOUND,
-        code: "not_found",
-        field: None,
-        allow: None,
-    };
-    check(&state, get("/v1/nothing"), not_found()).await;
+#[tokio::test]
+async fn an_unknown_route_is_a_json_404() {
+    let app = TestApp::sqlite().await;
+    check(&app, get("/v1/nothing"), NOT_FOUND).await;
     check(
-        &state,
+        &app,
         post("/v1/nothing", "application/json", "{}"),
-        not_found(),
+        NOT_FOUND,
     )
     .await;
-    let not_allowed = |allow| Expect {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        code: "method_not_allowed",
-        field: None,
-        allow: Some(allow),
-    };
-    check(&state, get("/v1/forecasts"), not_allowed("POST")).await;
+    app.cleanup().await;
+}
+
+/// Methods a path does not have: 405 with `Allow`.
+#[tokio::test]
+async fn a_method_the_path_lacks_is_405_with_allow() {
+    let app = TestApp::sqlite().await;
+    check(&app, get("/v1/forecasts"), not_allowed("POST")).await;
     let req = Request::delete("/v1/forecasts")
         .body(Body::empty())
         .unwrap();
-    check(&state, req, not_allowed("POST")).await;
+    check(&app, req, not_allowed("POST")).await;
     check(
-        &state,
+        &app,
         post("/healthz", "application/json", "{}"),
         not_allowed("GET,HEAD"),
     )
     .await;
-    let req = Request::put(forecast).body(Body::empty()).unwrap();
-    check(&state, req, not_allowed("GET,HEAD")).await;
+    let req = Request::put(FORECAST).body(Body::empty()).unwrap();
+    check(&app, req, not_allowed("GET,HEAD")).await;
     let req = Request::options("/v1/models").body(Body::empty()).unwrap();
-    check(&state, req, not_allowed("GET,HEAD")).await;
-    b.cleanup().await;
+    check(&app, req, not_allowed("GET,HEAD")).await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
 async fn the_description_types_every_answer() {
-    let b = Backends::new().await;
-    let (state, _w) = in_process_state(&b.sqlite).await;
-    let (s, _, body) = crate::helpers::send(&state, get("/openapi.json")).await;
-    assert_eq!(s, StatusCode::OK);
-    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let app = TestApp::sqlite().await;
+    let res = app.get("/openapi.json").await;
+    assert_eq!(res.status, StatusCode::OK);
+    let doc = res.json();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             let what = format!("{method} {path}");
@@ -283,5 +286,5 @@ async fn the_description_types_every_answer() {
     for status in ["413", "415", "500"] {
         assert!(batch.get(status).is_some(), "POST /v1/forecasts {status}");
     }
-    b.cleanup().await;
+    app.cleanup().await;
 }

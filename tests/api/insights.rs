@@ -3,32 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use chrono::{Duration, NaiveDate};
-use http_body_util::BodyExt;
-use kwi::app::AppState;
 use kwi_features::ingest::Observation;
 use kwi_features::{Keyword, Platform};
 use kwi_predict::insights::CompetitionScorer;
-use serde_json::Value;
-use tower::ServiceExt;
 
-use crate::helpers::{Backends, in_process_state};
+use crate::helpers::{TestApp, backend_tests};
 
 /// The horizon the insights tests run with (weeks).
 fn h13() -> kwi_features::Horizon {
     kwi_features::Horizon::new(13).unwrap()
-}
-
-async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
-    let res = kwi::http::router(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
 }
 
 /// 30 weeks of an Amazon keyword with search volumes and listing data (the sample has its listing
@@ -58,165 +43,215 @@ fn amazon_rows() -> Vec<Observation> {
         .collect()
 }
 
-#[tokio::test]
-async fn insights_job_feeds_trends_and_keyword_fields_on_both_backends() {
-    let b = Backends::new().await;
-    for (name, store) in b.all() {
-        kwi::import::load_sample(store.as_ref()).await.unwrap();
-        store.import(&amazon_rows(), &|_| {}).await.unwrap();
-        let (state, _w) = in_process_state(store).await;
-
-        // Before the job: the fields exist and are null; trends are empty, not an error.
-        let (s, body) = get(&state, "/v1/keywords/google/coffee").await;
-        assert_eq!(s, StatusCode::OK, "{name}: {body}");
-        for f in ["competition", "opportunity", "insights"] {
-            assert!(body[f].is_null(), "{name}: {f} = {}", body[f]);
-            assert!(
-                body.as_object().unwrap().contains_key(f),
-                "{name}: {f} missing"
-            );
-        }
-        let (s, body) = get(&state, "/v1/trends").await;
-        assert_eq!(s, StatusCode::OK, "{name}: {body}");
-        assert_eq!(body["direction"], "rising");
-        assert_eq!(body["items"].as_array().unwrap().len(), 0, "{name}");
-
-        let run = || {
-            kwi_predict::insights::run(
-                store.as_ref(),
-                state.forecaster.model(),
-                CompetitionScorer::composite(),
-                h13(),
-                Arc::new(|_: usize, _: usize| {}),
-            )
-        };
-        let summary = run().await.unwrap();
-        assert_eq!(summary.insights, 33, "{name}: {summary}");
-        // Every keyword of the built-in listing sample (100 Amazon.in categories, `amazon/usb
-        // cables` among them, and Etsy `tarot`) is scored.
-        assert_eq!(summary.scored, 101, "{name}: {summary}");
-        // Re-running replaces, never duplicates.
-        assert_eq!(run().await.unwrap(), summary, "{name}");
-
-        let mut movers = 0;
-        for dir in ["rising", "falling"] {
-            let (s, body) = get(&state, &format!("/v1/trends?direction={dir}&limit=100")).await;
-            assert_eq!(s, StatusCode::OK, "{name}: {body}");
-            assert_eq!(body["direction"], dir);
-            let items = body["items"].as_array().unwrap();
-            let growth: Vec<f64> = items
-                .iter()
-                .map(|i| i["growth_pct"].as_f64().unwrap())
-                .collect();
-            if dir == "rising" {
-                assert!(
-                    growth.windows(2).all(|w| w[0] >= w[1]),
-                    "{name}: {growth:?}"
-                );
-            } else {
-                assert!(
-                    growth.windows(2).all(|w| w[0] <= w[1]),
-                    "{name}: {growth:?}"
-                );
-            }
-            for i in items {
-                for f in [
-                    "platform",
-                    "keyword",
-                    "growth_pct",
-                    "current",
-                    "forecast_end",
-                    "horizon",
-                ] {
-                    assert!(!i[f].is_null(), "{name}: {f} missing in {i}");
-                }
-                assert_eq!(i["horizon"], 13);
-            }
-            movers += items.len();
-        }
-        assert!(
-            movers > 0,
-            "{name}: no rising or falling keyword in the sample"
-        );
-        let (_, body) = get(&state, "/v1/trends?direction=rising&limit=1").await;
-        assert!(body["items"].as_array().unwrap().len() <= 1, "{name}");
-        let (_, body) = get(&state, "/v1/trends?platform=etsy&direction=falling").await;
-        assert_eq!(body["items"].as_array().unwrap().len(), 0, "{name}");
-
-        for (uri, field) in [
-            ("/v1/trends?direction=up", "direction"),
-            ("/v1/trends?limit=0", "limit"),
-            ("/v1/trends?limit=101", "limit"),
-            ("/v1/trends?limit=ten", "limit"),
-            ("/v1/trends?platform=walmart", "platform"),
-        ] {
-            let (s, body) = get(&state, uri).await;
-            assert_eq!(s, StatusCode::BAD_REQUEST, "{name}: {uri}: {body}");
-            assert_eq!(body["error"]["field"], field, "{name}: {uri}");
-        }
-
-        // A keyword with listing data: every field, in the documented shape.
-        let (s, body) = get(&state, "/v1/keywords/amazon/usb%20cables").await;
-        assert_eq!(s, StatusCode::OK, "{name}: {body}");
-        let c = &body["competition"];
-        let score = c["score"].as_f64().unwrap();
-        assert!((0.0..=100.0).contains(&score), "{name}: {c}");
-        assert!(
-            ["low", "medium", "high", "very high"].contains(&c["band"].as_str().unwrap()),
-            "{name}: {c}"
-        );
-        assert_eq!(c["model_version"], "builtin-composite-v1");
-        assert_eq!(c["synthetic"], false);
-        let contributions = c["contributions"].as_array().unwrap();
-        assert!(!contributions.is_empty(), "{name}: {c}");
-        for k in contributions {
-            assert!(k["factor"].is_string() && k["label"].is_string() && k["points"].is_f64());
-        }
-        assert_eq!(
-            body["snapshot"]["competition"].as_f64(),
-            Some(score),
-            "{name}"
-        );
-        let o = &body["opportunity"];
-        assert!(
-            (0.0..=100.0).contains(&o["score"].as_f64().unwrap()),
-            "{name}: {o}"
-        );
-        assert!(
-            o["explanation"].as_str().unwrap().contains("competition"),
-            "{name}: {o}"
-        );
-        let i = &body["insights"];
-        assert!(
-            ["rising", "falling", "flat"].contains(&i["direction"].as_str().unwrap()),
-            "{name}: {i}"
-        );
-        assert!(i["growth_pct"].is_f64(), "{name}: {i}");
-        for f in ["peak", "anomaly"] {
-            assert!(
-                i.as_object().unwrap().contains_key(f),
-                "{name}: {f} missing"
-            );
-        }
-
-        // A sample keyword (no listing data): no competition, but opportunity and insights.
-        let (_, body) = get(&state, "/v1/keywords/google/coffee").await;
-        assert!(body["competition"].is_null(), "{name}");
-        assert!(
-            body["opportunity"]["explanation"]
-                .as_str()
-                .unwrap()
-                .contains("competition unknown"),
-            "{name}: {}",
-            body["opportunity"]
-        );
-        assert!(body["insights"]["direction"].is_string(), "{name}");
-        if let Some(p) = body["insights"]["peak"].as_object() {
-            assert!(p["in_weeks"].as_i64().unwrap() >= 1, "{name}: {p:?}");
-        }
-    }
-    b.cleanup().await;
+/// The sample plus [`amazon_rows`].
+async fn with_listing_data(app: TestApp) -> TestApp {
+    app.load_sample().await;
+    app.store.import(&amazon_rows(), &|_| {}).await.unwrap();
+    app
 }
+
+/// Runs the insights job once with the composite competition scorer.
+async fn run_insights(app: &TestApp) -> kwi_predict::insights::Summary {
+    kwi_predict::insights::run(
+        app.store.as_ref(),
+        app.state.forecaster.model(),
+        CompetitionScorer::composite(),
+        h13(),
+        Arc::new(|_: usize, _: usize| {}),
+    )
+    .await
+    .unwrap()
+}
+
+/// Before the job: the fields exist and are null; trends are empty, not an error.
+async fn before_the_job_the_fields_are_null_and_trends_empty(app: TestApp) {
+    let app = with_listing_data(app).await;
+    let name = app.name;
+    let res = app.get("/v1/keywords/google/coffee").await;
+    let body = res.json();
+    assert_eq!(res.status, StatusCode::OK, "{name}: {body}");
+    for f in ["competition", "opportunity", "insights"] {
+        assert!(body[f].is_null(), "{name}: {f} = {}", body[f]);
+        assert!(
+            body.as_object().unwrap().contains_key(f),
+            "{name}: {f} missing"
+        );
+    }
+    let res = app.get("/v1/trends").await;
+    let body = res.json();
+    assert_eq!(res.status, StatusCode::OK, "{name}: {body}");
+    assert_eq!(body["direction"], "rising");
+    assert_eq!(body["items"].as_array().unwrap().len(), 0, "{name}");
+}
+backend_tests!(before_the_job_the_fields_are_null_and_trends_empty);
+
+async fn the_job_scores_every_listed_keyword_and_a_rerun_replaces(app: TestApp) {
+    let app = with_listing_data(app).await;
+    let name = app.name;
+    let summary = run_insights(&app).await;
+    assert_eq!(summary.insights, 33, "{name}: {summary}");
+    // Every keyword of the built-in listing sample (100 Amazon.in categories, `amazon/usb
+    // cables` among them, and Etsy `tarot`) is scored.
+    assert_eq!(summary.scored, 101, "{name}: {summary}");
+    // Re-running replaces, never duplicates.
+    assert_eq!(run_insights(&app).await, summary, "{name}");
+}
+backend_tests!(the_job_scores_every_listed_keyword_and_a_rerun_replaces);
+
+async fn trends_rank_the_movers_by_growth_in_each_direction(app: TestApp) {
+    let app = with_listing_data(app).await;
+    let name = app.name;
+    run_insights(&app).await;
+    let mut movers = 0;
+    for dir in ["rising", "falling"] {
+        let res = app
+            .get(&format!("/v1/trends?direction={dir}&limit=100"))
+            .await;
+        let body = res.json();
+        assert_eq!(res.status, StatusCode::OK, "{name}: {body}");
+        assert_eq!(body["direction"], dir);
+        let items = body["items"].as_array().unwrap();
+        let growth: Vec<f64> = items
+            .iter()
+            .map(|i| i["growth_pct"].as_f64().unwrap())
+            .collect();
+        if dir == "rising" {
+            assert!(
+                growth.windows(2).all(|w| w[0] >= w[1]),
+                "{name}: {growth:?}"
+            );
+        } else {
+            assert!(
+                growth.windows(2).all(|w| w[0] <= w[1]),
+                "{name}: {growth:?}"
+            );
+        }
+        for i in items {
+            for f in [
+                "platform",
+                "keyword",
+                "growth_pct",
+                "current",
+                "forecast_end",
+                "horizon",
+            ] {
+                assert!(!i[f].is_null(), "{name}: {f} missing in {i}");
+            }
+            assert_eq!(i["horizon"], 13);
+        }
+        movers += items.len();
+    }
+    assert!(
+        movers > 0,
+        "{name}: no rising or falling keyword in the sample"
+    );
+}
+backend_tests!(trends_rank_the_movers_by_growth_in_each_direction);
+
+async fn trends_honour_the_limit_and_the_platform(app: TestApp) {
+    let app = with_listing_data(app).await;
+    let name = app.name;
+    run_insights(&app).await;
+    let body = app.get("/v1/trends?direction=rising&limit=1").await.json();
+    assert!(body["items"].as_array().unwrap().len() <= 1, "{name}");
+    let body = app
+        .get("/v1/trends?platform=etsy&direction=falling")
+        .await
+        .json();
+    assert_eq!(body["items"].as_array().unwrap().len(), 0, "{name}");
+}
+backend_tests!(trends_honour_the_limit_and_the_platform);
+
+async fn bad_trends_parameters_are_400s_naming_the_field(app: TestApp) {
+    let app = with_listing_data(app).await;
+    let name = app.name;
+    for (uri, field) in [
+        ("/v1/trends?direction=up", "direction"),
+        ("/v1/trends?limit=0", "limit"),
+        ("/v1/trends?limit=101", "limit"),
+        ("/v1/trends?limit=ten", "limit"),
+        ("/v1/trends?platform=walmart", "platform"),
+    ] {
+        let res = app.get(uri).await;
+        let body = res.json();
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{name}: {uri}: {body}");
+        assert_eq!(body["error"]["field"], field, "{name}: {uri}");
+    }
+}
+backend_tests!(bad_trends_parameters_are_400s_naming_the_field);
+
+/// A keyword with listing data: every field, in the documented shape.
+async fn a_keyword_with_listing_data_gets_every_field(app: TestApp) {
+    let app = with_listing_data(app).await;
+    let name = app.name;
+    run_insights(&app).await;
+    let res = app.get("/v1/keywords/amazon/usb%20cables").await;
+    let body = res.json();
+    assert_eq!(res.status, StatusCode::OK, "{name}: {body}");
+    let c = &body["competition"];
+    let score = c["score"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&score), "{name}: {c}");
+    assert!(
+        ["low", "medium", "high", "very high"].contains(&c["band"].as_str().unwrap()),
+        "{name}: {c}"
+    );
+    assert_eq!(c["model_version"], "builtin-composite-v1");
+    assert_eq!(c["synthetic"], false);
+    let contributions = c["contributions"].as_array().unwrap();
+    assert!(!contributions.is_empty(), "{name}: {c}");
+    for k in contributions {
+        assert!(k["factor"].is_string() && k["label"].is_string() && k["points"].is_f64());
+    }
+    assert_eq!(
+        body["snapshot"]["competition"].as_f64(),
+        Some(score),
+        "{name}"
+    );
+    let o = &body["opportunity"];
+    assert!(
+        (0.0..=100.0).contains(&o["score"].as_f64().unwrap()),
+        "{name}: {o}"
+    );
+    assert!(
+        o["explanation"].as_str().unwrap().contains("competition"),
+        "{name}: {o}"
+    );
+    let i = &body["insights"];
+    assert!(
+        ["rising", "falling", "flat"].contains(&i["direction"].as_str().unwrap()),
+        "{name}: {i}"
+    );
+    assert!(i["growth_pct"].is_f64(), "{name}: {i}");
+    for f in ["peak", "anomaly"] {
+        assert!(
+            i.as_object().unwrap().contains_key(f),
+            "{name}: {f} missing"
+        );
+    }
+}
+backend_tests!(a_keyword_with_listing_data_gets_every_field);
+
+/// A sample keyword (no listing data): no competition, but opportunity and insights.
+async fn a_keyword_without_listing_data_gets_opportunity_but_no_competition(app: TestApp) {
+    let app = with_listing_data(app).await;
+    let name = app.name;
+    run_insights(&app).await;
+    let body = app.get("/v1/keywords/google/coffee").await.json();
+    assert!(body["competition"].is_null(), "{name}");
+    assert!(
+        body["opportunity"]["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("competition unknown"),
+        "{name}: {}",
+        body["opportunity"]
+    );
+    assert!(body["insights"]["direction"].is_string(), "{name}");
+    if let Some(p) = body["insights"]["peak"].as_object() {
+        assert!(p["in_weeks"].as_i64().unwrap() >= 1, "{name}: {p:?}");
+    }
+}
+backend_tests!(a_keyword_without_listing_data_gets_opportunity_but_no_competition);
 
 /// Writes a competition artifact (the composite with every factor's centre moved up by one spread,
 /// so it scores the same keyword lower) and registers it as the active competition model.
@@ -256,165 +291,179 @@ async fn register_competition(store: &dyn kwi_store::Store, dir: &std::path::Pat
 
 /// The job `kwi serve` starts: it scores with the registry's active competition model, falls back to
 /// the composite when that artifact cannot be loaded, and leaves trends behind either way.
-#[tokio::test]
-async fn startup_job_scores_with_the_active_competition_model_or_the_composite() {
-    let b = Backends::new().await;
+async fn startup_job_scores_with_the_active_competition_model_or_the_composite(app: TestApp) {
+    let app = with_listing_data(app).await;
+    let name = app.name;
     let tmp = tempfile::tempdir().unwrap();
-    for (name, store) in b.all() {
-        kwi::import::load_sample(store.as_ref()).await.unwrap();
-        store.import(&amazon_rows(), &|_| {}).await.unwrap();
-        let (state, _w) = in_process_state(store).await;
-        let dir = tmp.path().join(name);
-        register_competition(store.as_ref(), &dir, "comp-test-1").await;
-        let job =
-            || kwi_predict::insights::spawn_job(store.clone(), state.forecaster.model(), h13());
-        job().await.unwrap();
-        let (s, body) = get(&state, "/v1/keywords/amazon/usb%20cables").await;
-        assert_eq!(s, StatusCode::OK, "{name}: {body}");
-        assert_eq!(
-            body["competition"]["model_version"], "comp-test-1",
-            "{name}"
-        );
-        let registered = body["competition"]["score"].as_f64().unwrap();
-        let (_, trends) = get(&state, "/v1/trends?direction=rising&limit=100").await;
-        let (_, falling) = get(&state, "/v1/trends?direction=falling&limit=100").await;
-        assert!(
-            trends["items"].as_array().unwrap().len() + falling["items"].as_array().unwrap().len()
-                > 0,
-            "{name}: the job left no movers"
-        );
+    let dir = tmp.path().join(name);
+    register_competition(app.store.as_ref(), &dir, "comp-test-1").await;
+    let job =
+        || kwi_predict::insights::spawn_job(app.store.clone(), app.state.forecaster.model(), h13());
+    job().await.unwrap();
+    let res = app.get("/v1/keywords/amazon/usb%20cables").await;
+    let body = res.json();
+    assert_eq!(res.status, StatusCode::OK, "{name}: {body}");
+    assert_eq!(
+        body["competition"]["model_version"], "comp-test-1",
+        "{name}"
+    );
+    let registered = body["competition"]["score"].as_f64().unwrap();
+    let trends = app
+        .get("/v1/trends?direction=rising&limit=100")
+        .await
+        .json();
+    let falling = app
+        .get("/v1/trends?direction=falling&limit=100")
+        .await
+        .json();
+    assert!(
+        trends["items"].as_array().unwrap().len() + falling["items"].as_array().unwrap().len() > 0,
+        "{name}: the job left no movers"
+    );
 
-        // The active artifact disappears: the job still runs, on the composite.
-        std::fs::remove_dir_all(&dir).unwrap();
-        job().await.unwrap();
-        let (_, body) = get(&state, "/v1/keywords/amazon/usb%20cables").await;
-        assert_eq!(
-            body["competition"]["model_version"], "builtin-composite-v1",
-            "{name}"
-        );
-        let composite = body["competition"]["score"].as_f64().unwrap();
-        assert!(
-            registered < composite,
-            "{name}: registered {registered} vs composite {composite}"
-        );
-    }
-    b.cleanup().await;
+    // The active artifact disappears: the job still runs, on the composite.
+    std::fs::remove_dir_all(&dir).unwrap();
+    job().await.unwrap();
+    let body = app.get("/v1/keywords/amazon/usb%20cables").await.json();
+    assert_eq!(
+        body["competition"]["model_version"], "builtin-composite-v1",
+        "{name}"
+    );
+    let composite = body["competition"]["score"].as_f64().unwrap();
+    assert!(
+        registered < composite,
+        "{name}: registered {registered} vs composite {composite}"
+    );
+}
+backend_tests!(startup_job_scores_with_the_active_competition_model_or_the_composite);
+
+/// A keyword known only from listing data (no search volume): stores its one week.
+async fn with_listing_only_keyword(app: TestApp) -> TestApp {
+    let rows: Vec<Observation> = amazon_rows()
+        .into_iter()
+        .take(1)
+        .map(|mut o| {
+            o.keyword = Keyword::parse("hdmi cables").unwrap();
+            o.values[0] = None;
+            o
+        })
+        .collect();
+    app.store.import(&rows, &|_| {}).await.unwrap();
+    app
 }
 
-/// A keyword known only from listing data (no search volume): it is scored, and its forecast is a
-/// 404 that says why, never a server error.
-#[tokio::test]
-async fn listing_only_keyword_is_scored_and_its_forecast_is_a_clear_404() {
-    let b = Backends::new().await;
-    for (name, store) in b.all() {
-        let rows: Vec<Observation> = amazon_rows()
-            .into_iter()
-            .take(1)
-            .map(|mut o| {
-                o.keyword = Keyword::parse("hdmi cables").unwrap();
-                o.values[0] = None;
-                o
-            })
-            .collect();
-        store.import(&rows, &|_| {}).await.unwrap();
-        let (state, _w) = in_process_state(store).await;
-        kwi_predict::insights::spawn_job(store.clone(), state.forecaster.model(), h13())
-            .await
-            .unwrap();
-        let (s, body) = get(&state, "/v1/keywords/amazon/hdmi%20cables").await;
-        assert_eq!(s, StatusCode::OK, "{name}: {body}");
-        assert!(body["competition"]["score"].is_f64(), "{name}: {body}");
-        let (s, body_404) = get(&state, "/v1/keywords/amazon/hdmi%20cables/forecast").await;
-        let body = body_404.clone();
-        assert_eq!(s, StatusCode::NOT_FOUND, "{name}: {body}");
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("no search-volume history"),
-            "{name}: {body}"
-        );
-        let res = kwi::http::router(state.clone())
-            .oneshot(
-                Request::post("/v1/forecasts")
-                    .header("content-type", "application/json")
-                    .body(Body::from(
-                        r#"{"keywords": [{"platform": "amazon", "keyword": "hdmi cables"}]}"#,
-                    ))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "{name}");
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(body["results"][0]["error"]["code"], "not_found", "{name}");
-        // Remembered per data version: asked again, the same answer (from the memo)...
-        assert_eq!(state.forecaster.status().no_volume_known, 1, "{name}");
-        let (s, again) = get(&state, "/v1/keywords/amazon/hdmi%20cables/forecast").await;
-        assert_eq!(s, StatusCode::NOT_FOUND, "{name}: {again}");
-        assert_eq!(
-            again["error"]["message"], body_404["error"]["message"],
-            "{name}"
-        );
-        // ...until search volumes arrive: then it is forecast.
-        let with_volume: Vec<Observation> = amazon_rows()
-            .into_iter()
-            .map(|mut o| {
-                o.keyword = Keyword::parse("hdmi cables").unwrap();
-                o
-            })
-            .collect();
-        store.import(&with_volume, &|_| {}).await.unwrap();
-        state.forecaster.refresh_data_versions().await.unwrap();
-        let (s, fc) = get(&state, "/v1/keywords/amazon/hdmi%20cables/forecast").await;
-        assert_eq!(s, StatusCode::OK, "{name}: {fc}");
-        assert_eq!(fc["forecast"].as_array().unwrap().len(), 13, "{name}");
-    }
-    b.cleanup().await;
+const HDMI_FORECAST: &str = "/v1/keywords/amazon/hdmi%20cables/forecast";
+
+async fn a_listing_only_keyword_is_scored(app: TestApp) {
+    let app = with_listing_only_keyword(app).await;
+    kwi_predict::insights::spawn_job(app.store.clone(), app.state.forecaster.model(), h13())
+        .await
+        .unwrap();
+    let res = app.get("/v1/keywords/amazon/hdmi%20cables").await;
+    let body = res.json();
+    assert_eq!(res.status, StatusCode::OK, "{}: {body}", app.name);
+    assert!(
+        body["competition"]["score"].is_f64(),
+        "{}: {body}",
+        app.name
+    );
 }
+backend_tests!(a_listing_only_keyword_is_scored);
+
+/// Its forecast is a 404 that says why, never a server error, alone or in a batch.
+async fn a_listing_only_keyword_forecast_is_a_clear_404(app: TestApp) {
+    let app = with_listing_only_keyword(app).await;
+    let name = app.name;
+    let res = app.get(HDMI_FORECAST).await;
+    let body = res.json();
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "{name}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no search-volume history"),
+        "{name}: {body}"
+    );
+    let res = app
+        .post_json(
+            "/v1/forecasts",
+            r#"{"keywords": [{"platform": "amazon", "keyword": "hdmi cables"}]}"#,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{name}");
+    let body = res.json();
+    assert_eq!(body["results"][0]["error"]["code"], "not_found", "{name}");
+    // Both answers came from one memo entry.
+    assert_eq!(app.state.forecaster.status().no_volume_known, 1, "{name}");
+}
+backend_tests!(a_listing_only_keyword_forecast_is_a_clear_404);
+
+/// The 404 is remembered per data version: asked again, the same answer (from the memo), until
+/// search volumes arrive: then it is forecast.
+async fn a_no_volume_answer_is_remembered_until_volumes_arrive(app: TestApp) {
+    let app = with_listing_only_keyword(app).await;
+    let name = app.name;
+    let first = app.get(HDMI_FORECAST).await;
+    assert_eq!(first.status, StatusCode::NOT_FOUND, "{name}: {first}");
+    assert_eq!(app.state.forecaster.status().no_volume_known, 1, "{name}");
+    let again = app.get(HDMI_FORECAST).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "{name}: {again}");
+    assert_eq!(
+        again.json()["error"]["message"],
+        first.json()["error"]["message"],
+        "{name}"
+    );
+    let with_volume: Vec<Observation> = amazon_rows()
+        .into_iter()
+        .map(|mut o| {
+            o.keyword = Keyword::parse("hdmi cables").unwrap();
+            o
+        })
+        .collect();
+    app.store.import(&with_volume, &|_| {}).await.unwrap();
+    app.state.forecaster.refresh_data_versions().await.unwrap();
+    let res = app.get(HDMI_FORECAST).await;
+    let fc = res.json();
+    assert_eq!(res.status, StatusCode::OK, "{name}: {fc}");
+    assert_eq!(fc["forecast"].as_array().unwrap().len(), 13, "{name}");
+}
+backend_tests!(a_no_volume_answer_is_remembered_until_volumes_arrive);
 
 /// `kwi serve`'s schedule: insights exist after the first run, and new data makes the next check
 /// recompute them (a keyword imported later gets its outlook without a restart).
-#[tokio::test]
-async fn insights_schedule_recomputes_after_new_data() {
-    let b = Backends::new().await;
-    for (name, store) in b.all() {
-        kwi::import::load_sample(store.as_ref()).await.unwrap();
-        let (state, _w) = in_process_state(store).await;
-        let schedule = kwi_predict::insights::spawn_scheduler(
-            store.clone(),
-            state.forecaster.served_models(),
-            h13(),
-            std::time::Duration::from_millis(100),
-        );
-        let outlook = |uri: &'static str| {
-            let state = state.clone();
-            async move {
-                for _ in 0..200 {
-                    let (s, body) = get(&state, uri).await;
-                    if s == StatusCode::OK && !body["insights"].is_null() {
-                        return body;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                panic!("no insights for {uri}");
+async fn insights_schedule_recomputes_after_new_data(app: TestApp) {
+    app.load_sample().await;
+    let name = app.name;
+    let schedule = kwi_predict::insights::spawn_scheduler(
+        app.store.clone(),
+        app.state.forecaster.served_models(),
+        h13(),
+        std::time::Duration::from_millis(100),
+    );
+    let outlook = async |uri: &str| {
+        for _ in 0..200 {
+            let res = app.get(uri).await;
+            let body = res.json();
+            if res.status == StatusCode::OK && !body["insights"].is_null() {
+                return body;
             }
-        };
-        outlook("/v1/keywords/google/coffee").await;
-        let (_, before) = get(&state, "/v1/keywords/amazon/usb%20cables").await;
-        assert!(
-            before["insights"].is_null(),
-            "{name}: listing-only keyword has no outlook yet"
-        );
-        store.import(&amazon_rows(), &|_| {}).await.unwrap();
-        let after = outlook("/v1/keywords/amazon/usb%20cables").await;
-        assert!(
-            after["insights"]["direction"].is_string(),
-            "{name}: {after}"
-        );
-        assert!(after["opportunity"]["score"].is_f64(), "{name}: {after}");
-        schedule.abort();
-    }
-    b.cleanup().await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no insights for {uri}");
+    };
+    outlook("/v1/keywords/google/coffee").await;
+    let before = app.get("/v1/keywords/amazon/usb%20cables").await.json();
+    assert!(
+        before["insights"].is_null(),
+        "{name}: listing-only keyword has no outlook yet"
+    );
+    app.store.import(&amazon_rows(), &|_| {}).await.unwrap();
+    let after = outlook("/v1/keywords/amazon/usb%20cables").await;
+    assert!(
+        after["insights"]["direction"].is_string(),
+        "{name}: {after}"
+    );
+    assert!(after["opportunity"]["score"].is_f64(), "{name}: {after}");
+    schedule.abort();
 }
+backend_tests!(insights_schedule_recomputes_after_new_data);

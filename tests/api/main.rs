@@ -1,5 +1,7 @@
 //! Integration tests: one binary, driving the library, the router and the `kwi` executable against
-//! both store backends (SQLite files and fresh PostgreSQL databases) and both caches.
+//! both store backends (SQLite files and fresh PostgreSQL databases) and both caches. A test about
+//! the backends runs once per backend, as `<module>::<behaviour>::postgres` and `::sqlite`
+//! (`helpers::backend_tests!`), each on its own `TestApp`.
 //!
 //! PostgreSQL and Redis are required, never skipped: `KWI_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `KWI_TEST_REDIS_URL` (default

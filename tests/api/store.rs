@@ -3,9 +3,9 @@
 use chrono::NaiveDate;
 use kwi_features::ingest::{IngestOptions, Observation, read_observations};
 use kwi_features::{Keyword, Platform};
-use kwi_store::{Backend, Store};
+use kwi_store::Store;
 
-use crate::helpers::{Backends, TestDb, data_file};
+use crate::helpers::{TestApp, TestDb, backend_tests, data_file};
 
 fn obs(keyword: &str, day: u32, volume: f64) -> Observation {
     let mut values = [None; 10];
@@ -18,6 +18,10 @@ fn obs(keyword: &str, day: u32, volume: f64) -> Observation {
         source: "test".into(),
         line: day as usize,
     }
+}
+
+fn kw(k: &str) -> Keyword {
+    Keyword::parse(k).unwrap()
 }
 
 /// `migrator` without migration `version` and those after it: a database as it was before them.
@@ -34,29 +38,25 @@ fn migrations_before(
     migrator
 }
 
-#[tokio::test]
-async fn migrations_from_empty_are_idempotent_and_seed_platforms() {
-    let b = Backends::new().await;
-    for (name, store) in b.all() {
-        // Already migrated once by the fixture; a second run is a no-op.
-        store
-            .migrate()
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        store.ping().await.unwrap();
-        assert_eq!(store.observation_count().await.unwrap(), 0, "{name}");
-        assert_eq!(store.keyword_count().await.unwrap(), 0, "{name}");
-    }
-    assert_eq!(b.sqlite.backend(), Backend::Sqlite);
-    assert_eq!(b.pg.backend(), Backend::Postgres);
-    b.cleanup().await;
+async fn migrations_from_empty_are_idempotent_and_seed_platforms(app: TestApp) {
+    let (name, store) = (app.name, &app.store);
+    // Already migrated once by the fixture; a second run is a no-op.
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    store.ping().await.unwrap();
+    assert_eq!(store.observation_count().await.unwrap(), 0, "{name}");
+    assert_eq!(store.keyword_count().await.unwrap(), 0, "{name}");
+    assert_eq!(store.backend(), app.backend);
 }
+backend_tests!(migrations_from_empty_are_idempotent_and_seed_platforms);
 
 /// The store's sessions run without JIT (its compile time dwarfed short statements), unless the
 /// URL sets `jit` itself.
 #[tokio::test]
 async fn postgres_sessions_run_without_jit_unless_the_url_says() {
-    let db = TestDb::new().await;
+    let app = TestApp::postgres().await;
     let show = |store: kwi_store::PgStore| async move {
         let v: String = sqlx::query_scalar("SHOW jit")
             .fetch_one(store.pool())
@@ -65,20 +65,20 @@ async fn postgres_sessions_run_without_jit_unless_the_url_says() {
         store.pool().close().await;
         v
     };
-    let plain = kwi_store::PgStore::connect(&db.url).await.unwrap();
+    let plain = kwi_store::PgStore::connect(&app.db_url).await.unwrap();
     assert_eq!(show(plain).await, "off");
-    let url = format!("{}?options=-c%20jit%3Don", db.url);
+    let url = format!("{}?options=-c%20jit%3Don", app.db_url);
     let explicit = kwi_store::PgStore::connect(&url).await.unwrap();
     assert_eq!(show(explicit).await, "on");
-    db.cleanup().await;
+    app.cleanup().await;
 }
 
 /// Migration 0007 turns the JSONB forecasts stored before it into float arrays: every stored value
 /// survives, in step and level order (levels sorted numerically, not as text: "95" < "97.5" < "99"
 /// either way, but "5" would sort after "40" as text), and the export rebuilds the same JSON.
 #[tokio::test]
-async fn predictions_stored_as_json_survive_the_move_to_arrays() {
-    let db = TestDb::new().await;
+async fn postgres_predictions_stored_as_json_survive_the_move_to_arrays() {
+    let db = TestDb::postgres().await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     migrations_before(sqlx::migrate!("migrations/postgres"), 7)
         .run(&pool)
@@ -121,16 +121,6 @@ async fn predictions_stored_as_json_survive_the_move_to_arrays() {
             .await
             .unwrap();
     assert_eq!(cup, (vec![7.0], vec![], vec![], vec![]));
-    // The shape is enforced from now on.
-    let bad = sqlx::query(
-        "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, horizon, mean, levels, lo, hi) \
-         VALUES ($1, 'etsy', 'mug', 'm1', '2024-01-07', 2, '{1, 2}', '{80}', '{1}', '{2, 3}')",
-    )
-    .bind(uuid::Uuid::now_v7())
-    .execute(&pool)
-    .await
-    .unwrap_err();
-    assert!(bad.to_string().contains("predictions_shape"), "{bad}");
     // The export rebuilds the JSON the rows were stored with.
     let store = kwi_store::PgStore::connect(&db.url).await.unwrap();
     use futures::StreamExt;
@@ -151,9 +141,26 @@ async fn predictions_stored_as_json_survive_the_move_to_arrays() {
     db.cleanup().await;
 }
 
+/// Since migration 0007 a stored forecast has one `lo` and one `hi` per step and level.
 #[tokio::test]
-async fn gtrends_import_then_reimport_changes_nothing() {
-    let b = Backends::new().await;
+async fn postgres_predictions_must_have_one_bound_per_step_and_level() {
+    let app = TestApp::postgres().await;
+    let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
+    let bad = sqlx::query(
+        "INSERT INTO predictions (id, platform, keyword, model_version, data_as_of, horizon, mean, levels, lo, hi) \
+         VALUES ($1, 'etsy', 'mug', 'm1', '2024-01-07', 2, '{1, 2}', '{80}', '{1}', '{2, 3}')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .execute(&pool)
+    .await
+    .unwrap_err();
+    assert!(bad.to_string().contains("predictions_shape"), "{bad}");
+    pool.close().await;
+    app.cleanup().await;
+}
+
+/// The Google Trends reference file, parsed (no errors, 32 topics × 679 weeks).
+fn gtrends_rows() -> Vec<Observation> {
     let got = read_observations(
         &data_file("samples/gtrends_pt_weekly_topics.csv"),
         &IngestOptions::default(),
@@ -165,131 +172,158 @@ async fn gtrends_import_then_reimport_changes_nothing() {
         &got.errors[..got.errors.len().min(3)]
     );
     assert_eq!(got.rows.len(), 32 * 679);
-    for (name, store) in b.all() {
-        let first = store.import(&got.rows, &|_| {}).await.unwrap();
-        assert_eq!(
-            (first.inserted, first.updated, first.unchanged),
-            (21_728, 0, 0),
-            "{name}"
-        );
-        let snap_before = store
-            .snapshot(Platform::Google, &Keyword::parse("coffee").unwrap())
-            .await
-            .unwrap()
-            .expect("snapshot after import");
-        let again = store.import(&got.rows, &|_| {}).await.unwrap();
-        assert_eq!(
-            (again.inserted, again.updated, again.unchanged),
-            (0, 0, 21_728),
-            "{name}"
-        );
-        assert_eq!(store.observation_count().await.unwrap(), 21_728, "{name}");
-        assert_eq!(store.keyword_count().await.unwrap(), 32, "{name}");
-        let snap_after = store
-            .snapshot(Platform::Google, &Keyword::parse("coffee").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            snap_before, snap_after,
-            "{name}: a no-op re-import must not touch snapshots"
-        );
-        // Snapshot = last week of the file; trend = last 52 weeks, oldest first.
-        let hist = store
-            .history(Platform::Google, &Keyword::parse("coffee").unwrap())
-            .await
-            .unwrap();
-        assert_eq!(hist.len(), 679, "{name}");
-        assert_eq!(
-            hist.last().unwrap().period_start,
-            NaiveDate::from_ymd_opt(2018, 12, 30).unwrap()
-        );
-        assert_eq!(
-            snap_after.search_volume,
-            hist.last().unwrap().search_volume,
-            "{name}"
-        );
-        let trend = snap_after.trend_data.as_array().unwrap();
-        assert_eq!(trend.len(), 52, "{name}");
-        // What a forecast reads: the volumes alone, in the history's order; many at once in the
-        // order asked, an unknown keyword empty, a repeated one answered twice.
-        let kw = |k: &str| Keyword::parse(k).unwrap();
-        let volumes_of = |h: &[kwi_store::HistoryPoint]| -> Vec<(NaiveDate, f64)> {
-            h.iter()
-                .filter_map(|h| h.search_volume.map(|v| (h.period_start, v)))
-                .collect()
-        };
-        let coffee = volumes_of(&hist);
-        assert_eq!(coffee.len(), 679, "{name}");
-        let jam = volumes_of(&store.history(Platform::Google, &kw("jam")).await.unwrap());
-        let many = store
-            .volumes_many(&[
-                (Platform::Google, kw("jam")),
-                (Platform::Google, kw("no such topic")),
-                (Platform::Etsy, kw("coffee")),
-                (Platform::Google, kw("coffee")),
-                (Platform::Google, kw("jam")),
-            ])
-            .await
-            .unwrap();
-        assert_eq!(
-            many,
-            vec![jam.clone(), vec![], vec![], coffee, jam],
-            "{name}"
-        );
-        assert_eq!(trend[51][0].as_str(), Some("2018-12-30"), "{name}");
-        assert_eq!(trend[0][0].as_str(), Some("2018-01-07"), "{name}");
-    }
-    b.cleanup().await;
+    got.rows
 }
 
-#[tokio::test]
-async fn changed_values_are_updated_and_counted() {
-    let b = Backends::new().await;
-    for (name, store) in b.all() {
-        let rows = vec![obs("tarot deck", 1, 10.0), obs("tarot deck", 8, 12.0)];
-        let c = store.import(&rows, &|_| {}).await.unwrap();
-        assert_eq!((c.inserted, c.updated, c.unchanged), (2, 0, 0), "{name}");
-        let rows = vec![
-            obs("tarot deck", 1, 10.0),
-            obs("tarot deck", 8, 15.0),
-            obs("tarot deck", 15, 9.0),
-        ];
-        let c = store.import(&rows, &|_| {}).await.unwrap();
-        assert_eq!((c.inserted, c.updated, c.unchanged), (1, 1, 1), "{name}");
-        let snap = store
-            .snapshot(Platform::Etsy, &Keyword::parse("tarot deck").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(snap.search_volume, Some(9.0), "{name}");
-        let hist = store
-            .history(Platform::Etsy, &Keyword::parse("tarot deck").unwrap())
-            .await
-            .unwrap();
-        let vols: Vec<_> = hist.iter().map(|h| h.search_volume.unwrap()).collect();
-        assert_eq!(vols, vec![10.0, 15.0, 9.0], "{name}");
-        // The forecast path's copy of the volumes (kept on the snapshot row) follows the update.
-        let key = (Platform::Etsy, Keyword::parse("tarot deck").unwrap());
-        let read = store
-            .volumes_many(std::slice::from_ref(&key))
-            .await
-            .unwrap();
-        let days: Vec<_> = hist.iter().map(|h| h.period_start).collect();
-        assert_eq!(
-            read,
-            vec![days.into_iter().zip(vols).collect::<Vec<_>>()],
-            "{name}"
-        );
-    }
-    b.cleanup().await;
+/// Imports [`gtrends_rows`], checking that every row is new.
+async fn import_gtrends(app: &TestApp) -> Vec<Observation> {
+    let rows = gtrends_rows();
+    let first = app.store.import(&rows, &|_| {}).await.unwrap();
+    assert_eq!(
+        (first.inserted, first.updated, first.unchanged),
+        (21_728, 0, 0),
+        "{}",
+        app.name
+    );
+    rows
 }
+
+async fn gtrends_import_then_reimport_changes_nothing(app: TestApp) {
+    let (name, store) = (app.name, &app.store);
+    let rows = import_gtrends(&app).await;
+    let snap_before = store
+        .snapshot(Platform::Google, &kw("coffee"))
+        .await
+        .unwrap()
+        .expect("snapshot after import");
+    let again = store.import(&rows, &|_| {}).await.unwrap();
+    assert_eq!(
+        (again.inserted, again.updated, again.unchanged),
+        (0, 0, 21_728),
+        "{name}"
+    );
+    assert_eq!(store.observation_count().await.unwrap(), 21_728, "{name}");
+    assert_eq!(store.keyword_count().await.unwrap(), 32, "{name}");
+    let snap_after = store
+        .snapshot(Platform::Google, &kw("coffee"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        snap_before, snap_after,
+        "{name}: a no-op re-import must not touch snapshots"
+    );
+}
+backend_tests!(gtrends_import_then_reimport_changes_nothing);
+
+/// Snapshot = last week of the file; trend = last 52 weeks, oldest first.
+async fn the_snapshot_holds_the_last_week_and_a_52_week_trend(app: TestApp) {
+    let (name, store) = (app.name, &app.store);
+    import_gtrends(&app).await;
+    let snap = store
+        .snapshot(Platform::Google, &kw("coffee"))
+        .await
+        .unwrap()
+        .unwrap();
+    let hist = store
+        .history(Platform::Google, &kw("coffee"))
+        .await
+        .unwrap();
+    assert_eq!(hist.len(), 679, "{name}");
+    assert_eq!(
+        hist.last().unwrap().period_start,
+        NaiveDate::from_ymd_opt(2018, 12, 30).unwrap()
+    );
+    assert_eq!(
+        snap.search_volume,
+        hist.last().unwrap().search_volume,
+        "{name}"
+    );
+    let trend = snap.trend_data.as_array().unwrap();
+    assert_eq!(trend.len(), 52, "{name}");
+    assert_eq!(trend[51][0].as_str(), Some("2018-12-30"), "{name}");
+    assert_eq!(trend[0][0].as_str(), Some("2018-01-07"), "{name}");
+}
+backend_tests!(the_snapshot_holds_the_last_week_and_a_52_week_trend);
+
+/// What a forecast reads: the volumes alone, in the history's order; many at once in the order
+/// asked, an unknown keyword empty, a repeated one answered twice.
+async fn volumes_many_answers_in_the_order_asked(app: TestApp) {
+    let (name, store) = (app.name, &app.store);
+    import_gtrends(&app).await;
+    let volumes_of = |h: &[kwi_store::HistoryPoint]| -> Vec<(NaiveDate, f64)> {
+        h.iter()
+            .filter_map(|h| h.search_volume.map(|v| (h.period_start, v)))
+            .collect()
+    };
+    let coffee = volumes_of(
+        &store
+            .history(Platform::Google, &kw("coffee"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(coffee.len(), 679, "{name}");
+    let jam = volumes_of(&store.history(Platform::Google, &kw("jam")).await.unwrap());
+    let many = store
+        .volumes_many(&[
+            (Platform::Google, kw("jam")),
+            (Platform::Google, kw("no such topic")),
+            (Platform::Etsy, kw("coffee")),
+            (Platform::Google, kw("coffee")),
+            (Platform::Google, kw("jam")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        many,
+        vec![jam.clone(), vec![], vec![], coffee, jam],
+        "{name}"
+    );
+}
+backend_tests!(volumes_many_answers_in_the_order_asked);
+
+async fn changed_values_are_updated_and_counted(app: TestApp) {
+    let (name, store) = (app.name, &app.store);
+    let rows = vec![obs("tarot deck", 1, 10.0), obs("tarot deck", 8, 12.0)];
+    let c = store.import(&rows, &|_| {}).await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (2, 0, 0), "{name}");
+    let rows = vec![
+        obs("tarot deck", 1, 10.0),
+        obs("tarot deck", 8, 15.0),
+        obs("tarot deck", 15, 9.0),
+    ];
+    let c = store.import(&rows, &|_| {}).await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (1, 1, 1), "{name}");
+    let snap = store
+        .snapshot(Platform::Etsy, &kw("tarot deck"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(snap.search_volume, Some(9.0), "{name}");
+    let hist = store
+        .history(Platform::Etsy, &kw("tarot deck"))
+        .await
+        .unwrap();
+    let vols: Vec<_> = hist.iter().map(|h| h.search_volume.unwrap()).collect();
+    assert_eq!(vols, vec![10.0, 15.0, 9.0], "{name}");
+    // The forecast path's copy of the volumes (kept on the snapshot row) follows the update.
+    let key = (Platform::Etsy, kw("tarot deck"));
+    let read = store
+        .volumes_many(std::slice::from_ref(&key))
+        .await
+        .unwrap();
+    let days: Vec<_> = hist.iter().map(|h| h.period_start).collect();
+    assert_eq!(
+        read,
+        vec![days.into_iter().zip(vols).collect::<Vec<_>>()],
+        "{name}"
+    );
+}
+backend_tests!(changed_values_are_updated_and_counted);
 
 /// The volumes the forecast path reads are the stored doubles bit for bit (SQLite keeps them as
 /// text: 17 significant digits), in period order, a period with no volume left out.
-#[tokio::test]
-async fn volumes_read_back_exactly() {
-    let b = Backends::new().await;
+async fn volumes_read_back_exactly(app: TestApp) {
     let tricky = [
         0.1 + 0.2,
         1.0 / 3.0,
@@ -301,57 +335,71 @@ async fn volumes_read_back_exactly() {
         1e-300,
         4.35,
     ];
-    for (name, store) in b.all() {
-        // Imported in reverse period order; day 10 has no search volume.
-        let mut rows: Vec<Observation> = tricky
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, v)| obs("exact", 1 + i as u32, *v))
-            .collect();
-        let mut no_volume = obs("exact", 10, 0.0);
-        no_volume.values[0] = None;
-        no_volume.values[1] = Some(5.0);
-        rows.push(no_volume);
-        store.import(&rows, &|_| {}).await.unwrap();
-        let read = store
-            .volumes_many(&[(Platform::Etsy, Keyword::parse("exact").unwrap())])
-            .await
-            .unwrap();
-        let want: Vec<(NaiveDate, u64)> = tricky
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                (
-                    NaiveDate::from_ymd_opt(2024, 1, 1 + i as u32).unwrap(),
-                    v.to_bits(),
-                )
-            })
-            .collect();
-        let got: Vec<(NaiveDate, u64)> = read[0].iter().map(|(d, v)| (*d, v.to_bits())).collect();
-        assert_eq!(got, want, "{name}");
-    }
-    b.cleanup().await;
+    // Imported in reverse period order; day 10 has no search volume.
+    let mut rows: Vec<Observation> = tricky
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, v)| obs("exact", 1 + i as u32, *v))
+        .collect();
+    let mut no_volume = obs("exact", 10, 0.0);
+    no_volume.values[0] = None;
+    no_volume.values[1] = Some(5.0);
+    rows.push(no_volume);
+    app.store.import(&rows, &|_| {}).await.unwrap();
+    let read = app
+        .store
+        .volumes_many(&[(Platform::Etsy, kw("exact"))])
+        .await
+        .unwrap();
+    let want: Vec<(NaiveDate, u64)> = tricky
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            (
+                NaiveDate::from_ymd_opt(2024, 1, 1 + i as u32).unwrap(),
+                v.to_bits(),
+            )
+        })
+        .collect();
+    let got: Vec<(NaiveDate, u64)> = read[0].iter().map(|(d, v)| (*d, v.to_bits())).collect();
+    assert_eq!(got, want, "{}", app.name);
 }
+backend_tests!(volumes_read_back_exactly);
 
 /// Migrations 0008 (PostgreSQL) and 0006 (SQLite) fill the forecast path's volume copy for
 /// keywords stored before them: the same volumes, in period order, as the observations hold.
-#[tokio::test]
-async fn volumes_stored_before_the_snapshot_copy_are_filled_in() {
-    let fill = "INSERT INTO keyword_observations (id, platform, keyword, period_start, search_volume, source) VALUES \
+mod volumes_stored_before_the_snapshot_copy_are_filled_in {
+    use chrono::NaiveDate;
+    use kwi_features::Platform;
+    use kwi_store::Store;
+
+    use super::{kw, migrations_before};
+    use crate::helpers::TestDb;
+
+    const FILL: &str = "INSERT INTO keyword_observations (id, platform, keyword, period_start, search_volume, source) VALUES \
         ($1, 'etsy', 'mug', '2024-01-14', 2.5, 'a'), ($2, 'etsy', 'mug', '2024-01-07', 0.1, 'b'), \
         ($3, 'etsy', 'mug', '2024-01-07', 7, 'a'), ($4, 'etsy', 'mug', '2024-01-21', NULL, 'a'), \
         ($5, 'etsy', 'cup', '2024-01-07', NULL, 'a')";
-    let snapshots = "INSERT INTO keyword_data (id, platform, keyword, search_volume, last_updated) VALUES \
+    const SNAPSHOTS: &str = "INSERT INTO keyword_data (id, platform, keyword, search_volume, last_updated) VALUES \
         ($1, 'etsy', 'mug', 2.5, '2024-02-01T00:00:00Z'), ($2, 'etsy', 'cup', NULL, '2024-02-01T00:00:00Z')";
-    let d = |day| NaiveDate::from_ymd_opt(2024, 1, day).unwrap();
-    let want = vec![vec![(d(7), 7.0), (d(7), 0.1), (d(14), 2.5)], vec![], vec![]];
-    let keys = [
-        (Platform::Etsy, Keyword::parse("mug").unwrap()),
-        (Platform::Etsy, Keyword::parse("cup").unwrap()),
-        (Platform::Etsy, Keyword::parse("plate").unwrap()),
-    ];
-    let ids = || (0..5).map(|_| uuid::Uuid::now_v7()).collect::<Vec<_>>();
+
+    /// Mug, cup (no volume), plate (never stored).
+    fn keys() -> [(Platform, kwi_features::Keyword); 3] {
+        [
+            (Platform::Etsy, kw("mug")),
+            (Platform::Etsy, kw("cup")),
+            (Platform::Etsy, kw("plate")),
+        ]
+    }
+
+    fn want() -> Vec<Vec<(NaiveDate, f64)>> {
+        let d = |day| NaiveDate::from_ymd_opt(2024, 1, day).unwrap();
+        vec![vec![(d(7), 7.0), (d(7), 0.1), (d(14), 2.5)], vec![], vec![]]
+    }
+
+    /// Migrates `$pool` up to just before `$version`, stores [`FILL`] and [`SNAPSHOTS`] the old
+    /// way, then applies the remaining migrations.
     macro_rules! before_and_after {
         ($pool:expr, $migrations:literal, $version:expr) => {{
             let pool = $pool;
@@ -359,96 +407,98 @@ async fn volumes_stored_before_the_snapshot_copy_are_filled_in() {
                 .run(&pool)
                 .await
                 .unwrap();
-            let mut q = sqlx::query(fill);
-            for id in ids() {
-                q = q.bind(id);
+            let mut q = sqlx::query(FILL);
+            for _ in 0..5 {
+                q = q.bind(uuid::Uuid::now_v7());
             }
             q.execute(&pool).await.unwrap();
-            let mut q = sqlx::query(snapshots);
-            for id in &ids()[..2] {
-                q = q.bind(*id);
+            let mut q = sqlx::query(SNAPSHOTS);
+            for _ in 0..2 {
+                q = q.bind(uuid::Uuid::now_v7());
             }
             q.execute(&pool).await.unwrap();
             sqlx::migrate!($migrations).run(&pool).await.unwrap();
             pool.close().await;
         }};
     }
-    let db = TestDb::new().await;
-    before_and_after!(
-        sqlx::PgPool::connect(&db.url).await.unwrap(),
-        "migrations/postgres",
-        8
-    );
-    let pg = kwi_store::PgStore::connect(&db.url).await.unwrap();
-    assert_eq!(pg.volumes_many(&keys).await.unwrap(), want, "postgres");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kwi.db");
-    before_and_after!(
-        sqlx::SqlitePool::connect(&format!("sqlite:{}?mode=rwc", path.display()))
+
+    #[tokio::test]
+    async fn postgres() {
+        let db = TestDb::postgres().await;
+        before_and_after!(
+            sqlx::PgPool::connect(&db.url).await.unwrap(),
+            "migrations/postgres",
+            8
+        );
+        let pg = kwi_store::PgStore::connect(&db.url).await.unwrap();
+        assert_eq!(pg.volumes_many(&keys()).await.unwrap(), want());
+        db.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kwi.db");
+        before_and_after!(
+            sqlx::SqlitePool::connect(&format!("sqlite:{}?mode=rwc", path.display()))
+                .await
+                .unwrap(),
+            "migrations/sqlite",
+            6
+        );
+        let sqlite = kwi_store::SqliteStore::open(path.to_str().unwrap())
             .await
-            .unwrap(),
-        "migrations/sqlite",
-        6
+            .unwrap();
+        assert_eq!(sqlite.volumes_many(&keys()).await.unwrap(), want());
+    }
+}
+
+async fn a_failing_row_rolls_back_the_whole_import(app: TestApp) {
+    let (name, store) = (app.name, &app.store);
+    store.import(&[obs("kept", 1, 1.0)], &|_| {}).await.unwrap();
+    // 1,500 good rows (more than one batch) and then one the database refuses (a share above 1,
+    // which validation would have caught: here it reaches the CHECK constraint on purpose).
+    let mut rows: Vec<Observation> = (0..1500)
+        .map(|i| obs(&format!("kw {i}"), 1 + (i % 28) as u32, i as f64))
+        .collect();
+    let mut bad = obs("bad", 2, 1.0);
+    bad.values[8] = Some(2.0);
+    rows.push(bad);
+    let err = store.import(&rows, &|_| {}).await;
+    assert!(
+        err.is_err(),
+        "{name}: the CHECK constraint must refuse the row"
     );
-    let sqlite = kwi_store::SqliteStore::open(path.to_str().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(sqlite.volumes_many(&keys).await.unwrap(), want, "sqlite");
-    db.cleanup().await;
+    assert_eq!(
+        store.observation_count().await.unwrap(),
+        1,
+        "{name}: nothing of the failed import may remain"
+    );
+    assert_eq!(store.keyword_count().await.unwrap(), 1, "{name}");
 }
+backend_tests!(a_failing_row_rolls_back_the_whole_import);
 
-#[tokio::test]
-async fn a_failing_row_rolls_back_the_whole_import() {
-    let b = Backends::new().await;
-    for (name, store) in b.all() {
-        store.import(&[obs("kept", 1, 1.0)], &|_| {}).await.unwrap();
-        // 1,500 good rows (more than one batch) and then one the database refuses (a share above 1,
-        // which validation would have caught: here it reaches the CHECK constraint on purpose).
-        let mut rows: Vec<Observation> = (0..1500)
-            .map(|i| obs(&format!("kw {i}"), 1 + (i % 28) as u32, i as f64))
-            .collect();
-        let mut bad = obs("bad", 2, 1.0);
-        bad.values[8] = Some(2.0);
-        rows.push(bad);
-        let err = store.import(&rows, &|_| {}).await;
-        assert!(
-            err.is_err(),
-            "{name}: the CHECK constraint must refuse the row"
-        );
-        assert_eq!(
-            store.observation_count().await.unwrap(),
-            1,
-            "{name}: nothing of the failed import may remain"
-        );
-        assert_eq!(store.keyword_count().await.unwrap(), 1, "{name}");
-    }
-    b.cleanup().await;
+async fn unknown_keyword_has_no_snapshot_and_empty_history(app: TestApp) {
+    let (name, store) = (app.name, &app.store);
+    let k = kw("never seen");
+    assert!(
+        store
+            .snapshot(Platform::Amazon, &k)
+            .await
+            .unwrap()
+            .is_none(),
+        "{name}"
+    );
+    assert!(
+        store
+            .history(Platform::Amazon, &k)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{name}"
+    );
 }
-
-#[tokio::test]
-async fn unknown_keyword_has_no_snapshot_and_empty_history() {
-    let b = Backends::new().await;
-    for (name, store) in b.all() {
-        let k = Keyword::parse("never seen").unwrap();
-        assert!(
-            store
-                .snapshot(Platform::Amazon, &k)
-                .await
-                .unwrap()
-                .is_none(),
-            "{name}"
-        );
-        assert!(
-            store
-                .history(Platform::Amazon, &k)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{name}"
-        );
-    }
-    b.cleanup().await;
-}
+backend_tests!(unknown_keyword_has_no_snapshot_and_empty_history);
 
 /// SQLite keeps forecasts as JSON text: every value is stored as serde_json writes it (so it reads
 /// back bit for bit), ids are 16-byte version-7 UUIDs, distinct, and a batch larger than one
