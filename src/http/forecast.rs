@@ -333,7 +333,7 @@ pub struct ModelsResponse {
 pub async fn models(State(state): State<AppState>) -> Result<Json<ModelsResponse>, ApiError> {
     let list = state.store.models().await?;
     Ok(Json(ModelsResponse {
-        serving: state.forecaster.status().model_version,
+        serving: state.forecaster.model().manifest.version.clone(),
         models: list,
     }))
 }

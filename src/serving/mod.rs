@@ -543,8 +543,11 @@ impl Forecaster {
 /// The levels to forecast with: the default 80 and 95 %, or those asked for when the model's
 /// calibration covers each of them.
 fn calibrated(model: &Predictor, levels: Option<&Levels>) -> Result<Arc<[f64]>, ServeError> {
+    // The default is shared: most requests name no levels, and then cost no allocation here.
+    static DEFAULT: std::sync::LazyLock<Arc<[f64]>> =
+        std::sync::LazyLock::new(|| Levels::default().as_slice().into());
     let Some(levels) = levels else {
-        return Ok(Levels::default().as_slice().into());
+        return Ok(DEFAULT.clone());
     };
     let conformal = &model.manifest.conformal;
     if let Some(&level) = levels.as_slice().iter().find(|l| !conformal.supports(**l)) {

@@ -176,6 +176,32 @@ impl<DB: Database> SqlStore<DB> {
     }
 }
 
+impl<DB: Dialect> SqlStore<DB> {
+    /// Streams the rows of an export statement (`$1` platform, `$2` keyword list as JSON, `$3`
+    /// from, `$4` to: the parameters every export statement takes).
+    fn export_rows<'a, T>(
+        &'a self,
+        sql: &'static str,
+        filter: &'a ExportFilter,
+    ) -> BoxStream<'a, Result<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, DB::Row> + Send + Unpin + 'a,
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+        for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+        for<'q> Option<NaiveDate>: Encode<'q, DB> + Type<DB>,
+    {
+        sqlx::query_as(sql)
+            .bind(filter.platform.map(|p| p.as_str()))
+            .bind(filter.keywords_json())
+            .bind(filter.from)
+            .bind(filter.to)
+            .fetch(&self.pool)
+            .map(|r| r.map_err(Into::into))
+            .boxed()
+    }
+}
+
 /// A registry row as stored ([`MODELS`]): `kind` is text, checked by
 /// [`StoredModel::into_record`].
 #[derive(sqlx::FromRow)]
@@ -637,28 +663,14 @@ where
         &'a self,
         filter: &'a ExportFilter,
     ) -> BoxStream<'a, Result<ExportObservation>> {
-        sqlx::query_as(DB::EXPORT_OBSERVATIONS)
-            .bind(filter.platform.map(|p| p.as_str()))
-            .bind(filter.keywords_json())
-            .bind(filter.from)
-            .bind(filter.to)
-            .fetch(&self.pool)
-            .map(|r| r.map_err(Into::into))
-            .boxed()
+        self.export_rows(DB::EXPORT_OBSERVATIONS, filter)
     }
 
     fn export_predictions<'a>(
         &'a self,
         filter: &'a ExportFilter,
     ) -> BoxStream<'a, Result<ExportPrediction>> {
-        sqlx::query_as(DB::EXPORT_PREDICTIONS)
-            .bind(filter.platform.map(|p| p.as_str()))
-            .bind(filter.keywords_json())
-            .bind(filter.from)
-            .bind(filter.to)
-            .fetch(&self.pool)
-            .map(|r| r.map_err(Into::into))
-            .boxed()
+        self.export_rows(DB::EXPORT_PREDICTIONS, filter)
     }
 
     async fn replace_insights(
