@@ -17,15 +17,24 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 KWI = os.environ.get("KWI_URL", "http://127.0.0.1:8080")
+# An API key (`kwi users create --role analyst …` prints one; the first `kwi serve` prints an admin's).
+KEY = os.environ["KWI_API_KEY"]
+
+def call(path, body=None):
+    """A request to the API with the key; JSON bodies are POSTed."""
+    headers = {"authorization": f"Bearer {KEY}"}
+    if body is not None:
+        headers["content-type"] = "application/json"
+    return urllib.request.urlopen(urllib.request.Request(KWI + path, body, headers))
 
 def get_json(path):
-    with urllib.request.urlopen(KWI + path) as r:
+    with call(path) as r:
         return json.load(r)
 
 def export(kind, fmt="arrow", **filters):
     """Streams /v1/export/{kind} into a polars DataFrame (Arrow IPC stream or Parquet)."""
     q = urllib.parse.urlencode({"format": fmt, **{k: v for k, v in filters.items() if v is not None}})
-    with urllib.request.urlopen(f"{KWI}/v1/export/{kind}?{q}") as r:
+    with call(f"/v1/export/{kind}?{q}") as r:
         if fmt == "arrow":
             table = ipc.open_stream(r).read_all()
         else:
@@ -37,7 +46,7 @@ print("server:", KWI, "-", get_json("/readyz")["status"])'''
 explore = [
     new_markdown_cell("# Exploring the stored observations\n\nPulls every stored observation through the Arrow export "
                       "(`GET /v1/export/observations`) into polars and looks at coverage, zeros and seasonality. "
-                      "Set `KWI_URL` to the server (default `http://127.0.0.1:8080`; `kwi serve` with no configuration "
+                      "Set `KWI_URL` to the server (default `http://127.0.0.1:8080`) and `KWI_API_KEY` to an analyst's or admin's key (`kwi serve` with no configuration "
                       "serves the built-in sample: 32 Google Trends topics, Portugal, 2006–2018)."),
     new_code_cell(COMMON),
     new_code_cell('''obs = export("observations")
@@ -138,8 +147,7 @@ top = (obs.filter(pl.col("search_volume").is_not_null())
        .sort("mean_volume", descending=True).head(4))
 body = json.dumps({"keywords": [{"platform": p, "keyword": k} for p, k in top.select("platform", "keyword").iter_rows()],
                    "horizon": 26, "levels": [80, 95]}).encode()
-req = urllib.request.Request(KWI + "/v1/forecasts", body, {"content-type": "application/json"})
-with urllib.request.urlopen(req) as r:
+with call("/v1/forecasts", body) as r:
     batch = json.load(r)
 print("model", batch["model_version"], "-", len(batch["results"]), "forecasts")
 top'''),

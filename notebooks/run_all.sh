@@ -21,6 +21,9 @@ if ! "$VENV/bin/python" -c 'import polars, pyarrow, matplotlib, nbclient' 2>/dev
   cp notebooks/requirements.txt "$VENV/.requirements.txt"
 fi
 tmp=$(mktemp -d)
+# An analyst's API key for the notebooks (made before the server starts: no server needed).
+KEY=$(env -u KWI_DATABASE_URL -u KWI_REDIS_URL KWI_DATA_DIR="$tmp/data" RUST_LOG=warn \
+  "$BIN/kwi" users create --email notebooks@kwi.test --role analyst --plan business | tail -1)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 env -u KWI_DATABASE_URL -u KWI_REDIS_URL KWI_DATA_DIR="$tmp/data" RUST_LOG=warn \
   "$BIN/kwi" serve --listen "127.0.0.1:$port" &
@@ -32,7 +35,7 @@ echo "notebooks: training run for 02_training_report"
 "$BIN/kwi-train" evaluate --train data/samples/gtrends_pt_weekly_topics.csv --holdout 13 \
   --metric-season 52 --steps 300 --out "$tmp/run" >/dev/null
 mkdir -p "$OUT"
-KWI_URL="http://127.0.0.1:$port" KWI_RUN_DIR="$tmp/run" "$VENV/bin/python" - "$OUT" notebooks/*.ipynb <<'PY'
+KWI_URL="http://127.0.0.1:$port" KWI_API_KEY="$KEY" KWI_RUN_DIR="$tmp/run" "$VENV/bin/python" - "$OUT" notebooks/*.ipynb <<'PY'
 import sys, time
 from pathlib import Path
 import nbformat

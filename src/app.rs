@@ -7,6 +7,7 @@ use anyhow::Context;
 use kwi_store::Store;
 use tokio::net::TcpListener;
 
+use crate::auth::{Auth, AuthConfig};
 use crate::cache::{Cache, DEFAULT_TTL};
 use crate::serving::Forecaster;
 
@@ -19,27 +20,47 @@ pub struct AppState {
     pub cache: Cache,
     /// Forecasts: active model, data versions, single flight, batcher, prediction writer.
     pub forecaster: Forecaster,
+    /// Accounts and access: credentials, rate limits, quotas, history, audit.
+    pub auth: Auth,
 }
 
 impl AppState {
-    /// Builds the state: loads the active model (or the baseline) and starts the prediction writer.
-    /// Await the returned handle after the server stops (and every state clone is dropped) to make
-    /// sure every computed forecast is persisted.
+    /// Builds the state with the default authentication settings (see [`AppState::build_with`]).
     pub async fn build(
         store: Arc<dyn Store>,
         cache: Cache,
+    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+        Self::build_with(store, cache, AuthConfig::default()).await
+    }
+
+    /// Builds the state: loads the active model (or the baseline), starts the prediction writer
+    /// and the accounts' background work (usage counters, history and audit writer). Await the
+    /// returned handle after the server stops (and every state clone is dropped) to make sure
+    /// every computed forecast, usage count and queued history row is written.
+    pub async fn build_with(
+        store: Arc<dyn Store>,
+        cache: Cache,
+        auth: AuthConfig,
     ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
         crate::http::install_metrics();
         let (forecaster, writer) = Forecaster::start(store.clone(), cache.clone())
             .await
             .context("cannot load the active model")?;
+        let (auth, auth_tasks) = Auth::start(store.clone(), cache.redis_connection(), auth)
+            .await
+            .context("cannot start accounts")?;
+        let done = tokio::spawn(async move {
+            let _ = writer.await;
+            let _ = auth_tasks.await;
+        });
         Ok((
             Self {
                 store,
                 cache,
                 forecaster,
+                auth,
             },
-            writer,
+            done,
         ))
     }
 }

@@ -103,6 +103,11 @@ impl Cache {
         })
     }
 
+    /// The Redis connection, when this cache has one (the rate limiter shares it).
+    pub fn redis_connection(&self) -> Option<ConnectionManager> {
+        self.redis.clone()
+    }
+
     /// Which kind this is.
     pub fn kind(&self) -> CacheKind {
         match self.redis {

@@ -53,6 +53,79 @@ pub enum Command {
     Import(ImportArgs),
     /// Export stored observations or persisted predictions as an Arrow IPC stream or Parquet file
     Export(ExportArgs),
+    /// Manage users without a running server (create prints the new user's API key last)
+    Users(UsersArgs),
+    /// Manage API keys without a running server
+    Keys(KeysArgs),
+}
+
+/// `kwi users`.
+#[derive(Debug, Clone, Args)]
+pub struct UsersArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
+
+/// `kwi users` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user with a first API key (printed once, as the last line of the output)
+    Create(CreateUserArgs),
+    /// List users
+    List,
+}
+
+/// `kwi users create`.
+#[derive(Debug, Clone, Args)]
+pub struct CreateUserArgs {
+    /// Email (unique, case-insensitive)
+    #[arg(long)]
+    pub email: String,
+    /// customer, analyst or admin
+    #[arg(long, default_value = "customer")]
+    pub role: kwi_store::Role,
+    /// free, pro, business or internal
+    #[arg(long, default_value = "free")]
+    pub plan: kwi_store::PlanName,
+    /// Name of an environment variable holding the password (never pass one on the command
+    /// line: it would show in `ps` and the shell history). Without it the user signs in with
+    /// the API key (or OpenID Connect) only
+    #[arg(long)]
+    pub password_env: Option<String>,
+}
+
+/// `kwi keys`.
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+/// `kwi keys` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key for a user (printed once, as the last line of the output)
+    Create {
+        /// The user's email
+        #[arg(long)]
+        email: String,
+        /// A label for the key
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List a user's API keys
+    List {
+        /// The user's email
+        #[arg(long)]
+        email: String,
+    },
+    /// Revoke an API key at once (its id, as `kwi keys list` or `GET /v1/me/api-keys` shows it)
+    Revoke {
+        /// Key id
+        id: uuid::Uuid,
+    },
 }
 
 /// `kwi export`.
@@ -108,6 +181,31 @@ pub struct ServeArgs {
     /// cache off)
     #[arg(long, env = "KWI_CACHE_MB", default_value_t = 256)]
     pub cache_mb: u64,
+    /// `off` lets every request in as an unmetered admin: only for measuring what authentication
+    /// costs (benches/load); never expose such a server
+    #[arg(long, env = "KWI_AUTH", default_value = "on", value_parser = ["on", "off"])]
+    pub auth: String,
+    /// Secret (32+ characters) signing access tokens; default: one generated on first start and
+    /// kept in the database, so every instance on it shares it
+    #[arg(long, env = "KWI_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// The URL browsers reach this service at (for the OpenID Connect callback and the printed
+    /// dashboard link); default `http://<listen address>`
+    #[arg(long, env = "KWI_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// OpenID Connect issuer URL (e.g. `https://accounts.example.com`); with client id and
+    /// secret it turns on "Sign in with SSO"
+    #[arg(long, env = "KWI_OIDC_ISSUER", requires_all = ["oidc_client_id", "oidc_client_secret"])]
+    pub oidc_issuer: Option<String>,
+    /// OpenID Connect client id
+    #[arg(long, env = "KWI_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// OpenID Connect client secret
+    #[arg(long, env = "KWI_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Require an admin's credentials for `/metrics` (default: public, for Prometheus)
+    #[arg(long, env = "KWI_PRIVATE_METRICS")]
+    pub private_metrics: bool,
 }
 
 /// `kwi import`.

@@ -2,6 +2,10 @@
 // `kwi serve` itself, see build.rs). Routes live in the location hash:
 //   #/                    predicted trends (rising / falling)
 //   #/{platform}/{kw}     one keyword: history + forecast bands, scores, the same keyword elsewhere
+// Every /v1 data route needs `Authorization: Bearer <token>`: a JWT from the sign-in view (email and
+// password, or SSO) or an API key. Credentials live in sessionStorage (this tab only); they also
+// arrive in the fragment (#key=... from `kwi serve`'s first-start link, #access_token=... from the
+// SSO callback), which is taken out of the address bar at once.
 "use strict";
 
 (() => {
@@ -16,19 +20,29 @@
 
   /** An API failure with the message a person should read. */
   class ApiFailure extends Error {
-    constructor(status, message) {
+    constructor(status, message, code) {
       super(message);
       this.status = status;
+      this.code = code || null;
+      this.signedOut = false;
     }
   }
 
-  async function api(path) {
-    let res;
+  /** One request; a network failure reads as one. */
+  async function send(path, { method = "GET", body, token } = {}) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (token) headers.Authorization = `Bearer ${token}`;
     try {
-      res = await fetch(path, { headers: { Accept: "application/json" } });
+      return await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (_) {
       throw new ApiFailure(0, "Cannot reach the server. Check that `kwi serve` is running, then reload.");
     }
+  }
+
+  /** An answer's JSON (null for 204), else an ApiFailure with the server's own message. */
+  async function read(res) {
+    if (res.status === 204) return null;
     let body = null;
     try {
       body = await res.json();
@@ -36,15 +50,154 @@
       body = null;
     }
     if (!res.ok) {
-      const msg = body && body.error && body.error.message;
+      // Errors are {error: {code, message}}; rate limiting (429) is problem+json with `detail`.
+      const err = body && body.error;
+      const msg = (err && err.message) || (body && body.detail);
+      const code = err ? err.code : res.status === 429 ? "rate_limited" : null;
       if (res.status >= 500) {
         throw new ApiFailure(res.status,
-          `The server failed (${res.status}${msg ? ": " + msg : ""}). Try again in a moment.`);
+          `The server failed (${res.status}${msg ? ": " + msg : ""}). Try again in a moment.`, code);
       }
-      throw new ApiFailure(res.status, msg || `Request failed (${res.status}).`);
+      let text = msg || `Request failed (${res.status}).`;
+      const wait = Number(res.headers.get("Retry-After"));
+      if (res.status === 429 && wait > 0) text += ` (try again in ${wait} s)`;
+      throw new ApiFailure(res.status, text, code);
     }
     if (body === null) throw new ApiFailure(res.status, "The server sent an unreadable answer.");
     return body;
+  }
+
+  // ---------- credentials ----------
+
+  const CREDENTIALS = "kwi.credentials";
+  // The route to come back to after the SSO round trip (its callback returns to `/`).
+  const AFTER_SIGN_IN = "kwi.after_sign_in";
+
+  const session = {
+    get(k) {
+      try {
+        return sessionStorage.getItem(k);
+      } catch (_) {
+        return null; // storage switched off: credentials last as long as the page
+      }
+    },
+    set(k, v) {
+      try {
+        if (v === null) sessionStorage.removeItem(k);
+        else sessionStorage.setItem(k, v);
+      } catch (_) {
+        /* see get */
+      }
+    },
+  };
+
+  /** {token, refresh?, expires?}: `token` is an access token or an API key; only tokens have `refresh`. */
+  let creds = (() => {
+    try {
+      const c = JSON.parse(session.get(CREDENTIALS));
+      return c && typeof c.token === "string" && c.token ? c : null;
+    } catch (_) {
+      return null;
+    }
+  })();
+
+  function setCreds(c) {
+    creds = c;
+    session.set(CREDENTIALS, c ? JSON.stringify(c) : null);
+  }
+
+  /** Stores what /v1/auth/login, /v1/auth/refresh or the SSO callback handed out. */
+  function storeTokens(t) {
+    const ttl = Number(t.expires_in);
+    setCreds({
+      token: t.access_token,
+      refresh: t.refresh_token || null,
+      expires: ttl > 0 ? Date.now() + ttl * 1000 : null,
+    });
+  }
+
+  let renewing = null;
+
+  /**
+   * Trades the refresh token for new tokens: once for however many requests were refused together
+   * (a refresh token works once; using it twice revokes the whole family). Resolves {ok, error}.
+   */
+  function renew(stale) {
+    if (!creds || !creds.refresh) return Promise.resolve({ ok: false, error: null });
+    if (creds.token !== stale) return Promise.resolve({ ok: true }); // renewed meanwhile
+    if (!renewing) {
+      const refresh = creds.refresh;
+      renewing = api("/v1/auth/refresh", { method: "POST", body: { refresh_token: refresh }, auth: false })
+        .then((t) => {
+          if (!creds || creds.refresh !== refresh) return { ok: false, error: null }; // signed out meanwhile
+          storeTokens(t);
+          return { ok: true };
+        }, (e) => ({ ok: false, error: e }))
+        .finally(() => {
+          renewing = null;
+        });
+    }
+    return renewing;
+  }
+
+  /** Ends the session after the server refused it, and says why on the sign-in view. */
+  function refused(message) {
+    const text = signedIn ? `Your session has ended: ${message.replace(/\.$/, "")}. Please sign in again.` : message;
+    // Requests refused together end the session once; the first one's message stays on screen.
+    if (creds) {
+      setCreds(null);
+      showSignIn(text);
+    }
+    const f = new ApiFailure(401, text, "unauthorized");
+    f.signedOut = true;
+    return f;
+  }
+
+  /**
+   * Every API call. With `auth` (the default) it sends the stored credential; a 401 with a refresh
+   * token renews it once and retries, and a 401 after that returns to the sign-in view.
+   */
+  async function api(path, { method = "GET", body, auth = true } = {}) {
+    if (!auth) return read(await send(path, { method, body }));
+    // Signed out (or out meanwhile): nothing to send; the sign-in view is already up.
+    const gone = () => {
+      const f = new ApiFailure(401, "Not signed in.", "unauthorized");
+      f.signedOut = true;
+      return f;
+    };
+    /** A failed renewal: the server unreachable, busy or failing is no reason to end the session. */
+    const transient = (e) => e && (e.status === 0 || e.status === 429 || e.status >= 500);
+    const renewFailed = (r, res) => (transient(r.error) ? r.error : creds ? refusedBy(r.error, res) : gone());
+    if (!creds) throw gone();
+    // An access token known to be (nearly) expired is renewed first rather than sent to be refused.
+    if (creds.refresh && creds.expires && Date.now() > creds.expires - 15000) {
+      const r = await renew(creds.token);
+      if (!r.ok) throw await renewFailed(r, null);
+      if (!creds) throw gone();
+    }
+    const used = creds.token;
+    let res = await send(path, { method, body, token: used });
+    if (res.status !== 401) return read(res);
+    if (!creds) throw gone();
+    const r = await renew(used);
+    if (!r.ok) throw await renewFailed(r, res);
+    if (!creds) throw gone();
+    res = await send(path, { method, body, token: creds.token });
+    if (res.status !== 401) return read(res);
+    throw await refusedBy(null, res);
+  }
+
+  /** `refused` with the refresh's failure, else the 401's own message. */
+  async function refusedBy(error, res) {
+    let message = error && error.message;
+    if (!message && res) {
+      try {
+        await read(res);
+      } catch (e) {
+        message = e.message;
+      }
+    }
+    return refused(message || "The server refused the credentials.");
   }
 
   const enc = encodeURIComponent;
@@ -144,6 +297,7 @@
       hits = body.results || [];
       active = -1;
       renderSuggestions(query);
+      scheduleAccountRefresh();
     } catch (e) {
       if (seq !== searchSeq) return;
       hits = [];
@@ -187,6 +341,7 @@
     // Exact match among the suggestions first, then the chosen platform, else the first hit.
     clearTimeout(debounce);
     await suggest();
+    if (!signedIn) return;
     const exact = hits.find((h) => h.keyword === query.toLowerCase());
     if (exact) return pick(exact);
     if (platformSel.value) {
@@ -548,11 +703,13 @@
       ]);
     } catch (e) {
       if (seq !== viewSeq) return;
+      scheduleAccountRefresh();
       const prefix = e.status === 404 ? "Unknown keyword: " : e.status === 400 ? "Not a valid request: " : "";
       setStatus("error", prefix + e.message, " ", el("a", { href: "#/", text: "Back to trends" }));
       return;
     }
     if (seq !== viewSeq) return;
+    scheduleAccountRefresh();
     lastKw = kw;
     lastFc = fc;
     setStatus(null);
@@ -602,6 +759,305 @@
   $("#all-history").addEventListener("change", () => lastKw && lastFc && drawForecast(lastKw, lastFc));
   $("#markets-index").addEventListener("change", () => lastMarkets && drawMarkets(lastMarkets));
 
+  // ---------- sign-in ----------
+
+  let signedIn = false;
+  let providers = null;
+
+  function setSignInError(message) {
+    const box = $("#signin-error");
+    box.hidden = !message;
+    box.textContent = message || "";
+  }
+
+  /** Shows SSO only where GET /v1/auth/providers says a provider is configured. */
+  async function loadProviders() {
+    if (!providers) {
+      try {
+        providers = await api("/v1/auth/providers", { auth: false });
+      } catch (_) {
+        // Password and API key sign-in still work; SSO stays hidden.
+        $("#signin-view").dataset.sso = "off";
+        return;
+      }
+    }
+    const oidc = providers.oidc || {};
+    const sso = Boolean(oidc.enabled && oidc.login_url);
+    $("#sso").hidden = !sso;
+    $("#login-form").hidden = providers.password === false;
+    $("#signin-view").dataset.sso = sso ? "on" : "off";
+  }
+
+  /** The sign-in view, with `message` (why the last attempt or the session failed) when there is one. */
+  function showSignIn(message) {
+    signedIn = false;
+    // Answers still on their way belong to the session that ended: drop them.
+    searchSeq++;
+    trendsSeq++;
+    viewSeq++;
+    accountSeq++;
+    clearTimeout(debounce);
+    clearTimeout(accountTimer);
+    closeSuggestions();
+    document.body.dataset.auth = "out";
+    document.title = "Sign in · Digitallz Keywords";
+    setStatus(null);
+    for (const id of ["#home-view", "#keyword-view", "#search-form", "#account", "#account-button"]) $(id).hidden = true;
+    clearAccount();
+    $("#signin-view").hidden = false;
+    $("#login-password").value = "";
+    $("#api-key").value = "";
+    setSignInError(message);
+    loadProviders();
+    (($("#login-email").value && message) ? $("#login-password") : $("#login-email")).focus();
+  }
+
+  /** Signed in as `me`: the account panel, then whatever the location hash asks for. */
+  function enterApp(me, { focus = false } = {}) {
+    signedIn = true;
+    document.body.dataset.auth = "in";
+    setSignInError(null);
+    $("#signin-view").hidden = true;
+    for (const id of ["#search-form", "#account", "#account-button"]) $(id).hidden = false;
+    renderAccount(me);
+    refreshAccount();
+    route();
+    if (focus) q.focus({ preventScroll: true });
+  }
+
+  /** A credential just stored: check it with GET /v1/me (the sign-in view says why when refused). */
+  async function verify(options) {
+    let me;
+    try {
+      me = await api("/v1/me");
+    } catch (e) {
+      if (e.signedOut) return false;
+      setCreds(null);
+      showSignIn(`Could not load your account: ${e.message}`);
+      return false;
+    }
+    enterApp(me, options);
+    return true;
+  }
+
+  $("#login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const email = $("#login-email").value.trim();
+    const password = $("#login-password").value;
+    if (!email || !password) {
+      setSignInError("Enter your email and password.");
+      return;
+    }
+    const button = $("#login-submit");
+    button.disabled = true;
+    setSignInError(null);
+    try {
+      const t = await api("/v1/auth/login", { method: "POST", body: { email, password }, auth: false });
+      storeTokens(t);
+      $("#login-password").value = "";
+      if (t.user) enterApp(t.user, { focus: true });
+      else await verify({ focus: true });
+    } catch (e) {
+      setSignInError(e.message);
+      $("#login-password").select();
+      $("#login-password").focus();
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  $("#key-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const key = $("#api-key").value.trim();
+    if (!/^kwi_live_[0-9A-Za-z]+$/.test(key)) {
+      setSignInError("That is not an API key: they look like kwi_live_ followed by letters and digits.");
+      $("#api-key").focus();
+      return;
+    }
+    const button = $("#key-submit");
+    button.disabled = true;
+    setSignInError(null);
+    setCreds({ token: key });
+    try {
+      await verify({ focus: true });
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  $("#sso-button").addEventListener("click", () => {
+    const url = providers && providers.oidc && providers.oidc.login_url;
+    if (!url) return;
+    // The provider sends the browser back to `/`; the keyword open now is restored from here.
+    session.set(AFTER_SIGN_IN, currentRoute().view === "keyword" ? location.hash : null);
+    location.assign(`${url}${url.includes("?") ? "&" : "?"}return_to=/`);
+  });
+
+  /**
+   * Credentials handed over in the fragment: `#key=kwi_live_...` (the link `kwi serve` prints on first
+   * start) or `#access_token=...&refresh_token=...&expires_in=...` (where the SSO callback lands). They
+   * are stored for this tab and taken out of the address bar at once, so they are not left on screen,
+   * in the history or in a copied link.
+   */
+  function takeFragmentCredentials() {
+    const frag = location.hash.replace(/^#/, "");
+    if (!frag || frag.startsWith("/")) return false; // a route
+    const p = new URLSearchParams(frag);
+    const key = p.get("key");
+    const access = p.get("access_token");
+    if (!key && !access) return false;
+    const back = session.get(AFTER_SIGN_IN);
+    session.set(AFTER_SIGN_IN, null);
+    history.replaceState(null, "", location.pathname + location.search + (back && back.startsWith("#/") ? back : ""));
+    if (access) {
+      storeTokens({ access_token: access, refresh_token: p.get("refresh_token"), expires_in: p.get("expires_in") });
+    } else {
+      setCreds({ token: key.trim() });
+    }
+    return true;
+  }
+
+  // ---------- account panel ----------
+
+  let accountSeq = 0;
+  let accountTimer = null;
+  const monthFmt = new Intl.DateTimeFormat(undefined, { month: "long", year: "numeric", timeZone: "UTC" });
+  const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+  const clockFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+  const shortDayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+  const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  const fromDay = (iso) => new Date(String(iso).slice(0, 10) + "T00:00:00Z");
+
+  function clearAccount() {
+    for (const id of ["#account-email", "#account-role", "#account-plan", "#account-rate", "#account-quota", "#account-button"]) {
+      $(id).textContent = "";
+    }
+    const usage = $("#usage");
+    usage.replaceChildren();
+    delete usage.dataset.lookups;
+    delete usage.dataset.limit;
+    $("#history").replaceChildren();
+  }
+
+  function renderAccount(me) {
+    const plan = me.plan || {};
+    $("#account-email").textContent = me.email;
+    $("#account-role").textContent = me.role;
+    $("#account-plan").textContent = plan.name || "–";
+    $("#account-rate").textContent = plan.requests_per_minute == null ? "–" : `${fmt(plan.requests_per_minute)} requests/min`;
+    $("#account-quota").textContent = plan.monthly_lookups == null ? "unlimited" : `${fmt(plan.monthly_lookups)} a month`;
+    const button = $("#account-button");
+    button.textContent = me.email;
+    button.title = `Account: ${me.email}`;
+    $("#usage").replaceChildren(el("p", { class: "loading", text: "Loading usage…" }));
+  }
+
+  function renderUsage(u) {
+    const box = $("#usage");
+    const limit = u.monthly_lookups;
+    box.dataset.lookups = String(u.lookups);
+    box.dataset.limit = limit == null ? "unlimited" : String(limit);
+    const out = [el("p", { id: "usage-text" }, limit == null
+      ? `${fmt(u.lookups)} lookups · unlimited`
+      : `${fmt(u.lookups)} of ${fmt(limit)} lookups`)];
+    if (limit != null) {
+      const pct = limit > 0 ? Math.min(100, (100 * u.lookups) / limit) : 100;
+      out.push(el("div", {
+        class: `meter${pct >= 90 ? " high" : ""}`, role: "progressbar", "aria-label": "Lookups used this month",
+        "aria-valuemin": 0, "aria-valuemax": limit, "aria-valuenow": Math.min(u.lookups, limit),
+        "aria-valuetext": `${fmt(u.lookups)} of ${fmt(limit)}`,
+      }, el("span", { style: `width:${pct}%` })));
+    }
+    const period = u.period_start ? monthFmt.format(fromDay(u.period_start)) : u.period;
+    out.push(el("p", { class: "muted" }, period || "",
+      u.period_end ? ` · resets ${dayFmt.format(fromDay(u.period_end))}` : ""));
+    box.replaceChildren(...out);
+  }
+
+  function when(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return "";
+    return d.toDateString() === new Date().toDateString() ? clockFmt.format(d) : shortDayFmt.format(d);
+  }
+
+  /** Newest first; a keyword looked up several times (snapshot, forecast, markets) is listed once. */
+  function renderHistory(items) {
+    const seen = new Set();
+    const rows = [];
+    for (const it of items) {
+      const id = `${it.platform || ""}/${it.keyword}`;
+      if (!it.keyword || seen.has(id)) continue;
+      seen.add(id);
+      const d = new Date(it.created_at);
+      rows.push(el("li", { "data-platform": it.platform || undefined, "data-keyword": it.keyword },
+        el("a", { href: it.platform ? keywordHref(it.platform, it.keyword) : "#/", text: it.keyword }),
+        it.platform ? el("span", { class: `pill p-${it.platform}`, text: it.platform }) : null,
+        el("time", {
+          datetime: it.created_at, title: Number.isNaN(d.getTime()) ? undefined : fullFmt.format(d), text: when(it.created_at),
+        })));
+    }
+    $("#history").replaceChildren(...(rows.length ? rows : [el("li", { class: "empty", text: "No searches yet." })]));
+  }
+
+  /** Re-reads this month's usage and the recent searches. */
+  async function refreshAccount() {
+    clearTimeout(accountTimer);
+    const seq = ++accountSeq;
+    const [usage, hist] = await Promise.allSettled([api("/v1/me/usage"), api("/v1/me/history?limit=10")]);
+    if (seq !== accountSeq || !signedIn) return;
+    if (usage.status === "fulfilled") renderUsage(usage.value);
+    else $("#usage").replaceChildren(el("p", { class: "error", text: `Could not load usage: ${usage.reason.message}` }));
+    if (hist.status === "fulfilled") renderHistory(hist.value.items || []);
+    else $("#history").replaceChildren(el("li", { class: "error", text: `Could not load recent searches: ${hist.reason.message}` }));
+  }
+
+  /** After a search or a keyword view; a burst of lookups (typing, one keyword's requests) refreshes once. */
+  function scheduleAccountRefresh() {
+    if (!signedIn) return;
+    clearTimeout(accountTimer);
+    accountTimer = setTimeout(refreshAccount, 600);
+  }
+
+  $("#history").addEventListener("click", (ev) => {
+    const a = ev.target.closest("a");
+    const li = a && a.closest("li[data-keyword]");
+    if (!li || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+    const { platform, keyword } = li.dataset;
+    ev.preventDefault();
+    window.scrollTo(0, 0);
+    if (platform) {
+      pick({ platform, keyword });
+    } else {
+      // Recorded without a platform: search for it as if typed.
+      q.value = keyword;
+      $("#search-form").requestSubmit();
+    }
+  });
+
+  $("#account-button").addEventListener("click", () => {
+    const title = $("#account-title");
+    title.scrollIntoView({ block: "start" });
+    title.focus({ preventScroll: true });
+  });
+
+  $("#sign-out").addEventListener("click", async () => {
+    const button = $("#sign-out");
+    const old = creds;
+    button.disabled = true;
+    setCreds(null);
+    session.set(AFTER_SIGN_IN, null);
+    if (old && old.refresh) {
+      try {
+        await api("/v1/auth/logout", { method: "POST", body: { refresh_token: old.refresh }, auth: false });
+      } catch (_) {
+        // Signed out here all the same; the access token expires on its own.
+      }
+    }
+    button.disabled = false;
+    history.replaceState(null, "", location.pathname + location.search);
+    showSignIn();
+  });
+
   // ---------- routing ----------
 
   function currentRoute() {
@@ -630,6 +1086,32 @@
     loadTrends();
   }
 
-  window.addEventListener("hashchange", route);
-  route();
+  /** On load (and when a credential link is opened in this tab): sign in with what is stored, else ask. */
+  async function boot() {
+    takeFragmentCredentials();
+    if (!creds) {
+      showSignIn();
+      return;
+    }
+    $("#signin-view").hidden = true;
+    setStatus("loading", "Signing in…");
+    let me;
+    try {
+      me = await api("/v1/me");
+    } catch (e) {
+      if (e.signedOut) return; // the sign-in view says why
+      const retry = el("button", { type: "button", class: "link-button", text: "Retry" });
+      retry.addEventListener("click", boot);
+      setStatus("error", `Could not load your account: ${e.message} `, retry);
+      return;
+    }
+    setStatus(null);
+    enterApp(me);
+  }
+
+  window.addEventListener("hashchange", () => {
+    if (takeFragmentCredentials()) boot();
+    else if (signedIn) route();
+  });
+  boot();
 })();

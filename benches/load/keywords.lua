@@ -10,6 +10,10 @@ local path = os.getenv("KWI_KEYWORDS") or "benches/load/keywords.txt"
 local s = tonumber(os.getenv("KWI_ZIPF_S") or "1.1")
 local template = os.getenv("KWI_PATH") or "/v1/keywords/{key}/forecast?horizon=13&levels=80,95"
 local mode = os.getenv("KWI_MODE") or "zipf"
+-- KWI_BEARER: an API key or access token sent as `Authorization: Bearer …` (empty: none).
+local bearer = os.getenv("KWI_BEARER") or ""
+local headers = nil
+if #bearer > 0 then headers = { ["Authorization"] = "Bearer " .. bearer } end
 local keys = {}
 for line in io.lines(path) do
   if #line > 0 then keys[#keys + 1] = line end
@@ -52,7 +56,7 @@ request = function()
   if mode == "miss" then k, h = miss() else k, h = zipf() end
   -- "%" is special in gsub replacements (URL-encoded keys have it): double it.
   local p = template:gsub("{key}", (k:gsub("%%", "%%%%"))):gsub("{h}", tostring(h))
-  return wrk.format("GET", p)
+  return wrk.format("GET", p, headers)
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT requests=%d errors=%d non2xx=%d p50_ms=%.2f p99_ms=%.2f rps=%.0f\n",

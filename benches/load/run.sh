@@ -25,6 +25,10 @@
 #     cache starts empty for it; its hit ratio is the one a fresh deployment sees.
 # Keywords: 10,000 windows of real M4 Weekly series (benches/load/make_keywords.py), platform
 # `benchmark`. Metrics and tracing stay on (RUST_LOG=warn).
+# AUTH=on (default): every request to kwi carries the API key of an `internal`-plan user made with
+# `kwi users create`, so authentication, rate limiting, usage counting and history recording all
+# run; AUTH=off starts the server with `--auth off` (nothing of that runs): the two runs back to
+# back give the cost of accounts (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${KWI_BIN:-target/release/kwi}
@@ -72,7 +76,15 @@ t0=$(date +%s.%N)
 "$BIN" import --quiet "$data/panel.csv"
 echo "imported $KEYS keywords in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
 
-RUST_LOG="warn,kwi_predict::insights=info" "$BIN" serve --no-sample --listen "127.0.0.1:$PORT" 2>"$data/serve.log" & pids+=($!)
+AUTH=${AUTH:-on}
+auth_h=()
+if [ "$AUTH" = on ]; then
+  KWI_BEARER=$("$BIN" users create --email load@kwi.bench --role admin --plan internal | tail -1)
+  export KWI_BEARER
+  auth_h=(-H "Authorization: Bearer $KWI_BEARER")
+fi
+echo "auth: $AUTH"
+RUST_LOG="warn,kwi_predict::insights=info" "$BIN" serve --no-sample --auth "$AUTH" --listen "127.0.0.1:$PORT" 2>"$data/serve.log" & pids+=($!)
 for _ in $(seq 1 240); do curl -sf "127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
 # The start-up insights job forecasts every stored keyword once; measure after it is done.
 t0=$(date +%s.%N)
@@ -80,14 +92,16 @@ for _ in $(seq 1 1200); do grep -qE 'insights job (finished|failed)' "$data/serv
 echo "start-up insights job: $(sed 's/\x1b\[[0-9;]*m//g' "$data/serve.log" | grep -oE 'insights job (finished|failed).*' | head -1) (waited $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s)"
 curl -sf "127.0.0.1:$PORT/readyz" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("serving model", r["model"]["version"])'
 first=$(head -1 "$data/keys.txt")
-curl -sf -o "$data/payload.json" "127.0.0.1:$PORT/v1/keywords/$first/forecast?horizon=13&levels=80,95"
+curl -sf "${auth_h[@]}" -o "$data/payload.json" "127.0.0.1:$PORT/v1/keywords/$first/forecast?horizon=13&levels=80,95"
 
 "$REF_BIN" --keys "$data/keys.txt" --payload "$data/payload.json" --listen "127.0.0.1:$REF_PORT" & pids+=($!)
 for _ in $(seq 1 120); do curl -sf -o /dev/null "127.0.0.1:$REF_PORT/local/$first" && break; sleep 0.5; done
 
 run_wrk() { # name, mode, path template, base url
   local out
-  out=$(KWI_KEYWORDS="$data/keys.txt" KWI_MODE="$2" KWI_PATH="$3" \
+  # Only kwi gets the credential; the reference server takes none.
+  local bearer=""; [[ $4 == *":$PORT"* ]] && bearer=${KWI_BEARER:-}
+  out=$(KWI_KEYWORDS="$data/keys.txt" KWI_MODE="$2" KWI_PATH="$3" KWI_BEARER="$bearer" \
     wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s benches/load/keywords.lua "$4" | grep '^RESULT')
   echo "$1 ${out#RESULT }"
 }
@@ -100,7 +114,7 @@ cpu_s() {
   for n in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$n/stat" 2>/dev/null; done |
     awk -v hz="$(getconf CLK_TCK)" '{s += $1} END {printf "%.3f", s / hz}'
 }
-counter() { curl -s "127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'; }
+counter() { curl -s "${auth_h[@]}" "127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'; }
 # zipf_phase VAR NAME LEVELS LABEL: the Zipf workload at horizon 13 with LEVELS; the wrk result goes
 # into $VAR; prints it and the cache hit ratio the server's counters saw meanwhile.
 zipf_phase() {
@@ -124,12 +138,15 @@ fi
 if phase 2; then
 echo "--- 2. batch of 1,000 keywords"
 python3 - "$PORT" "$data/keys.txt" <<'PY'
-import json, sys, time, urllib.parse, urllib.request
+import json, os, sys, time, urllib.parse, urllib.request
 port, keys = sys.argv[1], [l for l in open(sys.argv[2]).read().split("\n") if l]
 def batch(chunk):
     body = json.dumps({"keywords": [{"platform": k.split("/")[0], "keyword": urllib.parse.unquote(k.split("/", 1)[1])} for k in chunk],
                        "horizon": 13, "levels": [80, 95]}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/forecasts", body, {"content-type": "application/json"})
+    headers = {"content-type": "application/json"}
+    if os.environ.get("KWI_BEARER"):
+        headers["authorization"] = "Bearer " + os.environ["KWI_BEARER"]
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/forecasts", body, headers)
     t = time.perf_counter()
     r = json.load(urllib.request.urlopen(req))
     ms = (time.perf_counter() - t) * 1e3

@@ -5,6 +5,7 @@
 mod export;
 mod import;
 mod serve;
+mod users;
 
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => serve::migrate(&cli.global).await,
         Command::Import(args) => import::run(&cli.global, &args).await,
         Command::Export(args) => export::run(&cli.global, &args).await,
+        Command::Users(args) => users::users(&cli.global, &args).await,
+        Command::Keys(args) => users::keys(&cli.global, &args).await,
     }
 }
 

@@ -29,6 +29,26 @@ pub enum ApiError {
         /// Why it is rejected.
         message: String,
     },
+    /// No credentials, or credentials refused (the reason never repeats the credential).
+    Unauthorized(String),
+    /// The caller's role may not do this.
+    Forbidden(String),
+    /// Refused by a rate limit or quota: the policy, what, seconds until a retry may pass.
+    TooMany {
+        /// Policy name (`monthly-lookups`, `login`, a plan).
+        policy: String,
+        /// What was refused.
+        detail: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// A unique value is taken (e.g. a user's email): which field.
+    Taken {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
     /// The thing asked for does not exist.
     NotFound(String),
     /// The path exists, the method does not (the router adds the `Allow` header).
@@ -37,6 +57,8 @@ pub enum ApiError {
     Conflict(String),
     /// The body is larger than the endpoint takes.
     PayloadTooLarge(String),
+    /// A dependency the request needs is down (e.g. the identity provider).
+    Unavailable(String),
     /// The body is not in a media type the endpoint takes.
     UnsupportedMediaType(String),
     /// The service failed (store, model, a task); the error is logged, never returned.
@@ -88,6 +110,10 @@ pub struct ErrorDetail {
 pub enum ErrorCode {
     /// 400: a parameter or the body is invalid.
     BadRequest,
+    /// 401: credentials missing or refused.
+    Unauthorized,
+    /// 403: the caller's role may not do this.
+    Forbidden,
     /// 404: no such route, keyword, model version or asset.
     NotFound,
     /// 405: the path exists but not with this method (`Allow` lists the methods it has).
@@ -98,8 +124,12 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
     UnsupportedMediaType,
+    /// 429: a rate limit or quota (answered as `application/problem+json`, see `Problem`).
+    TooManyRequests,
     /// 500: a dependency failed (details are logged, not returned).
     Internal,
+    /// 503: a dependency the request needs is down.
+    Unavailable,
 }
 
 impl IntoResponse for ApiError {
@@ -117,6 +147,36 @@ impl IntoResponse for ApiError {
                 Some(field.as_str()),
                 message.as_str(),
             ),
+            ApiError::Unauthorized(m) => {
+                let mut res = (
+                    StatusCode::UNAUTHORIZED,
+                    Json(Body {
+                        error: ErrorBody {
+                            code: "unauthorized",
+                            field: None,
+                            message: m,
+                        },
+                    }),
+                )
+                    .into_response();
+                res.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer realm=\"kwi\""),
+                );
+                return res;
+            }
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", None, m.as_str()),
+            ApiError::TooMany {
+                policy,
+                detail,
+                retry_after,
+            } => return super::access::too_many(policy, detail.clone(), *retry_after),
+            ApiError::Taken { field, message } => (
+                StatusCode::CONFLICT,
+                "conflict",
+                Some(*field),
+                message.as_str(),
+            ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", None, m.as_str()),
             ApiError::MethodNotAllowed(m) => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -125,6 +185,12 @@ impl IntoResponse for ApiError {
                 m.as_str(),
             ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", None, m.as_str()),
+            ApiError::Unavailable(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                None,
+                m.as_str(),
+            ),
             ApiError::PayloadTooLarge(m) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -164,6 +230,43 @@ impl IntoResponse for ApiError {
 impl From<kwi_store::StoreError> for ApiError {
     fn from(e: kwi_store::StoreError) -> Self {
         ApiError::Internal(Box::new(e))
+    }
+}
+
+impl From<crate::auth::AccountError> for ApiError {
+    fn from(e: crate::auth::AccountError) -> Self {
+        use crate::auth::AccountError as E;
+        match e {
+            E::Field { field, message } => ApiError::BadRequest { field, message },
+            E::Taken { field, message } => ApiError::Taken { field, message },
+            E::Unauthorized(u) => ApiError::Unauthorized(u.0),
+            E::Throttled(secs) => ApiError::TooMany {
+                policy: "login".into(),
+                detail: format!("too many sign-in attempts for this email; retry in {secs} s"),
+                retry_after: secs,
+            },
+            E::NotFound(m) => ApiError::NotFound(m),
+            E::Conflict(m) => ApiError::Conflict(m),
+            E::Store(e) => ApiError::Internal(Box::new(e)),
+            E::Internal(m) => ApiError::Internal(m.into()),
+        }
+    }
+}
+
+impl From<crate::auth::meter::OverQuota> for ApiError {
+    fn from(q: crate::auth::meter::OverQuota) -> Self {
+        let now = chrono::Utc::now();
+        let next = crate::auth::meter::next_period_start(now);
+        ApiError::TooMany {
+            policy: "monthly-lookups".into(),
+            detail: format!(
+                "the plan's {} keyword lookups this month are used ({} so far); the quota renews on {}",
+                q.limit,
+                q.used,
+                next.format("%Y-%m-%d")
+            ),
+            retry_after: (next - now).num_seconds().max(1) as u64,
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use super::extract::{self, Path, Query};
 use super::keywords::parse_key;
 use super::openapi::{KeywordText, Level, LevelList, PlatformName};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::serving::{BatchItem, ForecastBody};
 use kwi_store::ModelRecord;
 
@@ -68,19 +69,23 @@ fn json_bytes(body: Bytes, cached: bool) -> Response {
               (status = 500, description = "The store or the model failed", body = ErrorResponse)))]
 pub async fn forecast(
     State(state): State<AppState>,
+    p: Principal,
     Path((platform, keyword)): Path<(String, String)>,
     Query(q): Query<ForecastQuery>,
 ) -> Result<Response, ApiError> {
     let (platform, keyword) = parse_key(&platform, &keyword)?;
+    state.auth.charge(&p, 1).await?;
+    let horizon = q.horizon.unwrap_or_default();
     let served = state
         .forecaster
-        .keyword(
-            platform,
-            &keyword,
-            q.horizon.unwrap_or_default(),
-            q.levels.as_ref(),
-        )
+        .keyword(platform, &keyword, horizon, q.levels.as_ref())
         .await?;
+    state.auth.record(
+        &p,
+        platform.as_str(),
+        keyword.as_str(),
+        serde_json::json!({ "route": "forecast", "horizon": horizon.get() }),
+    );
     Ok(json_bytes(served.body, served.cached))
 }
 
@@ -172,6 +177,7 @@ pub enum BatchResult {
               (status = 500, description = "The store or the model failed", body = ErrorResponse)))]
 pub async fn batch(
     State(state): State<AppState>,
+    p: Principal,
     extract::Json(req): extract::Json<BatchRequest>,
 ) -> Result<Response, ApiError> {
     // Each list is bounded on its own: OpenAPI cannot bound the sum of two lists.
@@ -191,6 +197,20 @@ pub async fn batch(
                 message: format!("a batch holds at most {MAX_BATCH} {field}; got {n}"),
             });
         }
+    }
+    let entries = req.keywords.len() + req.series.len();
+    if entries as i64 > p.plan.max_batch {
+        return Err(ApiError::BadRequest {
+            field: if req.keywords.len() as i64 > p.plan.max_batch {
+                "keywords"
+            } else {
+                "series"
+            },
+            message: format!(
+                "the {} plan takes at most {} entries per batch; this one has {entries}",
+                p.plan.name, p.plan.max_batch
+            ),
+        });
     }
     let (horizon, levels) = (req.horizon.unwrap_or_default(), req.levels);
     let mut keys = Vec::with_capacity(req.keywords.len());
@@ -214,10 +234,19 @@ pub async fn batch(
         .enumerate()
         .map(|(i, s)| adhoc_series(i, s))
         .collect::<Result<Vec<_>, _>>()?;
+    state.auth.charge(&p, entries).await?;
     let answer = state
         .forecaster
         .batch(&keys, adhoc, horizon, levels.as_ref())
         .await?;
+    for (platform, keyword) in &keys {
+        state.auth.record(
+            &p,
+            platform.as_str(),
+            keyword.as_str(),
+            serde_json::json!({ "route": "batch", "horizon": horizon.get() }),
+        );
+    }
     // The forecasts are already JSON (most from the cache): the answer is written around them, not
     // re-parsed.
     let mut out = Vec::with_capacity(64 + answer.results.iter().map(item_len).sum::<usize>());
@@ -355,8 +384,15 @@ pub struct Activated {
               (status = 500, description = "The store failed", body = ErrorResponse)))]
 pub async fn activate(
     State(state): State<AppState>,
+    p: Principal,
     Path(version): Path<String>,
 ) -> Result<Response, ApiError> {
     state.forecaster.activate(&version).await?;
+    state.auth.audit(
+        Some(p.user_id).filter(|_| !p.anonymous),
+        "model.activated",
+        Some(version.clone()),
+        serde_json::json!({}),
+    );
     Ok((StatusCode::OK, Json(Activated { serving: version })).into_response())
 }

@@ -10,6 +10,7 @@ use super::ApiError;
 use super::extract::{Path, Query};
 use super::openapi::{KeywordText, PlatformName};
 use crate::app::AppState;
+use crate::auth::Principal;
 use kwi_store::{HistoryPoint, SearchHit, Snapshot};
 
 /// Body of `GET /healthz`.
@@ -231,9 +232,11 @@ pub struct KeywordResponse {
               (status = 500, description = "The store failed", body = crate::http::error::ErrorResponse)))]
 pub async fn keyword(
     State(state): State<AppState>,
+    p: Principal,
     Path((platform, keyword)): Path<(String, String)>,
 ) -> Result<Json<KeywordResponse>, ApiError> {
     let (platform, keyword) = parse_key(&platform, &keyword)?;
+    state.auth.charge(&p, 1).await?;
     let snapshot = state
         .store
         .snapshot(platform, &keyword)
@@ -243,6 +246,16 @@ pub async fn keyword(
         })?;
     let history = state.store.history(platform, &keyword).await?;
     let extra = super::insights::keyword_insights(&state, platform, &keyword).await?;
+    state.auth.record(
+        &p,
+        platform.as_str(),
+        keyword.as_str(),
+        serde_json::json!({
+            "route": "keyword",
+            "search_volume": snapshot.search_volume,
+            "competition": snapshot.competition,
+        }),
+    );
     Ok(Json(KeywordResponse {
         platform,
         keyword,
@@ -293,6 +306,7 @@ pub struct SearchResponse {
               (status = 500, description = "The store failed", body = crate::http::error::ErrorResponse)))]
 pub async fn search(
     State(state): State<AppState>,
+    p: Principal,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let raw = q.q.unwrap_or_default();
@@ -313,7 +327,17 @@ pub async fn search(
                 message: format!("`{l}` is not a whole number in 1..={SEARCH_MAX_LIMIT}"),
             })?,
     };
+    state.auth.charge(&p, 1).await?;
     let results = state.store.search(query.as_str(), platform, limit).await?;
+    // History rows name one platform: a search across every platform is not one of them.
+    if let Some(platform) = platform {
+        state.auth.record(
+            &p,
+            platform.as_str(),
+            query.as_str(),
+            serde_json::json!({ "route": "search", "results": results.len() }),
+        );
+    }
     Ok(Json(SearchResponse { query, results }))
 }
 
@@ -347,12 +371,14 @@ pub struct Market {
               (status = 500, description = "The store failed", body = crate::http::error::ErrorResponse)))]
 pub async fn markets(
     State(state): State<AppState>,
+    p: Principal,
     Path(keyword): Path<String>,
 ) -> Result<Json<MarketsResponse>, ApiError> {
     let keyword = Keyword::parse(&keyword).map_err(|e| ApiError::BadRequest {
         field: "keyword",
         message: e.to_string(),
     })?;
+    state.auth.charge(&p, 1).await?;
     let markets = state.store.markets(&keyword).await?;
     if markets.is_empty() {
         return Err(ApiError::NotFound(format!(

@@ -1,6 +1,8 @@
 //! The HTTP layer: the router, its handlers and its one error type. Handlers talk to the store and
 //! cache through [`crate::app::AppState`]; they never touch tensors or SQL.
 
+mod access;
+mod accounts;
 mod dashboard;
 mod error;
 mod export;
@@ -13,8 +15,9 @@ mod telemetry;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 
+pub use access::{Access, Routes, route_table};
 pub use error::ApiError;
 pub use extract::MAX_BODY_BYTES;
 pub use forecast::MAX_BATCH;
@@ -23,28 +26,74 @@ pub use telemetry::install_metrics;
 
 use crate::app::AppState;
 
-/// Builds the service's router (tests call it directly with `tower::ServiceExt::oneshot`).
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(dashboard::index))
-        .route("/assets/{name}", get(dashboard::asset))
-        .route("/healthz", get(keywords::healthz))
-        .route("/readyz", get(keywords::readyz))
-        .route("/metrics", get(telemetry::metrics))
-        .route("/v1/keywords/search", get(keywords::search))
+/// The API's routes with who may call each (the dashboard, health, metrics and data routes; the
+/// description routes are merged in [`router`]). One list: [`access::route_table`] reads it too.
+pub(crate) fn api_routes() -> Routes {
+    use kwi_store::Role::{Admin, Analyst, Customer};
+    let customer = Access::Role(Customer);
+    Routes::new()
+        .add("/", Access::Public, get(dashboard::index))
+        .add("/assets/{name}", Access::Public, get(dashboard::asset))
+        .add("/healthz", Access::Public, get(keywords::healthz))
+        .add("/readyz", Access::Public, get(keywords::readyz))
+        .add("/metrics", Access::Metrics, get(telemetry::metrics))
+        .add("/v1/auth/login", Access::Public, post(accounts::login))
+        .add("/v1/auth/refresh", Access::Public, post(accounts::refresh))
+        .add("/v1/auth/logout", Access::Public, post(accounts::logout))
+        .add("/v1/auth/providers", Access::Public, get(accounts::providers))
+        .add("/v1/auth/oidc/login", Access::Public, get(accounts::oidc_login))
+        .add("/v1/auth/oidc/callback", Access::Public, get(accounts::oidc_callback))
+        .add("/v1/me", customer, get(accounts::me))
+        .add("/v1/me/password", customer, post(accounts::change_password))
+        .add("/v1/me/usage", customer, get(accounts::usage))
+        .add(
+            "/v1/me/history",
+            customer,
+            get(accounts::history).delete(accounts::delete_history),
+        )
+        .add("/v1/me/history/{id}", customer, delete(accounts::delete_history_row))
+        .add(
+            "/v1/me/api-keys",
+            customer,
+            get(accounts::api_keys).post(accounts::create_key),
+        )
+        .add("/v1/me/api-keys/{id}", customer, delete(accounts::revoke_key))
+        .add("/v1/me/api-keys/{id}/rotate", customer, post(accounts::rotate_key))
+        .add("/v1/keywords/search", customer, get(keywords::search))
         // Same capture name as the route below (the router requires it); it holds the keyword here.
-        .route("/v1/keywords/{platform}/markets", get(keywords::markets))
-        .route("/v1/keywords/{platform}/{keyword}", get(keywords::keyword))
-        .route(
+        .add("/v1/keywords/{platform}/markets", customer, get(keywords::markets))
+        .add("/v1/keywords/{platform}/{keyword}", customer, get(keywords::keyword))
+        .add(
             "/v1/keywords/{platform}/{keyword}/forecast",
+            customer,
             get(forecast::forecast),
         )
-        .route("/v1/forecasts", post(forecast::batch))
-        .route("/v1/models", get(forecast::models))
-        .route("/v1/models/{version}/activate", post(forecast::activate))
-        .route("/v1/export/observations", get(export::observations))
-        .route("/v1/export/predictions", get(export::predictions))
-        .route("/v1/trends", get(insights::trends))
+        .add("/v1/forecasts", customer, post(forecast::batch))
+        .add("/v1/trends", customer, get(insights::trends))
+        .add("/v1/models", Access::Role(Analyst), get(forecast::models))
+        .add("/v1/export/observations", Access::Role(Analyst), get(export::observations))
+        .add("/v1/export/predictions", Access::Role(Analyst), get(export::predictions))
+        .add("/v1/analytics/searches", Access::Role(Analyst), get(accounts::searches))
+        .add(
+            "/v1/models/{version}/activate",
+            Access::Role(Admin),
+            post(forecast::activate),
+        )
+        .add(
+            "/v1/admin/users",
+            Access::Role(Admin),
+            get(accounts::users).post(accounts::create_user),
+        )
+        .add("/v1/admin/users/{id}", Access::Role(Admin), patch(accounts::update_user))
+        .add("/v1/admin/plans", Access::Role(Admin), get(accounts::plans))
+        .add("/v1/admin/plans/{name}", Access::Role(Admin), patch(accounts::update_plan))
+        .add("/v1/admin/audit", Access::Role(Admin), get(accounts::audit))
+}
+
+/// Builds the service's router (tests call it directly with `tower::ServiceExt::oneshot`).
+pub fn router(state: AppState) -> Router {
+    api_routes()
+        .finish(&state)
         .merge(openapi::routes())
         .fallback(error::not_found)
         // After every route: it applies to the method routers registered so far.

@@ -15,7 +15,8 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{error, export, forecast, insights, keywords, telemetry};
+use super::access::{Access, route_table};
+use super::{accounts, error, export, forecast, insights, keywords, telemetry};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -38,6 +39,29 @@ use super::{error, export, forecast, insights, keywords, telemetry};
         export::observations,
         export::predictions,
         insights::trends,
+        accounts::login,
+        accounts::refresh,
+        accounts::logout,
+        accounts::providers,
+        accounts::oidc_login,
+        accounts::oidc_callback,
+        accounts::me,
+        accounts::change_password,
+        accounts::usage,
+        accounts::history,
+        accounts::delete_history,
+        accounts::delete_history_row,
+        accounts::api_keys,
+        accounts::create_key,
+        accounts::rotate_key,
+        accounts::revoke_key,
+        accounts::users,
+        accounts::create_user,
+        accounts::update_user,
+        accounts::plans,
+        accounts::update_plan,
+        accounts::audit,
+        accounts::searches,
     ),
     components(schemas(
         error::ErrorResponse,
@@ -51,8 +75,9 @@ use super::{error, export, forecast, insights, keywords, telemetry};
         kwi_store::SearchHit,
         kwi_store::ModelRecord,
         kwi_store::TrendItem,
+        super::access::Problem,
     )),
-    modifiers(&BlankIsAbsent, &BatchNeedsAnEntry),
+    modifiers(&BlankIsAbsent, &BatchNeedsAnEntry, &Secured),
     tags(
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "keywords", description = "Snapshots, history, search, markets"),
@@ -60,9 +85,15 @@ use super::{error, export, forecast, insights, keywords, telemetry};
         (name = "models", description = "Model registry"),
         (name = "export", description = "Arrow IPC / Parquet exports for data scientists"),
         (name = "insights", description = "Trends, competition and opportunity (computed in batch, stored)"),
+        (name = "auth", description = "Sign-in: password, refresh tokens, OpenID Connect"),
+        (name = "account", description = "The caller's account: plan, usage, history, API keys"),
+        (name = "admin", description = "Users, plans, the audit trail, search analytics"),
     )
 )]
 pub struct ApiDoc;
+
+/// The description's own routes (public; merged outside the access layer).
+pub const PUBLIC_PATHS: &[&str] = &["/openapi.json", "/docs"];
 
 /// `/docs` (Swagger UI) and `/openapi.json`.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
@@ -297,5 +328,79 @@ impl Modify for BatchNeedsAnEntry {
             .description(Some("At least one keyword or series"));
         let all = AllOfBuilder::new().item(fields).item(one);
         schemas.insert("BatchRequest".into(), all.into());
+    }
+}
+
+/// Every route that needs credentials says so (the `bearer` scheme: an API key or an access
+/// token) and lists the answers the access layer adds: 401, 403 where a role above `customer` is
+/// needed, 429. Read from the router's own role table, so the description cannot drift from it.
+struct Secured;
+
+impl Modify for Secured {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let components = api.components.as_mut().expect("the description has components");
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.description = Some(
+            "An API key (`kwi_live_…`, from `POST /v1/me/api-keys` or `kwi users create`) or an access token from `POST /v1/auth/login`".into(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+        let table = route_table();
+        let error = |d: &str| {
+            ResponseBuilder::new()
+                .description(d)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                        .build(),
+                )
+                .build()
+        };
+        let problem = ResponseBuilder::new()
+            .description("Rate limit or monthly quota reached: `Retry-After` says when to retry")
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        for (path, item) in api.paths.paths.iter_mut() {
+            let access = table
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, a)| *a)
+                .unwrap_or_else(|| panic!("{path} is described but not in the router's role table"));
+            let role = match access {
+                Access::Public | Access::Metrics => continue,
+                Access::Role(r) => r,
+            };
+            for op in [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+                item.put.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+                let r = &mut op.responses.responses;
+                r.insert(
+                    "401".into(),
+                    RefOr::T(error("Credentials missing, malformed, unknown, revoked or expired")),
+                );
+                if role > kwi_store::Role::Customer {
+                    r.insert(
+                        "403".into(),
+                        RefOr::T(error(&format!("The caller's role is below {role}"))),
+                    );
+                }
+                r.insert("429".into(), RefOr::T(problem.clone()));
+            }
+        }
     }
 }

@@ -11,10 +11,15 @@ use kwi_features::{Keyword, Platform};
 pub use kwi_models::artifact::ModelKind;
 use serde::Serialize;
 
+mod accounts;
 mod postgres;
 mod sql;
 mod sqlite;
 
+pub use accounts::{
+    Account, Accounts, ApiKeyRecord, AuditRecord, KeyOwner, NewApiKey, NewRefreshToken, NewUser, Plan,
+    PlanName, RefreshOutcome, Role, SearchRecord, TopSearch, UsageDelta, UserPatch,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -36,6 +41,9 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A unique value (named) is already taken.
+    #[error("{0} already taken")]
+    Conflict(String),
 }
 
 /// Result alias for the store.
@@ -347,7 +355,7 @@ pub struct TrendItem {
 
 /// The storage interface the rest of the service talks to.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Accounts + Send + Sync + 'static {
     /// Which backend this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.

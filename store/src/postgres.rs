@@ -221,6 +221,10 @@ const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_en
     ORDER BY CASE WHEN direction = 'falling' THEN growth_pct ELSE -growth_pct END, platform, keyword LIMIT $3";
 
 impl Dialect for Postgres {
+    fn rows_affected(r: &sqlx::postgres::PgQueryResult) -> u64 {
+        r.rows_affected()
+    }
+
     const BACKEND: Backend = Backend::Postgres;
     const MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
     const REFRESH: &'static str = REFRESH;

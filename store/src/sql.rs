@@ -140,6 +140,9 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>, Connection: Migrate>
     /// [`TrendItem`].
     const TRENDS: &'static str;
 
+    /// Rows a statement changed.
+    fn rows_affected(r: &Self::QueryResult) -> u64;
+
     /// Fills `out[i]` with the volumes of the `i`-th pair of `keys_json` (one query).
     fn volumes_many(
         pool: &Pool<Self>,
@@ -367,6 +370,9 @@ where
     for<'q> Option<NaiveDate>: Encode<'q, DB>,
     for<'q, 'r> DateTime<Utc>: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
     for<'q, 'r> uuid::Uuid: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q> Option<uuid::Uuid>: Encode<'q, DB>,
+    for<'q> Option<bool>: Encode<'q, DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
     for<'q> Json<&'q Value>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<Json<&'q Value>>: Encode<'q, DB>,
     for<'r> Json<Value>: Decode<'r, DB> + Type<DB>,

@@ -206,6 +206,10 @@ const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_en
     ORDER BY CASE WHEN direction = 'falling' THEN growth_pct ELSE -growth_pct END, platform, keyword LIMIT $3";
 
 impl Dialect for Sqlite {
+    fn rows_affected(r: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        r.rows_affected()
+    }
+
     const BACKEND: Backend = Backend::Sqlite;
     const MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
     const REFRESH: &'static str = REFRESH;

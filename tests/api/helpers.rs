@@ -15,6 +15,8 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use futures::FutureExt;
 use http_body_util::BodyExt;
 use kwi::app::AppState;
+use kwi::auth::AuthConfig;
+pub use kwi_store::{PlanName, Role};
 use kwi::cache::{Cache, DEFAULT_LOCAL_BYTES, DEFAULT_TTL};
 pub use kwi_store::Backend;
 use kwi_store::Store;
@@ -138,8 +140,37 @@ pub struct TestApp {
     pub db_url: String,
     pub store: Arc<dyn Store>,
     pub state: AppState,
+    /// API key of `admin@kwi.test` (role admin, plan internal): [`TestApp::send`] adds it to every
+    /// request that carries no `Authorization` of its own.
+    pub key: String,
     writer: tokio::task::JoinHandle<()>,
     db: TestDb,
+}
+
+/// The accounts settings of the tests: argon2id at a test-only cost (hashes record their cost,
+/// so they verify the same way; the server's default is OWASP's 19 MiB, 2 passes).
+pub fn test_auth() -> AuthConfig {
+    AuthConfig {
+        argon2_kib: 1024,
+        argon2_passes: 1,
+        ..AuthConfig::default()
+    }
+}
+
+/// `req` with `Authorization: Bearer <token>`.
+pub fn with_token(mut req: Request<Body>, token: &str) -> Request<Body> {
+    req.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    req
+}
+
+/// Marks a request to go out without credentials (see [`TestApp::send`]).
+pub fn anonymous(mut req: Request<Body>) -> Request<Body> {
+    req.headers_mut()
+        .insert("x-test-anonymous", "1".parse().unwrap());
+    req
 }
 
 impl TestApp {
@@ -156,18 +187,32 @@ impl TestApp {
         let store = kwi_store::open(&db.url)
             .await
             .unwrap_or_else(|e| panic!("open the test store: {e}"));
-        let (state, writer) = AppState::build(
+        let (state, writer) = AppState::build_with(
             store.clone(),
             Cache::in_process(DEFAULT_LOCAL_BYTES, DEFAULT_TTL),
+            test_auth(),
         )
         .await
         .unwrap();
+        let (_, key) = state
+            .auth
+            .create_user(
+                None,
+                "admin@kwi.test",
+                None,
+                Role::Admin,
+                PlanName::Internal,
+                Some("tests"),
+            )
+            .await
+            .unwrap();
         Self {
             backend,
             name: backend_name(backend),
             db_url: db.url.clone(),
             store,
             state,
+            key: key.unwrap(),
             writer,
             db,
         }
@@ -187,7 +232,9 @@ impl TestApp {
     }
 
     async fn replace_service(&mut self, cache: Cache) {
-        let (state, writer) = AppState::build(self.store.clone(), cache).await.unwrap();
+        let (state, writer) = AppState::build_with(self.store.clone(), cache, test_auth())
+            .await
+            .unwrap();
         drop(std::mem::replace(&mut self.state, state));
         let old = std::mem::replace(&mut self.writer, writer);
         tokio::time::timeout(Duration::from_secs(10), old)
@@ -203,9 +250,40 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{}: load the sample: {e}", self.name));
     }
 
-    /// Sends one request through a fresh router.
-    pub async fn send(&self, req: Request<Body>) -> TestResponse {
+    /// Sends one request through a fresh router, as the test admin unless it carries its own
+    /// `Authorization` or is marked [`anonymous`].
+    pub async fn send(&self, mut req: Request<Body>) -> TestResponse {
+        if req.headers_mut().remove("x-test-anonymous").is_none()
+            && !req.headers().contains_key(header::AUTHORIZATION)
+        {
+            req = with_token(req, &self.key);
+        }
         send_to(&self.state, req).await
+    }
+
+    /// GET as the holder of `token`.
+    pub async fn get_as(&self, uri: &str, token: &str) -> TestResponse {
+        self.send(with_token(get(uri), token)).await
+    }
+
+    /// POST JSON as the holder of `token`.
+    pub async fn post_as(&self, uri: &str, token: &str, body: impl ToString) -> TestResponse {
+        self.send(with_token(
+            post(uri, "application/json", body.to_string()),
+            token,
+        ))
+        .await
+    }
+
+    /// A new user with `role` and `plan`, and its API key.
+    pub async fn user(&self, email: &str, role: Role, plan: PlanName) -> (uuid::Uuid, String) {
+        let (a, key) = self
+            .state
+            .auth
+            .create_user(None, email, None, role, plan, Some("test"))
+            .await
+            .unwrap_or_else(|e| panic!("{}: create {email}: {e}", self.name));
+        (a.id, key.unwrap())
     }
 
     pub async fn get(&self, uri: &str) -> TestResponse {
@@ -226,6 +304,22 @@ impl TestApp {
         drop((state, store));
         db.cleanup().await;
     }
+}
+
+/// Polls `f` every 50 ms until it gives a value (rows written off the request path); panics after
+/// 10 s.
+pub async fn eventually<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within 10 s");
 }
 
 /// A GET request for `uri`.

@@ -7,6 +7,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `KWI_TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`). `.ci/run` starts both.
 
+mod access;
+mod accounts;
 mod cache;
 mod contract;
 mod dashboard;
@@ -15,6 +17,7 @@ mod helpers;
 mod http;
 mod import;
 mod insights;
+mod oidc;
 mod openapi;
 mod serving;
 mod store;

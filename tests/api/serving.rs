@@ -519,9 +519,11 @@ async fn concurrent_misses_are_coalesced_without_mixing_answers(app: TestApp) {
     for t in topics {
         for h in [3usize, 7, 13] {
             let st = app.state.clone();
+            let key = app.key.clone();
             tasks.push(tokio::spawn(async move {
                 let uri = format!("/v1/keywords/google/{t}/forecast?horizon={h}&levels=80");
-                (t, h, send_to(&st, crate::helpers::get(&uri)).await)
+                let req = crate::helpers::with_token(crate::helpers::get(&uri), &key);
+                (t, h, send_to(&st, req).await)
             }));
         }
     }

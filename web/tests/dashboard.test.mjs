@@ -1,8 +1,10 @@
 // End-to-end test of the dashboard in a real headless Chromium (Debian package, driven by
 // playwright-core; no browser download). Needs a running `kwi serve` with the Google Trends sample
-// (`.ci/e2e` starts one, and imports tests/fixtures/markets.csv so "coffee" is on three platforms).
+// (`.ci/e2e` starts one, and imports tests/fixtures/markets.csv so "coffee" is on three platforms)
+// and a user to sign in as (`.ci/e2e` creates it with `kwi users create`).
 //
 //   node web/tests/dashboard.test.mjs [BASE_URL]      (or KWI_URL; default http://127.0.0.1:8080)
+//   E2E_EMAIL, E2E_PASSWORD, E2E_KEY   the user's sign-in and API key (required)
 //   E2E_OUT=dir   where screenshots go (default target/e2e)
 //   CHROMIUM=path browser binary (default /usr/bin/chromium)
 //
@@ -19,16 +21,44 @@ const OUT = resolve(process.env.E2E_OUT || "target/e2e");
 const PLATFORM = "google";
 const KEYWORD = "coffee";
 const TIMEOUT = 20_000;
+const { E2E_EMAIL: EMAIL, E2E_PASSWORD: PASSWORD, E2E_KEY: KEY } = process.env;
+// Where the dashboard keeps its credentials (sessionStorage, JSON {token, refresh?, expires?}).
+const CREDENTIALS = "kwi.credentials";
+
+if (!EMAIL || !PASSWORD || !KEY) {
+  console.error("E2E_EMAIL, E2E_PASSWORD and E2E_KEY must be set (.ci/e2e creates the user with `kwi users create`)");
+  process.exit(2);
+}
 
 mkdirSync(OUT, { recursive: true });
 const results = [];
 const pageErrors = [];
 const foreignRequests = [];
 
-async function api(path) {
-  const res = await fetch(BASE + path);
-  const body = await res.json().catch(() => null);
-  return { status: res.status, body };
+/** The API as the e2e user (its API key, or `token`; null for none); a 429 is waited out, not failed on. */
+async function api(path, { method = "GET", body, token = KEY } = {}) {
+  for (let attempt = 0; ; attempt++) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (res.status === 429 && attempt < 5) {
+      const wait = Math.min(10, Number(res.headers.get("retry-after")) || 1);
+      await new Promise((r) => setTimeout(r, 1000 * wait));
+      continue;
+    }
+    return { status: res.status, body: await res.json().catch(() => null) };
+  }
+}
+
+/** What the page keeps in sessionStorage (null when signed out). */
+const stored = async (page) => JSON.parse(await page.evaluate((k) => sessionStorage.getItem(k), CREDENTIALS));
+const pathOf = (url) => new URL(url).pathname;
+
+/** No sideways scrolling. */
+async function assertFits(page) {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `page is ${overflow}px wider than the screen`);
 }
 
 async function check(name, fn) {
@@ -102,8 +132,60 @@ try {
   assert.equal(markets.status, 200);
 
   const { page } = await newPage({ width: 1366, height: 768 });
+  const apiCalls = [];
+  page.on("request", (r) => pathOf(r.url()).startsWith("/v1/") && apiCalls.push(pathOf(r.url())));
 
-  await check("page loads with the trends panel (rows, or the no-insights message)", async () => {
+  await check("without credentials the sign-in view appears and no data is requested", async () => {
+    const providers = await api("/v1/auth/providers", { token: null });
+    assert.equal(providers.status, 200);
+    await page.goto(BASE + "/");
+    await page.waitForSelector("#signin-view:not([hidden])");
+    await page.waitForSelector("#signin-view[data-sso]");
+    assert.equal(await page.getAttribute("body", "data-auth"), "out");
+    for (const sel of ["#home-view", "#keyword-view", "#search-form", "#account", "#account-button"]) {
+      assert.ok(await page.isHidden(sel), `${sel} is shown before signing in`);
+    }
+    const sso = Boolean(providers.body.oidc && providers.body.oidc.enabled);
+    assert.equal(await page.getAttribute("#signin-view", "data-sso"), sso ? "on" : "off");
+    assert.equal(await page.isVisible("#sso-button"), sso);
+    for (const id of ["login-email", "login-password", "api-key"]) {
+      assert.equal(await page.$$eval(`label[for="${id}"]`, (l) => l.length), 1, `#${id} has no label`);
+    }
+    assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), "login-email");
+    assert.ok(apiCalls.every((p) => p.startsWith("/v1/auth/")), `requested before signing in: ${apiCalls}`);
+    await page.screenshot({ path: join(OUT, "signin-desktop.png"), fullPage: true });
+  });
+
+  await check("a wrong password shows the API's error and stays signed out", async () => {
+    await page.fill("#login-email", EMAIL);
+    await page.fill("#login-password", `${PASSWORD}-wrong`);
+    const answer = page.waitForResponse((r) => pathOf(r.url()) === "/v1/auth/login");
+    await page.click("#login-submit");
+    const res = await answer;
+    assert.equal(res.status(), 401);
+    const body = await res.json();
+    assert.equal(body.error.code, "unauthorized");
+    await page.waitForSelector("#signin-error:not([hidden])");
+    assert.equal((await page.textContent("#signin-error")).trim(), body.error.message);
+    assert.equal(await page.getAttribute("#signin-error", "role"), "alert");
+    assert.equal(await stored(page), null);
+    assert.ok(await page.isHidden("#home-view"));
+    await page.screenshot({ path: join(OUT, "signin-error-desktop.png") });
+  });
+
+  await check("signing in with email and password opens the dashboard", async () => {
+    await page.fill("#login-password", PASSWORD);
+    await page.click("#login-submit");
+    await page.waitForSelector("body[data-auth='in'] #home-view:not([hidden])");
+    assert.ok(await page.isHidden("#signin-view"));
+    assert.ok(await page.isHidden("#signin-error"));
+    assert.ok(await page.isVisible("#search-form"));
+    const c = await stored(page);
+    assert.ok(c && c.token && String(c.refresh).startsWith("kwi_rt_"), "no access and refresh token stored");
+    assert.equal(await page.textContent("#account-email"), EMAIL);
+  });
+
+  await check("page loads (still signed in after a reload) with the trends panel (rows, or the no-insights message)", async () => {
     await page.goto(BASE + "/");
     await page.waitForSelector("#home-view:not([hidden])");
     await page.waitForSelector("#trends[data-state]");
@@ -200,6 +282,40 @@ try {
     await page.screenshot({ path: join(OUT, "keyword-desktop.png"), fullPage: true });
   });
 
+  await check("the account panel shows the user, the plan, this month's usage and the recent searches", async () => {
+    const me = await api("/v1/me");
+    assert.equal(me.status, 200);
+    assert.equal(me.body.email, EMAIL);
+    assert.equal(me.body.plan.name, "pro");
+    assert.equal(await page.textContent("#account-email"), EMAIL);
+    assert.equal(await page.textContent("#account-role"), me.body.role);
+    assert.equal(await page.textContent("#account-plan"), me.body.plan.name);
+    assert.match(await page.textContent("#account-rate"), /requests\/min/);
+    const quota = me.body.plan.monthly_lookups;
+    assert.match(await page.textContent("#account-quota"), quota == null ? /unlimited/ : /a month/);
+    await page.waitForSelector("#usage[data-lookups]");
+    const usage = await api("/v1/me/usage");
+    assert.equal(usage.status, 200);
+    assert.equal(await page.getAttribute("#usage", "data-limit"),
+      usage.body.monthly_lookups == null ? "unlimited" : String(usage.body.monthly_lookups));
+    const shown = Number(await page.getAttribute("#usage", "data-lookups"));
+    assert.ok(Number.isInteger(shown) && shown >= 0 && shown <= usage.body.lookups, `usage shows ${shown} of ${usage.body.lookups}`);
+    if (usage.body.monthly_lookups != null) assert.ok(await page.isVisible("#usage [role=progressbar]"));
+    // The keyword this test opened is among the recent searches; clicking it opens it again.
+    const item = `#history li[data-platform="${PLATFORM}"][data-keyword="${KEYWORD}"] a`;
+    await page.waitForSelector(item);
+    assert.ok((await page.$$eval("#history li[data-keyword]", (l) => l.length)) <= 10);
+    await page.locator("#account").screenshot({ path: join(OUT, "account-desktop.png") });
+    await page.goto(BASE + "/");
+    await page.waitForSelector("#home-view:not([hidden])");
+    await page.waitForSelector(item);
+    await page.click(item);
+    await page.waitForFunction((h) => location.hash === h, `#/${PLATFORM}/${KEYWORD}`);
+    await page.waitForSelector("#keyword-view:not([hidden])");
+    assert.equal(await page.textContent("#kw-title"), KEYWORD);
+    assert.equal(await page.inputValue("#q"), KEYWORD);
+  });
+
   await check("an unknown keyword shows the API's 404 message", async () => {
     const missing = "no such keyword e2e";
     const expected = await api(`/v1/keywords/${PLATFORM}/${encodeURIComponent(missing)}`);
@@ -216,8 +332,8 @@ try {
     const path = `/v1/keywords/amazon/${encodeURIComponent("usb cables")}`;
     let k = await api(path);
     // The start-up insights job scores it; wait for it rather than racing it.
-    for (let i = 0; i < 80 && !(k.body && k.body.competition); i++) {
-      await new Promise((r) => setTimeout(r, 250));
+    for (let i = 0; i < 40 && !(k.body && k.body.competition); i++) {
+      await new Promise((r) => setTimeout(r, 500));
       k = await api(path);
     }
     assert.equal(k.status, 200);
@@ -258,19 +374,88 @@ try {
     assert.equal(await page.textContent("#kw-title"), "mobile phone");
   });
 
+  await check("an access token the server refuses is renewed once with the refresh token", async () => {
+    const before = await stored(page);
+    await page.evaluate(([k, c]) => sessionStorage.setItem(k, JSON.stringify({ ...c, token: "not-a-valid-token" })),
+      [CREDENTIALS, before]);
+    const refreshes = [];
+    const onRequest = (r) => pathOf(r.url()) === "/v1/auth/refresh" && refreshes.push(r.url());
+    page.on("request", onRequest);
+    await page.goto(BASE + "/");
+    await page.waitForSelector("body[data-auth='in'] #home-view:not([hidden])");
+    await page.waitForSelector("#trends[data-state]");
+    page.off("request", onRequest);
+    assert.equal(refreshes.length, 1);
+    const after = await stored(page);
+    assert.ok(after.token !== "not-a-valid-token" && after.refresh && after.refresh !== before.refresh, "tokens not renewed");
+    assert.equal(await page.textContent("#account-email"), EMAIL);
+  });
+
+  await check("signing out revokes the refresh token and returns to the sign-in view", async () => {
+    const before = await stored(page);
+    const logout = page.waitForResponse((r) => pathOf(r.url()) === "/v1/auth/logout");
+    await page.click("#sign-out");
+    assert.equal((await logout).status(), 204);
+    await page.waitForSelector("#signin-view:not([hidden])");
+    assert.equal(await page.getAttribute("body", "data-auth"), "out");
+    for (const sel of ["#account", "#search-form", "#home-view", "#keyword-view"]) assert.ok(await page.isHidden(sel), `${sel} still shown`);
+    assert.equal(await stored(page), null);
+    assert.equal(await page.textContent("#account-email"), "");
+    const reuse = await api("/v1/auth/refresh", { method: "POST", body: { refresh_token: before.refresh }, token: null });
+    assert.equal(reuse.status, 401, "the refresh token still works after signing out");
+    await page.reload();
+    await page.waitForSelector("#signin-view:not([hidden])");
+  });
+
+  await check("a refresh token the server refuses returns to the sign-in view with the reason", async () => {
+    await page.evaluate((k) => sessionStorage.setItem(k, JSON.stringify({ token: "not-a-valid-token", refresh: "kwi_rt_not-a-valid-token" })),
+      CREDENTIALS);
+    await page.reload();
+    await page.waitForSelector("#signin-view:not([hidden]) #signin-error:not([hidden])");
+    assert.ok((await page.textContent("#signin-error")).trim().length > 0);
+    assert.equal(await stored(page), null);
+    assert.ok(await page.isHidden("#home-view"));
+  });
+
+  let phone;
+  await check("a #key= link signs in and the key leaves the address bar", async () => {
+    ({ page: phone } = await newPage({ width: 390, height: 844 }, { isMobile: true, hasTouch: true, deviceScaleFactor: 2 }));
+    await phone.goto(`${BASE}/#key=${encodeURIComponent(KEY)}`);
+    await phone.waitForSelector("body[data-auth='in'] #home-view:not([hidden])");
+    assert.equal(await phone.evaluate(() => location.hash), "");
+    assert.ok(!(await phone.evaluate(() => location.href)).includes(KEY), "the key is still in the address bar");
+    assert.ok((await stored(phone)).token === KEY, "the key was not stored");
+    assert.equal(await phone.textContent("#account-email"), EMAIL);
+  });
+
   await check("phone layout (390x844): chart fits, no sideways scrolling", async () => {
-    const { page: phone } = await newPage({ width: 390, height: 844 }, { isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
     await phone.goto(`${BASE}/#/${PLATFORM}/${KEYWORD}`);
     await phone.waitForSelector("#forecast-chart canvas");
     await phone.waitForSelector("#markets-chart[data-platforms] canvas");
-    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 1, `page is ${overflow}px wider than the screen`);
+    await assertFits(phone);
     const w = await phone.$eval("#forecast-chart .uplot", (e) => e.getBoundingClientRect().width);
     assert.ok(w <= 390 && w > 250, `chart width ${w}`);
     await phone.screenshot({ path: join(OUT, "keyword-phone.png"), fullPage: true });
     await phone.goto(`${BASE}/#/`);
     await phone.waitForSelector("#trends[data-state]");
     await phone.screenshot({ path: join(OUT, "home-phone.png"), fullPage: true });
+  });
+
+  await check("phone: the account button reaches the panel; signing out shows a sign-in view that fits", async () => {
+    const button = await phone.$eval("#account-button", (b) => {
+      const r = b.getBoundingClientRect();
+      return { left: r.left, right: r.right, top: r.top, text: b.textContent };
+    });
+    assert.ok(button.left >= 0 && button.right <= 390 && button.top < 60, `account button at ${JSON.stringify(button)}`);
+    await phone.click("#account-button");
+    await phone.waitForFunction(() => document.activeElement && document.activeElement.id === "account-title");
+    await phone.waitForSelector("#usage[data-lookups]");
+    await phone.screenshot({ path: join(OUT, "account-phone.png") });
+    await phone.click("#sign-out");
+    await phone.waitForSelector("#signin-view:not([hidden])");
+    assert.equal(await stored(phone), null);
+    await assertFits(phone);
+    await phone.screenshot({ path: join(OUT, "signin-phone.png"), fullPage: true });
   });
 
   await check("no script errors and no request left the server's origin", async () => {
