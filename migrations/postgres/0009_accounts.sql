@@ -5,10 +5,10 @@
 CREATE TABLE plans (
     name                TEXT PRIMARY KEY CHECK (name IN ('free', 'pro', 'business', 'internal')),
     monthly_lookups     BIGINT CHECK (monthly_lookups >= 0),          -- NULL: unlimited
-    requests_per_minute INTEGER NOT NULL CHECK (requests_per_minute BETWEEN 1 AND 100000000),
-    burst               INTEGER NOT NULL CHECK (burst BETWEEN 1 AND 100000000),
-    max_batch           INTEGER NOT NULL CHECK (max_batch BETWEEN 1 AND 1000),
-    history_days        INTEGER NOT NULL CHECK (history_days BETWEEN 1 AND 3650),
+    requests_per_minute BIGINT  NOT NULL CHECK (requests_per_minute BETWEEN 1 AND 100000000),
+    burst               BIGINT  NOT NULL CHECK (burst BETWEEN 1 AND 100000000),
+    max_batch           BIGINT  NOT NULL CHECK (max_batch BETWEEN 1 AND 1000),
+    history_days        BIGINT  NOT NULL CHECK (history_days BETWEEN 1 AND 3650),
     updated_at          TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 INSERT INTO plans (name, monthly_lookups, requests_per_minute, burst, max_batch, history_days) VALUES

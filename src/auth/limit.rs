@@ -275,7 +275,10 @@ impl Limiter {
         let mut last = self.warned.lock().expect("limiter warn");
         if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
             *last = Some(Instant::now());
-            tracing::warn!(error, "rate limiter: Redis unavailable; limiting in process");
+            tracing::warn!(
+                error,
+                "rate limiter: Redis unavailable; limiting in process"
+            );
         }
     }
 }

@@ -105,8 +105,7 @@ impl Meter {
     pub fn touch_key(&self, key: Uuid) {
         let now = Utc::now();
         let mut s = self.state.lock().expect("meter");
-        if s
-            .queued
+        if s.queued
             .get(&key)
             .is_some_and(|t| now - *t < chrono::Duration::seconds(60))
         {
@@ -134,7 +133,11 @@ impl Meter {
                 }
             };
             let mut s = self.state.lock().expect("meter");
-            s.counters.entry(key.clone()).or_default().stored.get_or_insert(stored);
+            s.counters
+                .entry(key.clone())
+                .or_default()
+                .stored
+                .get_or_insert(stored);
         }
         let mut s = self.state.lock().expect("meter");
         let c = s.counters.entry(key).or_default();

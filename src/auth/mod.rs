@@ -408,7 +408,9 @@ impl Auth {
                     unauthorized("credentials cannot be checked right now; retry")
                 })?;
                 let entry = owner.map(|o| {
-                    self.0.accounts.insert(o.account.id, Arc::new(o.account.clone()));
+                    self.0
+                        .accounts
+                        .insert(o.account.id, Arc::new(o.account.clone()));
                     Arc::new(KeyEntry {
                         key_id: o.key_id,
                         user_id: o.account.id,
@@ -490,7 +492,9 @@ impl Auth {
     /// Records a lookup in `p`'s history (off the request path).
     pub fn record(&self, p: &Principal, platform: &str, keyword: &str, results: serde_json::Value) {
         if !p.anonymous {
-            self.0.recorder.search(p.user_id, platform, keyword, results);
+            self.0
+                .recorder
+                .search(p.user_id, platform, keyword, results);
         }
     }
 
@@ -529,7 +533,11 @@ impl Auth {
         Ok(token)
     }
 
-    async fn verify_password(&self, password: &str, hash: Option<String>) -> Result<bool, AccountError> {
+    async fn verify_password(
+        &self,
+        password: &str,
+        hash: Option<String>,
+    ) -> Result<bool, AccountError> {
         let passwords = self.0.passwords.clone();
         let password = password.to_string();
         tokio::task::spawn_blocking(move || passwords.verify(&password, hash.as_deref()))
@@ -561,13 +569,9 @@ impl Auth {
             .check(&format!("login:{email}"), LOGIN_POLICY)
             .await;
         if !gate.allowed {
-            self.0.recorder.audit(
-                None,
-                "login.throttled",
-                Some(email.clone()),
-                json!({}),
-                ip,
-            );
+            self.0
+                .recorder
+                .audit(None, "login.throttled", Some(email.clone()), json!({}), ip);
             return Err(AccountError::Throttled(gate.retry_after_secs));
         }
         let account = self.0.store.account_by_email(&email).await?;
@@ -848,7 +852,12 @@ impl Auth {
             secret_hash: k.hash,
         };
         self.0.store.insert_api_key(&new).await?;
-        self.audit(Some(user), "api_key.created", Some(new.id.to_string()), json!({ "name": name }));
+        self.audit(
+            Some(user),
+            "api_key.created",
+            Some(new.id.to_string()),
+            json!({ "name": name }),
+        );
         Ok(CreatedKey {
             record: ApiKeyRecord {
                 id: new.id,

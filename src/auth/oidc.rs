@@ -195,7 +195,9 @@ impl Oidc {
         v.set_required_spec_claims(&["exp", "aud"]);
         v.leeway = 0;
         let pending = jsonwebtoken::decode::<Pending>(cookie, &self.check, &v)
-            .map_err(|_| OidcError::State("the login expired or its cookie is invalid; start again"))?
+            .map_err(|_| {
+                OidcError::State("the login expired or its cookie is invalid; start again")
+            })?
             .claims;
         if !crate::auth::secret::hashes_equal(&pending.state, state) {
             return Err(OidcError::State(

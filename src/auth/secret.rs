@@ -155,9 +155,26 @@ pub enum PasswordError {
 
 /// Passwords seen in every breach list; refused outright.
 const COMMON: &[&str] = &[
-    "password", "password1", "password12", "password123", "1234567890", "123456789", "qwertyuiop",
-    "1q2w3e4r5t", "iloveyou12", "letmein123", "welcome123", "admin12345", "qwerty1234", "passw0rd12",
-    "0123456789", "abcdefghij", "abc1234567", "changeme12", "football12", "baseball12",
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "1234567890",
+    "123456789",
+    "qwertyuiop",
+    "1q2w3e4r5t",
+    "iloveyou12",
+    "letmein123",
+    "welcome123",
+    "admin12345",
+    "qwerty1234",
+    "passw0rd12",
+    "0123456789",
+    "abcdefghij",
+    "abc1234567",
+    "changeme12",
+    "football12",
+    "baseball12",
 ];
 
 /// Checks a new password: 10–256 characters, at least 5 different ones, not a well-known one and
@@ -290,7 +307,10 @@ mod tests {
             let typo = String::from_utf8(b).unwrap();
             assert_eq!(check_api_key(&typo), Err(KeyFormatError::Checksum), "{i}");
         }
-        assert_eq!(check_api_key(&k.key[..KEY_LEN - 1]), Err(KeyFormatError::Length));
+        assert_eq!(
+            check_api_key(&k.key[..KEY_LEN - 1]),
+            Err(KeyFormatError::Length)
+        );
         let bad = format!("{}-{}", &k.key[..20], &k.key[21..]);
         assert_eq!(check_api_key(&bad), Err(KeyFormatError::Characters));
     }
@@ -312,9 +332,23 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(normalise_email(" Ann@Example.COM ").unwrap(), "ann@example.com");
-        assert_eq!(normalise_email("admin@localhost").unwrap(), "admin@localhost");
-        for bad in ["", "ann", "@x.com", "ann@", "ann@x", "a b@x.com", "a@b@c.com"] {
+        assert_eq!(
+            normalise_email(" Ann@Example.COM ").unwrap(),
+            "ann@example.com"
+        );
+        assert_eq!(
+            normalise_email("admin@localhost").unwrap(),
+            "admin@localhost"
+        );
+        for bad in [
+            "",
+            "ann",
+            "@x.com",
+            "ann@",
+            "ann@x",
+            "a b@x.com",
+            "a@b@c.com",
+        ] {
             assert!(normalise_email(bad).is_err(), "{bad}");
         }
     }

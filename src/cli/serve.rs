@@ -17,7 +17,11 @@ pub const INSIGHTS_HORIZON: usize = 13;
 
 /// The accounts settings of `kwi serve`.
 fn auth_config(args: &ServeArgs, public_url: &str) -> anyhow::Result<AuthConfig> {
-    let oidc = match (&args.oidc_issuer, &args.oidc_client_id, &args.oidc_client_secret) {
+    let oidc = match (
+        &args.oidc_issuer,
+        &args.oidc_client_id,
+        &args.oidc_client_secret,
+    ) {
         (Some(issuer), Some(id), Some(secret)) => Some(OidcConfig {
             issuer: issuer.clone(),
             client_id: id.clone(),
@@ -55,7 +59,10 @@ async fn first_admin(state: &AppState, public_url: &str) -> anyhow::Result<()> {
     let key = key.unwrap_or_default();
     tracing::info!(user = %user.id, "no users yet: created admin@localhost (its API key is on stdout)");
     println!();
-    println!("    No users yet: created {} (role admin, plan internal).", user.email);
+    println!(
+        "    No users yet: created {} (role admin, plan internal).",
+        user.email
+    );
     println!("    Its API key, shown only now:");
     println!();
     println!("        {key}");
@@ -99,7 +106,8 @@ pub async fn run(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{}", listener.local_addr().unwrap_or(args.listen)))
         .trim_end_matches('/')
         .to_string();
-    let (state, writer) = AppState::build_with(store, cache, auth_config(args, &public_url)?).await?;
+    let (state, writer) =
+        AppState::build_with(store, cache, auth_config(args, &public_url)?).await?;
     if !state.auth.enabled() {
         tracing::warn!(
             "AUTHENTICATION IS OFF (--auth off): every request acts as an admin; never expose this server"

@@ -99,7 +99,10 @@ pub async fn keys(global: &GlobalOpts, args: &KeysArgs) -> anyhow::Result<()> {
                 .create_key(user.id, name)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot create the key: {e}"))?;
-            println!("created API key {} ({}) for {}", k.record.id, k.record.name, user.email);
+            println!(
+                "created API key {} ({}) for {}",
+                k.record.id, k.record.name, user.email
+            );
             println!("the key, shown once (store it now):");
             println!("{}", k.key);
             Ok(())

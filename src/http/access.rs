@@ -73,13 +73,14 @@ impl Routes {
     /// The router with the guard in front of every route registered here.
     pub fn finish(self, state: &AppState) -> Router<AppState> {
         let table: Arc<HashMap<&'static str, Access>> = Arc::new(self.table.into_iter().collect());
-        self.router.route_layer(axum::middleware::from_fn_with_state(
-            Guard {
-                state: state.clone(),
-                table,
-            },
-            guard,
-        ))
+        self.router
+            .route_layer(axum::middleware::from_fn_with_state(
+                Guard {
+                    state: state.clone(),
+                    table,
+                },
+                guard,
+            ))
     }
 }
 
@@ -93,7 +94,11 @@ impl Default for Routes {
 /// description routes merged from `openapi.rs`).
 pub fn route_table() -> Vec<(&'static str, Access)> {
     let mut t = super::api_routes().table().to_vec();
-    t.extend(super::openapi::PUBLIC_PATHS.iter().map(|p| (*p, Access::Public)));
+    t.extend(
+        super::openapi::PUBLIC_PATHS
+            .iter()
+            .map(|p| (*p, Access::Public)),
+    );
     t
 }
 
@@ -104,7 +109,12 @@ struct Guard {
 }
 
 /// The access layer (see the module docs).
-async fn guard(State(g): State<Guard>, matched: MatchedPath, mut req: Request, next: Next) -> Response {
+async fn guard(
+    State(g): State<Guard>,
+    matched: MatchedPath,
+    mut req: Request,
+    next: Next,
+) -> Response {
     // A path missing from the table is refused (fail closed); `Routes::add` makes it impossible.
     let access = g
         .table

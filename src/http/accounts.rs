@@ -472,10 +472,7 @@ pub async fn history(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let (limit, cursor) = page(&q)?;
-    let items = state
-        .store
-        .search_history(p.user_id, cursor, limit)
-        .await?;
+    let items = state.store.search_history(p.user_id, cursor, limit).await?;
     Ok(Json(HistoryPage {
         next_cursor: next_cursor(&items, limit, |s| s.id),
         items,
@@ -491,9 +488,12 @@ pub async fn delete_history(
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_history(p.user_id, None).await?;
     state.auth.recorder().forget(p.user_id);
-    state
-        .auth
-        .audit(Some(p.user_id), "history.deleted", None, serde_json::json!({}));
+    state.auth.audit(
+        Some(p.user_id),
+        "history.deleted",
+        None,
+        serde_json::json!({}),
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -885,7 +885,10 @@ pub async fn audit(
     })?;
     let action = q.action.as_deref().map(str::trim).filter(|a| !a.is_empty());
     if let Some(a) = action
-        && (a.len() > 64 || !a.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'))
+        && (a.len() > 64
+            || !a
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'))
     {
         return Err(ApiError::BadRequest {
             field: "action",

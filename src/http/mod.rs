@@ -40,9 +40,21 @@ pub(crate) fn api_routes() -> Routes {
         .add("/v1/auth/login", Access::Public, post(accounts::login))
         .add("/v1/auth/refresh", Access::Public, post(accounts::refresh))
         .add("/v1/auth/logout", Access::Public, post(accounts::logout))
-        .add("/v1/auth/providers", Access::Public, get(accounts::providers))
-        .add("/v1/auth/oidc/login", Access::Public, get(accounts::oidc_login))
-        .add("/v1/auth/oidc/callback", Access::Public, get(accounts::oidc_callback))
+        .add(
+            "/v1/auth/providers",
+            Access::Public,
+            get(accounts::providers),
+        )
+        .add(
+            "/v1/auth/oidc/login",
+            Access::Public,
+            get(accounts::oidc_login),
+        )
+        .add(
+            "/v1/auth/oidc/callback",
+            Access::Public,
+            get(accounts::oidc_callback),
+        )
         .add("/v1/me", customer, get(accounts::me))
         .add("/v1/me/password", customer, post(accounts::change_password))
         .add("/v1/me/usage", customer, get(accounts::usage))
@@ -51,18 +63,38 @@ pub(crate) fn api_routes() -> Routes {
             customer,
             get(accounts::history).delete(accounts::delete_history),
         )
-        .add("/v1/me/history/{id}", customer, delete(accounts::delete_history_row))
+        .add(
+            "/v1/me/history/{id}",
+            customer,
+            delete(accounts::delete_history_row),
+        )
         .add(
             "/v1/me/api-keys",
             customer,
             get(accounts::api_keys).post(accounts::create_key),
         )
-        .add("/v1/me/api-keys/{id}", customer, delete(accounts::revoke_key))
-        .add("/v1/me/api-keys/{id}/rotate", customer, post(accounts::rotate_key))
+        .add(
+            "/v1/me/api-keys/{id}",
+            customer,
+            delete(accounts::revoke_key),
+        )
+        .add(
+            "/v1/me/api-keys/{id}/rotate",
+            customer,
+            post(accounts::rotate_key),
+        )
         .add("/v1/keywords/search", customer, get(keywords::search))
         // Same capture name as the route below (the router requires it); it holds the keyword here.
-        .add("/v1/keywords/{platform}/markets", customer, get(keywords::markets))
-        .add("/v1/keywords/{platform}/{keyword}", customer, get(keywords::keyword))
+        .add(
+            "/v1/keywords/{platform}/markets",
+            customer,
+            get(keywords::markets),
+        )
+        .add(
+            "/v1/keywords/{platform}/{keyword}",
+            customer,
+            get(keywords::keyword),
+        )
         .add(
             "/v1/keywords/{platform}/{keyword}/forecast",
             customer,
@@ -71,9 +103,21 @@ pub(crate) fn api_routes() -> Routes {
         .add("/v1/forecasts", customer, post(forecast::batch))
         .add("/v1/trends", customer, get(insights::trends))
         .add("/v1/models", Access::Role(Analyst), get(forecast::models))
-        .add("/v1/export/observations", Access::Role(Analyst), get(export::observations))
-        .add("/v1/export/predictions", Access::Role(Analyst), get(export::predictions))
-        .add("/v1/analytics/searches", Access::Role(Analyst), get(accounts::searches))
+        .add(
+            "/v1/export/observations",
+            Access::Role(Analyst),
+            get(export::observations),
+        )
+        .add(
+            "/v1/export/predictions",
+            Access::Role(Analyst),
+            get(export::predictions),
+        )
+        .add(
+            "/v1/analytics/searches",
+            Access::Role(Analyst),
+            get(accounts::searches),
+        )
         .add(
             "/v1/models/{version}/activate",
             Access::Role(Admin),
@@ -84,9 +128,17 @@ pub(crate) fn api_routes() -> Routes {
             Access::Role(Admin),
             get(accounts::users).post(accounts::create_user),
         )
-        .add("/v1/admin/users/{id}", Access::Role(Admin), patch(accounts::update_user))
+        .add(
+            "/v1/admin/users/{id}",
+            Access::Role(Admin),
+            patch(accounts::update_user),
+        )
         .add("/v1/admin/plans", Access::Role(Admin), get(accounts::plans))
-        .add("/v1/admin/plans/{name}", Access::Role(Admin), patch(accounts::update_plan))
+        .add(
+            "/v1/admin/plans/{name}",
+            Access::Role(Admin),
+            patch(accounts::update_plan),
+        )
         .add("/v1/admin/audit", Access::Role(Admin), get(accounts::audit))
 }
 

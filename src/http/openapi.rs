@@ -338,9 +338,14 @@ struct Secured;
 
 impl Modify for Secured {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::security::{
+            Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+        };
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let components = api.components.as_mut().expect("the description has components");
+        let components = api
+            .components
+            .as_mut()
+            .expect("the description has components");
         let mut http = Http::new(HttpAuthScheme::Bearer);
         http.description = Some(
             "An API key (`kwi_live_…`, from `POST /v1/me/api-keys` or `kwi users create`) or an access token from `POST /v1/auth/login`".into(),
@@ -368,11 +373,20 @@ impl Modify for Secured {
             )
             .build();
         for (path, item) in api.paths.paths.iter_mut() {
+            // Capture names may differ (the router needs one name per position): compare shapes.
+            let shape = |p: &str| {
+                p.split('/')
+                    .map(|seg| if seg.starts_with('{') { "{}" } else { seg })
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
             let access = table
                 .iter()
-                .find(|(p, _)| p == path)
+                .find(|(p, _)| shape(p) == shape(path))
                 .map(|(_, a)| *a)
-                .unwrap_or_else(|| panic!("{path} is described but not in the router's role table"));
+                .unwrap_or_else(|| {
+                    panic!("{path} is described but not in the router's role table")
+                });
             let role = match access {
                 Access::Public | Access::Metrics => continue,
                 Access::Role(r) => r,
@@ -387,11 +401,16 @@ impl Modify for Secured {
             .into_iter()
             .flatten()
             {
-                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+                op.security = Some(vec![SecurityRequirement::new(
+                    "bearer",
+                    Vec::<String>::new(),
+                )]);
                 let r = &mut op.responses.responses;
                 r.insert(
                     "401".into(),
-                    RefOr::T(error("Credentials missing, malformed, unknown, revoked or expired")),
+                    RefOr::T(error(
+                        "Credentials missing, malformed, unknown, revoked or expired",
+                    )),
                 );
                 if role > kwi_store::Role::Customer {
                     r.insert(

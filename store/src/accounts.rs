@@ -110,9 +110,7 @@ impl FromStr for PlanName {
         PlanName::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown plan `{s}`: expected free, pro, business or internal")
-            })
+            .ok_or_else(|| format!("unknown plan `{s}`: expected free, pro, business or internal"))
     }
 }
 
@@ -378,8 +376,11 @@ pub trait Accounts: Send + Sync {
     ) -> Result<Option<String>>;
     /// Revokes a key (only `user_id`'s when given); the revoked key's owner and hash, or `None`
     /// when there is no such live key.
-    async fn revoke_api_key(&self, user_id: Option<Uuid>, id: Uuid)
-    -> Result<Option<(Uuid, String)>>;
+    async fn revoke_api_key(
+        &self,
+        user_id: Option<Uuid>,
+        id: Uuid,
+    ) -> Result<Option<(Uuid, String)>>;
     /// Records when keys were last used.
     async fn touch_api_keys(&self, used: &[(Uuid, DateTime<Utc>)]) -> Result<()>;
 
@@ -460,7 +461,8 @@ macro_rules! account_select {
 
 const ACCOUNT_BY_ID: &str = account_select!("WHERE u.id = $1");
 const ACCOUNT_BY_EMAIL: &str = account_select!("WHERE u.email = $1");
-const ACCOUNTS_PAGE: &str = account_select!("WHERE ($1 IS NULL OR u.id > $1) ORDER BY u.id LIMIT $2");
+const ACCOUNTS_PAGE: &str =
+    account_select!("WHERE ($1 IS NULL OR u.id > $1) ORDER BY u.id LIMIT $2");
 const PLANS: &str = "SELECT name, monthly_lookups, requests_per_minute, burst, max_batch, history_days \
     FROM plans ORDER BY requests_per_minute, name";
 

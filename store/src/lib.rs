@@ -17,8 +17,8 @@ mod sql;
 mod sqlite;
 
 pub use accounts::{
-    Account, Accounts, ApiKeyRecord, AuditRecord, KeyOwner, NewApiKey, NewRefreshToken, NewUser, Plan,
-    PlanName, RefreshOutcome, Role, SearchRecord, TopSearch, UsageDelta, UserPatch,
+    Account, Accounts, ApiKeyRecord, AuditRecord, KeyOwner, NewApiKey, NewRefreshToken, NewUser,
+    Plan, PlanName, RefreshOutcome, Role, SearchRecord, TopSearch, UsageDelta, UserPatch,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -70,7 +70,11 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(app: TestApp) {
     let reuse = refresh(&app, &first).await;
     assert_eq!(reuse.status, StatusCode::UNAUTHORIZED, "{name}: {reuse}");
     assert!(reuse.text().contains("already used or revoked"));
-    assert_eq!(refresh(&app, &second).await.status, StatusCode::UNAUTHORIZED, "{name}");
+    assert_eq!(
+        refresh(&app, &second).await.status,
+        StatusCode::UNAUTHORIZED,
+        "{name}"
+    );
     // Logout revokes a fresh sign-in's family.
     let t2 = login(&app, "ann@example.com", PASSWORD).await.json();
     let rt = t2["refresh_token"].as_str().unwrap();
@@ -107,7 +111,11 @@ async fn password_change_ends_every_session(app: TestApp) {
             json!({"current_password": PASSWORD, "new_password": "short"}),
         )
         .await;
-    assert_eq!(weak.json()["error"]["field"], "new_password", "{name}: {weak}");
+    assert_eq!(
+        weak.json()["error"]["field"],
+        "new_password",
+        "{name}: {weak}"
+    );
     let ok = app
         .post_as(
             "/v1/me/password",
@@ -120,12 +128,19 @@ async fn password_change_ends_every_session(app: TestApp) {
     assert_eq!(stale.status, StatusCode::UNAUTHORIZED, "{name}: {stale}");
     assert!(stale.text().contains("predates a password change"));
     assert_eq!(
-        refresh(&app, t["refresh_token"].as_str().unwrap()).await.status,
+        refresh(&app, t["refresh_token"].as_str().unwrap())
+            .await
+            .status,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(login(&app, "pw@kwi.test", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        login(&app, "pw@kwi.test", "a new long passphrase").await.status,
+        login(&app, "pw@kwi.test", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login(&app, "pw@kwi.test", "a new long passphrase")
+            .await
+            .status,
         StatusCode::OK
     );
 }
@@ -135,32 +150,54 @@ async fn password_change_ends_every_session(app: TestApp) {
 async fn api_keys_rotate_with_grace_and_revoke_at_once(app: TestApp) {
     let name = app.name;
     let (_, key) = app.user("k@kwi.test", Role::Customer, PlanName::Pro).await;
-    let created = app.post_as("/v1/me/api-keys", &key, json!({"name": "ci"})).await;
+    let created = app
+        .post_as("/v1/me/api-keys", &key, json!({"name": "ci"}))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{name}: {created}");
     let c = created.json();
     let second = c["key"].as_str().unwrap().to_string();
     assert!(second.starts_with("kwi_live_") && second.starts_with(c["prefix"].as_str().unwrap()));
     assert_eq!(app.get_as("/v1/me", &second).await.status, StatusCode::OK);
     let list = app.get_as("/v1/me/api-keys", &key).await;
-    assert!(!list.text().contains(&second), "{name}: a listing shows a key");
+    assert!(
+        !list.text().contains(&second),
+        "{name}: a listing shows a key"
+    );
     assert_eq!(list.json().as_array().unwrap().len(), 2);
 
     // Rotation with a grace period: both work; with none the old one stops at once.
     let id = c["id"].as_str().unwrap();
     let rot = app
-        .post_as(&format!("/v1/me/api-keys/{id}/rotate"), &key, json!({"grace_seconds": 3600}))
+        .post_as(
+            &format!("/v1/me/api-keys/{id}/rotate"),
+            &key,
+            json!({"grace_seconds": 3600}),
+        )
         .await;
     assert_eq!(rot.status, StatusCode::CREATED, "{name}: {rot}");
     let third = rot.json()["key"].as_str().unwrap().to_string();
-    assert_eq!(app.get_as("/v1/me", &second).await.status, StatusCode::OK, "{name}: in grace");
+    assert_eq!(
+        app.get_as("/v1/me", &second).await.status,
+        StatusCode::OK,
+        "{name}: in grace"
+    );
     assert_eq!(app.get_as("/v1/me", &third).await.status, StatusCode::OK);
     let listed = app.get_as("/v1/me/api-keys", &key).await.json();
-    let old = listed.as_array().unwrap().iter().find(|k| k["id"] == id).unwrap();
+    let old = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .unwrap();
     assert!(old["expires_at"].is_string(), "{name}: {old}");
 
     let third_id = rot.json()["id"].as_str().unwrap().to_string();
     let rot0 = app
-        .post_as(&format!("/v1/me/api-keys/{third_id}/rotate"), &key, json!({"grace_seconds": 0}))
+        .post_as(
+            &format!("/v1/me/api-keys/{third_id}/rotate"),
+            &key,
+            json!({"grace_seconds": 0}),
+        )
         .await;
     assert_eq!(rot0.status, StatusCode::CREATED, "{name}: {rot0}");
     let res = app.get_as("/v1/me", &third).await;
@@ -169,13 +206,19 @@ async fn api_keys_rotate_with_grace_and_revoke_at_once(app: TestApp) {
 
     let revoke = app
         .send(crate::helpers::with_token(
-            Request::delete(format!("/v1/me/api-keys/{id}")).body(Body::empty()).unwrap(),
+            Request::delete(format!("/v1/me/api-keys/{id}"))
+                .body(Body::empty())
+                .unwrap(),
             &key,
         ))
         .await;
     assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{name}: {revoke}");
     let res = app.get_as("/v1/me", &second).await;
-    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{name}: revoked key still works: {res}");
+    assert_eq!(
+        res.status,
+        StatusCode::UNAUTHORIZED,
+        "{name}: revoked key still works: {res}"
+    );
 }
 
 /// Admin user management: bad input names the field, a taken email is 409, a disabled user is
@@ -183,10 +226,26 @@ async fn api_keys_rotate_with_grace_and_revoke_at_once(app: TestApp) {
 async fn admins_manage_users_with_clear_errors(app: TestApp) {
     let name = app.name;
     let cases = [
-        (json!({"email": "not-an-email", "password": PASSWORD}), StatusCode::BAD_REQUEST, "email"),
-        (json!({"email": "w@kwi.test", "password": "short"}), StatusCode::BAD_REQUEST, "password"),
-        (json!({"email": "w@kwi.test", "password": "password123"}), StatusCode::BAD_REQUEST, "password"),
-        (json!({"email": "w@kwi.test", "password": ""}), StatusCode::BAD_REQUEST, "password"),
+        (
+            json!({"email": "not-an-email", "password": PASSWORD}),
+            StatusCode::BAD_REQUEST,
+            "email",
+        ),
+        (
+            json!({"email": "w@kwi.test", "password": "short"}),
+            StatusCode::BAD_REQUEST,
+            "password",
+        ),
+        (
+            json!({"email": "w@kwi.test", "password": "password123"}),
+            StatusCode::BAD_REQUEST,
+            "password",
+        ),
+        (
+            json!({"email": "w@kwi.test", "password": ""}),
+            StatusCode::BAD_REQUEST,
+            "password",
+        ),
     ];
     for (body, status, field) in cases {
         let res = app.post_json("/v1/admin/users", &body).await;
@@ -195,7 +254,10 @@ async fn admins_manage_users_with_clear_errors(app: TestApp) {
     }
     let created = signup(&app, "dup@kwi.test", Role::Customer, PlanName::Free).await;
     let res = app
-        .post_json("/v1/admin/users", json!({"email": "DUP@kwi.test", "password": PASSWORD}))
+        .post_json(
+            "/v1/admin/users",
+            json!({"email": "DUP@kwi.test", "password": PASSWORD}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::CONFLICT, "{name}: {res}");
     assert_eq!(res.json()["error"]["field"], "email");
@@ -209,11 +271,17 @@ async fn admins_manage_users_with_clear_errors(app: TestApp) {
             .body(Body::from(body.to_string()))
             .unwrap()
     };
-    let res = app.send(patch(r#"{"disabled": true, "plan": "business"}"#, id)).await;
+    let res = app
+        .send(patch(r#"{"disabled": true, "plan": "business"}"#, id))
+        .await;
     assert_eq!(res.status, StatusCode::OK, "{name}: {res}");
     assert_eq!(res.json()["plan"]["name"], "business");
     let refused = app.get_as("/v1/me", key).await;
-    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{name}: disabled: {refused}");
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "{name}: disabled: {refused}"
+    );
     assert!(refused.text().contains("disabled"));
     let me = app.get("/v1/me").await.json();
     let own = me["id"].as_str().unwrap();
@@ -222,8 +290,15 @@ async fn admins_manage_users_with_clear_errors(app: TestApp) {
     let users = app.get("/v1/admin/users?limit=1").await.json();
     assert_eq!(users["items"].as_array().unwrap().len(), 1);
     let next = users["next_cursor"].as_str().unwrap();
-    let page2 = app.get(&format!("/v1/admin/users?limit=10&cursor={next}")).await.json();
-    assert_eq!(page2["items"].as_array().unwrap().len(), 1, "{name}: {page2}");
+    let page2 = app
+        .get(&format!("/v1/admin/users?limit=10&cursor={next}"))
+        .await
+        .json();
+    assert_eq!(
+        page2["items"].as_array().unwrap().len(),
+        1,
+        "{name}: {page2}"
+    );
     assert!(page2["next_cursor"].is_null());
 }
 
@@ -232,9 +307,16 @@ async fn admins_manage_users_with_clear_errors(app: TestApp) {
 async fn history_usage_audit_and_analytics(app: TestApp) {
     let name = app.name;
     app.load_sample().await;
-    let (_, key) = app.user("h@kwi.test", Role::Analyst, PlanName::Business).await;
+    let (_, key) = app
+        .user("h@kwi.test", Role::Analyst, PlanName::Business)
+        .await;
     for kw in ["coffee", "jam", "wifi", "coffee"] {
-        let res = app.get_as(&format!("/v1/keywords/google/{kw}/forecast?horizon=4"), &key).await;
+        let res = app
+            .get_as(
+                &format!("/v1/keywords/google/{kw}/forecast?horizon=4"),
+                &key,
+            )
+            .await;
         assert_eq!(res.status, StatusCode::OK, "{name}: {res}");
     }
     let usage = app.get_as("/v1/me/usage", &key).await.json();
@@ -249,14 +331,19 @@ async fn history_usage_audit_and_analytics(app: TestApp) {
     assert_eq!(page["items"][0]["keyword"], "wifi", "{name}: {page}");
     assert_eq!(page["items"][0]["results"]["route"], "forecast");
     let next = page["next_cursor"].as_str().unwrap();
-    let rest = app.get_as(&format!("/v1/me/history?cursor={next}"), &key).await.json();
+    let rest = app
+        .get_as(&format!("/v1/me/history?cursor={next}"), &key)
+        .await
+        .json();
     assert_eq!(rest["items"].as_array().unwrap().len(), 1, "{name}: {rest}");
     assert_eq!(rest["items"][0]["keyword"], "coffee");
     assert!(rest["next_cursor"].is_null());
     let bad = app.get_as("/v1/me/history?cursor=zzz", &key).await;
     assert_eq!(bad.json()["error"]["field"], "cursor", "{name}");
 
-    let top = app.get_as("/v1/analytics/searches?platform=google&days=7", &key).await;
+    let top = app
+        .get_as("/v1/analytics/searches?platform=google&days=7", &key)
+        .await;
     assert_eq!(top.status, StatusCode::OK, "{name}: {top}");
     let items = top.json()["items"].clone();
     assert_eq!(items.as_array().unwrap().len(), 3, "{name}: {items}");
@@ -265,39 +352,68 @@ async fn history_usage_audit_and_analytics(app: TestApp) {
     let row = page["items"][1]["id"].as_str().unwrap();
     let del = app
         .send(crate::helpers::with_token(
-            Request::delete(format!("/v1/me/history/{row}")).body(Body::empty()).unwrap(),
+            Request::delete(format!("/v1/me/history/{row}"))
+                .body(Body::empty())
+                .unwrap(),
             &key,
         ))
         .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT, "{name}: {del}");
     let all = app
         .send(crate::helpers::with_token(
-            Request::delete("/v1/me/history").body(Body::empty()).unwrap(),
+            Request::delete("/v1/me/history")
+                .body(Body::empty())
+                .unwrap(),
             &key,
         ))
         .await;
     assert_eq!(all.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get_as("/v1/me/history", &key).await.json()["items"], json!([]));
+    assert_eq!(
+        app.get_as("/v1/me/history", &key).await.json()["items"],
+        json!([])
+    );
 
     // Sign-in attempts: 5 wrong ones are 401 (and audited), the 6th is slowed down.
     signup(&app, "victim@kwi.test", Role::Customer, PlanName::Free).await;
     for _ in 0..5 {
-        assert_eq!(login(&app, "victim@kwi.test", "wrong guess 123").await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            login(&app, "victim@kwi.test", "wrong guess 123")
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
     }
     let slowed = login(&app, "victim@kwi.test", PASSWORD).await;
-    assert_eq!(slowed.status, StatusCode::TOO_MANY_REQUESTS, "{name}: {slowed}");
+    assert_eq!(
+        slowed.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{name}: {slowed}"
+    );
     assert_eq!(slowed.json()["policy"], "login");
     let unknown = login(&app, "nobody@kwi.test", PASSWORD).await;
-    assert_eq!(unknown.json()["error"]["message"], "wrong email or password");
+    assert_eq!(
+        unknown.json()["error"]["message"],
+        "wrong email or password"
+    );
     let audit = eventually(|| async {
-        let a = app.get("/v1/admin/audit?action=login.failed&limit=100").await.json();
+        let a = app
+            .get("/v1/admin/audit?action=login.failed&limit=100")
+            .await
+            .json();
         (a["items"].as_array().unwrap().len() == 6).then_some(a)
     })
     .await;
     assert_eq!(audit["items"][0]["target"], "nobody@kwi.test", "{name}");
     assert_eq!(audit["items"][0]["detail"]["reason"], "unknown email");
-    let throttled = app.get("/v1/admin/audit?action=login.throttled").await.json();
-    assert_eq!(throttled["items"].as_array().unwrap().len(), 1, "{name}: {throttled}");
+    let throttled = app
+        .get("/v1/admin/audit?action=login.throttled")
+        .await
+        .json();
+    assert_eq!(
+        throttled["items"].as_array().unwrap().len(),
+        1,
+        "{name}: {throttled}"
+    );
     let created = app.get("/v1/admin/audit?action=user.created").await.json();
     assert!(!created["items"].as_array().unwrap().is_empty(), "{name}");
     assert!(!created.to_string().contains(PASSWORD));
@@ -316,7 +432,9 @@ backend_tests!(
 #[tokio::test]
 async fn instances_share_the_rate_limit_through_redis_and_survive_its_loss() {
     let app = TestApp::postgres().await;
-    let (_, key) = app.user("shared@kwi.test", Role::Customer, PlanName::Free).await;
+    let (_, key) = app
+        .user("shared@kwi.test", Role::Customer, PlanName::Free)
+        .await;
     let other = |cache| kwi::app::AppState::build_with(app.store.clone(), cache, test_auth());
     let (a, _wa) = other(crate::helpers::redis_cache(Duration::from_secs(60), 0).await)
         .await
@@ -336,7 +454,10 @@ async fn instances_share_the_rate_limit_through_redis_and_survive_its_loss() {
             s => panic!("unexpected {s}: {res}"),
         }
     }
-    assert_eq!(allowed, 10, "the free plan's burst of 10, across both instances");
+    assert_eq!(
+        allowed, 10,
+        "the free plan's burst of 10, across both instances"
+    );
 
     // A private Redis that goes away: the limiter falls back to the in-process arithmetic.
     let port = {
@@ -344,18 +465,34 @@ async fn instances_share_the_rate_limit_through_redis_and_survive_its_loss() {
         l.local_addr().unwrap().port()
     };
     let mut redis = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server is installed (.ci/run makes sure)");
     let url = format!("redis://127.0.0.1:{port}");
     let cache = eventually(|| async {
-        kwi::cache::Cache::redis(&url, Duration::from_secs(60), 0).await.ok()
+        kwi::cache::Cache::redis(&url, Duration::from_secs(60), 0)
+            .await
+            .ok()
     })
     .await;
     let (c, _wc) = other(cache).await.unwrap();
-    let (_, key2) = app.user("fallback@kwi.test", Role::Customer, PlanName::Free).await;
-    let send = |k: &str| crate::helpers::send_to(&c, crate::helpers::with_token(crate::helpers::get("/v1/me"), k));
+    let (_, key2) = app
+        .user("fallback@kwi.test", Role::Customer, PlanName::Free)
+        .await;
+    let send = |k: &str| {
+        crate::helpers::send_to(
+            &c,
+            crate::helpers::with_token(crate::helpers::get("/v1/me"), k),
+        )
+    };
     assert_eq!(send(&key2).await.status, StatusCode::OK);
     redis.kill().unwrap();
     redis.wait().unwrap();
@@ -363,7 +500,10 @@ async fn instances_share_the_rate_limit_through_redis_and_survive_its_loss() {
     for _ in 0..12 {
         statuses.push(send(&key2).await.status);
     }
-    assert!(statuses[..9].iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert!(
+        statuses[..9].iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
     assert_eq!(statuses[11], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
     drop((a, b, c));
     app.cleanup().await;
@@ -388,9 +528,24 @@ fn cli_manages_users_and_keys_without_a_server() {
     let dir = tempfile::tempdir().unwrap();
     let out = kwi(
         dir.path(),
-        &["users", "create", "--email", "cli@kwi.test", "--role", "analyst", "--plan", "pro", "--password-env", "KWI_TEST_PASSWORD"],
+        &[
+            "users",
+            "create",
+            "--email",
+            "cli@kwi.test",
+            "--role",
+            "analyst",
+            "--plan",
+            "pro",
+            "--password-env",
+            "KWI_TEST_PASSWORD",
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let key = stdout.lines().last().unwrap().trim().to_string();
     assert!(key.starts_with("kwi_live_") && key.len() == 47, "{stdout}");
@@ -399,13 +554,27 @@ fn cli_manages_users_and_keys_without_a_server() {
 
     let list = kwi(dir.path(), &["users", "list"]);
     let text = String::from_utf8(list.stdout).unwrap();
-    assert!(text.contains("cli@kwi.test") && text.contains("analyst") && text.contains("pro"), "{text}");
+    assert!(
+        text.contains("cli@kwi.test") && text.contains("analyst") && text.contains("pro"),
+        "{text}"
+    );
     let keys = kwi(dir.path(), &["keys", "list", "--email", "cli@kwi.test"]);
     let text = String::from_utf8(keys.stdout).unwrap();
-    let id = text.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let id = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     assert!(text.contains("live") && !text.contains(&key), "{text}");
     let revoked = kwi(dir.path(), &["keys", "revoke", &id]);
-    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
     let again = kwi(dir.path(), &["keys", "revoke", &id]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("no live API key"));
@@ -413,7 +582,10 @@ fn cli_manages_users_and_keys_without_a_server() {
     let dup = kwi(dir.path(), &["users", "create", "--email", "CLI@kwi.test"]);
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
-    let bad = kwi(dir.path(), &["users", "create", "--email", "x@kwi.test", "--role", "root"]);
+    let bad = kwi(
+        dir.path(),
+        &["users", "create", "--email", "x@kwi.test", "--role", "root"],
+    );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("customer, analyst or admin"));
 }
 
@@ -432,14 +604,26 @@ async fn first_start_prints_a_key_and_the_log_holds_no_secret() {
         .env_remove("KWI_REDIS_URL")
         .env("KWI_DATA_DIR", dir.path())
         .env("RUST_LOG", "debug")
-        .args(["serve", "--no-sample", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--no-sample",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    eventually(|| async { http.get(format!("{base}/readyz")).send().await.ok().filter(|r| r.status().is_success()) }).await;
+    eventually(|| async {
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .await;
     let stdout = std::fs::read_to_string(&out).unwrap();
     let key = stdout
         .split_whitespace()
@@ -449,39 +633,91 @@ async fn first_start_prints_a_key_and_the_log_holds_no_secret() {
     assert!(stdout.contains(&format!("{base}/#key={key}")), "{stdout}");
 
     let auth = format!("Bearer {key}");
-    let me: Value = http.get(format!("{base}/v1/me")).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
-    assert_eq!((me["email"].as_str(), me["role"].as_str()), (Some("admin@localhost"), Some("admin")));
+    let me: Value = http
+        .get(format!("{base}/v1/me"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["email"].as_str(), me["role"].as_str()),
+        (Some("admin@localhost"), Some("admin"))
+    );
     let created: Value = http
         .post(format!("{base}/v1/admin/users"))
         .header("authorization", &auth)
         .json(&json!({"email": "log@kwi.test", "password": PASSWORD, "plan": "pro"}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let user_key = created["api_key"].as_str().unwrap().to_string();
     let tokens: Value = http
         .post(format!("{base}/v1/auth/login"))
         .json(&json!({"email": "log@kwi.test", "password": PASSWORD}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let access = tokens["access_token"].as_str().unwrap().to_string();
     let rt = tokens["refresh_token"].as_str().unwrap().to_string();
     let again: Value = http
         .post(format!("{base}/v1/auth/refresh"))
         .json(&json!({"refresh_token": rt}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let rt2 = again["refresh_token"].as_str().unwrap().to_string();
     // Failures too: a wrong password, a reused refresh token, a mistyped key.
-    let _ = http.post(format!("{base}/v1/auth/login")).json(&json!({"email": "log@kwi.test", "password": "Wrong-Passw0rd-here"})).send().await.unwrap();
-    let _ = http.post(format!("{base}/v1/auth/refresh")).json(&json!({"refresh_token": rt})).send().await.unwrap();
+    let _ = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({"email": "log@kwi.test", "password": "Wrong-Passw0rd-here"}))
+        .send()
+        .await
+        .unwrap();
+    let _ = http
+        .post(format!("{base}/v1/auth/refresh"))
+        .json(&json!({"refresh_token": rt}))
+        .send()
+        .await
+        .unwrap();
     let typo = format!("{}x", &user_key[..46]);
-    let r = http.get(format!("{base}/v1/me")).header("authorization", format!("Bearer {typo}")).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/v1/me"))
+        .header("authorization", format!("Bearer {typo}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert!(!r.text().await.unwrap().contains(&typo));
-    let r = http.get(format!("{base}/v1/me")).header("authorization", format!("Bearer {access}")).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/v1/me"))
+        .header("authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
-    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
     server.wait().unwrap();
     let log = std::fs::read_to_string(&err).unwrap();
-    assert!(log.contains("DEBUG") || log.contains("INFO"), "the log is empty: {log}");
+    assert!(
+        log.contains("DEBUG") || log.contains("INFO"),
+        "the log is empty: {log}"
+    );
     for (what, secret) in [
         ("first key", key.as_str()),
         ("user key", &user_key),

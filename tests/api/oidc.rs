@@ -88,9 +88,17 @@ fn location(res: &reqwest::Response) -> String {
 }
 
 /// Follows a 303 (Location may be relative).
-async fn follow(b: &reqwest::Client, from: &str, res: reqwest::Response) -> (String, reqwest::Response) {
+async fn follow(
+    b: &reqwest::Client,
+    from: &str,
+    res: reqwest::Response,
+) -> (String, reqwest::Response) {
     assert_eq!(res.status(), 303, "from {from}");
-    let to = reqwest::Url::parse(from).unwrap().join(&location(&res)).unwrap().to_string();
+    let to = reqwest::Url::parse(from)
+        .unwrap()
+        .join(&location(&res))
+        .unwrap()
+        .to_string();
     let next = b.get(&to).send().await.unwrap();
     (to, next)
 }
@@ -101,9 +109,17 @@ async fn sign_in(base: &str, login: &str) -> reqwest::Response {
     let b = browser();
     let start = format!("{base}/v1/auth/oidc/login?return_to=/");
     let res = b.get(&start).send().await.unwrap();
-    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap_or_default());
+    assert_eq!(
+        res.status(),
+        303,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
     let auth_url = location(&res);
-    assert!(auth_url.contains("code_challenge_method=S256") && auth_url.contains("nonce="), "{auth_url}");
+    assert!(
+        auth_url.contains("code_challenge_method=S256") && auth_url.contains("nonce="),
+        "{auth_url}"
+    );
     // Provider: authorization → login form → consent form → back to kwi with a code.
     let res = b.get(&auth_url).send().await.unwrap();
     let (login_url, page) = follow(&b, &auth_url, res).await;
@@ -117,17 +133,27 @@ async fn sign_in(base: &str, login: &str) -> reqwest::Response {
     let (resume, res) = follow(&b, &login_url, res).await;
     let (consent_url, page) = follow(&b, &resume, res).await;
     assert_eq!(page.status(), 200);
-    let res = b.post(&consent_url).form(&[("prompt", "consent")]).send().await.unwrap();
+    let res = b
+        .post(&consent_url)
+        .form(&[("prompt", "consent")])
+        .send()
+        .await
+        .unwrap();
     let (resume, res) = follow(&b, &consent_url, res).await;
     assert_eq!(res.status(), 303, "from {resume}");
     let callback = location(&res);
-    assert!(callback.starts_with(&format!("{base}/v1/auth/oidc/callback?code=")), "{callback}");
+    assert!(
+        callback.starts_with(&format!("{base}/v1/auth/oidc/callback?code=")),
+        "{callback}"
+    );
     b.get(&callback).send().await.unwrap()
 }
 
 fn fragment_tokens(res: &reqwest::Response) -> (String, String) {
     let loc = location(res);
-    let (path, frag) = loc.split_once('#').unwrap_or_else(|| panic!("no fragment: {loc}"));
+    let (path, frag) = loc
+        .split_once('#')
+        .unwrap_or_else(|| panic!("no fragment: {loc}"));
     assert_eq!(path, "/");
     let get = |k: &str| {
         frag.split('&')
@@ -179,12 +205,28 @@ async fn oidc_login_against_a_real_provider() {
     .unwrap();
     let (existing, _) = state
         .auth
-        .create_user(None, "bob@example.test", None, Role::Analyst, PlanName::Pro, None)
+        .create_user(
+            None,
+            "bob@example.test",
+            None,
+            Role::Analyst,
+            PlanName::Pro,
+            None,
+        )
         .await
         .unwrap();
-    let server = tokio::spawn(kwi::app::serve(listener, state.clone(), std::future::pending()));
+    let server = tokio::spawn(kwi::app::serve(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
 
-    let providers: Value = reqwest::get(format!("{base}/v1/auth/providers")).await.unwrap().json().await.unwrap();
+    let providers: Value = reqwest::get(format!("{base}/v1/auth/providers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(providers["oidc"]["enabled"], true);
 
     // A new identity: a new customer on the free plan.
@@ -193,7 +235,10 @@ async fn oidc_login_against_a_real_provider() {
     assert!(refresh.starts_with("kwi_rt_"));
     let alice = me(&base, &access).await;
     assert_eq!(alice["email"], "alice@example.test", "{alice}");
-    assert_eq!((alice["role"].as_str(), alice["plan"]["name"].as_str()), (Some("customer"), Some("free")));
+    assert_eq!(
+        (alice["role"].as_str(), alice["plan"]["name"].as_str()),
+        (Some("customer"), Some("free"))
+    );
     // Again: the same user (found by issuer and subject).
     let (access2, _) = fragment_tokens(&sign_in(&base, "alice@example.test").await);
     assert_eq!(me(&base, &access2).await["id"], alice["id"]);
@@ -208,20 +253,34 @@ async fn oidc_login_against_a_real_provider() {
     let res = sign_in(&base, "unverified-carl").await;
     assert_eq!(res.status(), 401);
     let body: Value = res.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("not verified"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not verified"),
+        "{body}"
+    );
 
     // A callback whose state is not this browser's: refused before any code exchange.
     let b = browser();
-    let _ = b.get(format!("{base}/v1/auth/oidc/login")).send().await.unwrap();
+    let _ = b
+        .get(format!("{base}/v1/auth/oidc/login"))
+        .send()
+        .await
+        .unwrap();
     let res = b
-        .get(format!("{base}/v1/auth/oidc/callback?code=abc&state=forged"))
+        .get(format!(
+            "{base}/v1/auth/oidc/callback?code=abc&state=forged"
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
     // No cookie at all (another browser).
     let res = browser()
-        .get(format!("{base}/v1/auth/oidc/callback?code=abc&state=forged"))
+        .get(format!(
+            "{base}/v1/auth/oidc/callback?code=abc&state=forged"
+        ))
         .send()
         .await
         .unwrap();
