@@ -2,7 +2,7 @@
 //! memory; a task adds them to `usage_counters` every second (and at shutdown) and reads back the
 //! month's total, which is what the quota is checked against (this instance's unflushed usage on
 //! top). Several instances share the total through the database; between two flushes each may
-//! admit up to a second of its own traffic past a quota (documented in docs/scaling.md).
+//! admit up to a second of its own traffic past a quota.
 //! API keys' `last_used_at` is recorded the same way (at most once a minute per key).
 
 use std::collections::HashMap;
