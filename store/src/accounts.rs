@@ -555,12 +555,9 @@ struct StoredKey {
 
 #[derive(sqlx::FromRow)]
 struct StoredRefresh {
-    id: Uuid,
     user_id: Uuid,
     family_id: Uuid,
     expires_at: DateTime<Utc>,
-    used_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
 }
 
 /// Rows a statement changed (sqlx's generic `QueryResult` has no accessor; each backend's has).
@@ -890,38 +887,36 @@ where
     ) -> Result<RefreshOutcome> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
-        let Some(old) = sqlx::query_as::<_, StoredRefresh>(
-            "SELECT id, user_id, family_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+        // The claim is the transaction's first statement, a write: on SQLite it takes the write
+        // lock at once (a read first could not upgrade while another writer commits), and of two
+        // concurrent uses only one can set `used_at`.
+        let claimed = sqlx::query_as::<_, StoredRefresh>(
+            "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL \
+             RETURNING user_id, family_id, expires_at",
         )
         .bind(token_hash)
+        .bind(now)
         .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(RefreshOutcome::Unknown);
-        };
-        // Claim it: only one of two concurrent uses can set used_at.
-        let claimed = old.used_at.is_none()
-            && old.revoked_at.is_none()
-            && sqlx::query(
-                "UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-            )
-            .bind(old.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .affected::<DB>()
-                == 1;
-        if !claimed {
+        .await?;
+        let Some(old) = claimed else {
+            let family: Option<Uuid> =
+                sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(family) = family else {
+                return Ok(RefreshOutcome::Unknown);
+            };
             sqlx::query(
                 "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
             )
-            .bind(old.family_id)
+            .bind(family)
             .bind(now)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
             return Ok(RefreshOutcome::Reused);
-        }
+        };
         if old.expires_at <= now {
             tx.commit().await?;
             return Ok(RefreshOutcome::Expired);
