@@ -58,7 +58,11 @@ impl From<Issued> for TokensBody {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Email.
-    #[schema(min_length = 3, max_length = 254)]
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
+    )]
     email: String,
     /// Password.
     #[schema(max_length = 256)]
@@ -131,6 +135,12 @@ pub async fn logout(
     State(state): State<AppState>,
     extract::Json(req): extract::Json<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
+    if req.refresh_token.len() > 128 {
+        return Err(ApiError::BadRequest {
+            field: "refresh_token",
+            message: "a refresh token has at most 128 characters".into(),
+        });
+    }
     state.auth.logout(&req.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -419,7 +429,7 @@ pub struct PageQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 20)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
-    #[param(max_length = 64)]
+    #[param(value_type = Option<uuid::Uuid>)]
     cursor: Option<String>,
 }
 
@@ -664,7 +674,11 @@ pub async fn users(
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
     /// Email (unique, case-insensitive).
-    #[schema(min_length = 3, max_length = 254)]
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
+    )]
     email: String,
     /// Password (omit for API-key-only or OpenID Connect users).
     #[schema(min_length = 10, max_length = 256)]
@@ -854,7 +868,7 @@ pub struct AuditQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 20)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
-    #[param(max_length = 64)]
+    #[param(value_type = Option<uuid::Uuid>)]
     cursor: Option<String>,
     /// Only this action (e.g. `login.failed`).
     #[param(max_length = 64)]

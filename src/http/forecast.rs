@@ -199,7 +199,7 @@ pub async fn batch(
         }
     }
     let entries = req.keywords.len() + req.series.len();
-    if entries as i64 > p.plan.max_batch {
+    if req.keywords.len().max(req.series.len()) as i64 > p.plan.max_batch {
         return Err(ApiError::BadRequest {
             field: if req.keywords.len() as i64 > p.plan.max_batch {
                 "keywords"
@@ -207,8 +207,12 @@ pub async fn batch(
                 "series"
             },
             message: format!(
-                "the {} plan takes at most {} entries per batch; this one has {entries}",
-                p.plan.name, p.plan.max_batch
+                "the {} plan takes at most {} keywords and {} series per batch; this one has {} and {}",
+                p.plan.name,
+                p.plan.max_batch,
+                p.plan.max_batch,
+                req.keywords.len(),
+                req.series.len()
             ),
         });
     }

@@ -453,7 +453,7 @@ async fn batch_size_is_bounded_by_the_plan(app: TestApp) {
         e["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("free plan takes at most 10")
+            .contains("free plan takes at most 10 keywords")
     );
 }
 
