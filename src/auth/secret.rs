@@ -270,6 +270,10 @@ impl Default for Passwords {
 /// Normalises an email for storage and lookup (trimmed, lower case) and checks its shape: one
 /// `@` with text on both sides, a dot in the domain, at most 254 characters, no spaces.
 pub fn normalise_email(email: &str) -> Result<String, String> {
+    // Counted before lower-casing, which may lengthen some characters.
+    if email.trim().chars().count() > 254 {
+        return Err("an email has at most 254 characters".into());
+    }
     let e = email.trim().to_lowercase();
     let Some((local, domain)) = e.split_once('@') else {
         return Err("an email needs an `@`".into());
@@ -279,9 +283,6 @@ pub fn normalise_email(email: &str) -> Result<String, String> {
     }
     if !domain.contains('.') && domain != "localhost" {
         return Err(format!("`{domain}` is not a mail domain"));
-    }
-    if e.len() > 254 {
-        return Err("an email has at most 254 characters".into());
     }
     if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("an email has no spaces".into());

@@ -61,7 +61,7 @@ pub struct LoginRequest {
     #[schema(
         min_length = 3,
         max_length = 254,
-        pattern = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s.\x00-\x1f\x7f-\x9f]+(\.[^@\s.\x00-\x1f\x7f-\x9f]+)+$"
     )]
     email: String,
     /// Password.
@@ -433,6 +433,12 @@ pub struct PageQuery {
     cursor: Option<String>,
 }
 
+/// A UUID in its hyphenated form only (the form the description's `format: uuid` names; `uuid`
+/// would also take braces, URNs and 32 bare digits).
+fn strict_uuid(s: &str) -> Option<Uuid> {
+    (s.len() == 36).then(|| Uuid::try_parse(s).ok()).flatten()
+}
+
 fn page(q: &PageQuery) -> Result<(i64, Option<Uuid>), ApiError> {
     let limit = match q.limit.as_deref().map(str::trim) {
         None | Some("") => DEFAULT_PAGE,
@@ -447,7 +453,7 @@ fn page(q: &PageQuery) -> Result<(i64, Option<Uuid>), ApiError> {
     };
     let cursor = match q.cursor.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(c) => Some(Uuid::parse_str(c).map_err(|_| ApiError::BadRequest {
+        Some(c) => Some(strict_uuid(c).ok_or_else(|| ApiError::BadRequest {
             field: "cursor",
             message: "not a cursor from a previous page".into(),
         })?),
@@ -508,7 +514,7 @@ pub async fn delete_history(
 }
 
 fn parse_id(field: &'static str, s: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(s).map_err(|_| ApiError::BadRequest {
+    strict_uuid(s).ok_or_else(|| ApiError::BadRequest {
         field,
         message: format!("`{s}` is not an id (a UUID)"),
     })
@@ -546,8 +552,12 @@ pub async fn api_keys(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
-    /// A label, e.g. where the key is used.
-    #[schema(min_length = 1, max_length = 100)]
+    /// A label, e.g. where the key is used: not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
 }
 
@@ -588,6 +598,7 @@ pub async fn create_key(
 pub struct RotateRequest {
     /// Seconds the old key keeps working (default 86,400).
     #[schema(minimum = 0, maximum = 2592000)]
+    #[serde(default, deserialize_with = "extract::body_whole")]
     grace_seconds: Option<i64>,
 }
 
@@ -677,7 +688,7 @@ pub struct NewUserRequest {
     #[schema(
         min_length = 3,
         max_length = 254,
-        pattern = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s.\x00-\x1f\x7f-\x9f]+(\.[^@\s.\x00-\x1f\x7f-\x9f]+)+$"
     )]
     email: String,
     /// Password (omit for API-key-only or OpenID Connect users).
@@ -785,21 +796,25 @@ pub struct PlanUpdate {
     monthly_lookups: Option<Option<i64>>,
     /// Requests a minute.
     #[schema(minimum = 1, maximum = 1000000)]
+    #[serde(default, deserialize_with = "extract::body_whole")]
     requests_per_minute: Option<i64>,
     /// Requests at once.
     #[schema(minimum = 1, maximum = 1000000)]
+    #[serde(default, deserialize_with = "extract::body_whole")]
     burst: Option<i64>,
     /// Keywords per batch.
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "extract::body_whole")]
     max_batch: Option<i64>,
     /// Days of history kept.
     #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "extract::body_whole")]
     history_days: Option<i64>,
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
+    extract::body_whole(d).map(Some)
 }
 
 fn bounded(field: &'static str, v: i64, lo: i64, hi: i64) -> Result<i64, ApiError> {
@@ -871,7 +886,7 @@ pub struct AuditQuery {
     #[param(value_type = Option<uuid::Uuid>)]
     cursor: Option<String>,
     /// Only this action (e.g. `login.failed`).
-    #[param(max_length = 64)]
+    #[param(max_length = 64, pattern = "^[a-z_]+(\\.[a-z_]+)*$")]
     action: Option<String>,
 }
 

@@ -89,6 +89,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 message: e.body_text(),
             },
         })?;
+        // Every body this API takes is an object. serde would also read a struct from an array
+        // (`[null, null]` fills its fields in order), which no client means: refused here, once
+        // for every endpoint.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            Some(_) => {
+                return Err(ApiError::Unreadable {
+                    field: "body".into(),
+                    message: "the body must be a JSON object (`{...}`)".into(),
+                });
+            }
+            None => {
+                return Err(ApiError::Unreadable {
+                    field: "body".into(),
+                    message: "the body is empty: expected a JSON object".into(),
+                });
+            }
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -159,6 +177,18 @@ pub fn body_horizon<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Horizon>, 
             "horizon",
             format!("{v} is not a whole number of periods"),
         )),
+    }
+}
+
+/// `deserialize_with` for an optional whole-number body field (`9.0` and `1e1` included, as JSON
+/// Schema's `integer` admits them); its range is the handler's to check.
+pub fn body_whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        None => Ok(None),
+        Some(v) if v.fract() == 0.0 && v.abs() <= 9_007_199_254_740_992.0 => Ok(Some(v as i64)),
+        Some(v) => Err(serde::de::Error::custom(format!(
+            "{v} is not a whole number"
+        ))),
     }
 }
 

@@ -256,7 +256,17 @@ impl ToSchema for Binary {}
 
 /// The optional query parameters whose handler takes an empty value as absent (`?platform=` is
 /// every platform), marked `allowEmptyValue`.
-const BLANK_IS_ABSENT: [(&str, &str); 13] = [
+const BLANK_IS_ABSENT: [(&str, &str); 23] = [
+    ("/v1/me/history", "limit"),
+    ("/v1/me/history", "cursor"),
+    ("/v1/admin/users", "limit"),
+    ("/v1/admin/users", "cursor"),
+    ("/v1/admin/audit", "limit"),
+    ("/v1/admin/audit", "cursor"),
+    ("/v1/admin/audit", "action"),
+    ("/v1/analytics/searches", "platform"),
+    ("/v1/analytics/searches", "days"),
+    ("/v1/analytics/searches", "limit"),
     ("/v1/keywords/search", "platform"),
     ("/v1/trends", "platform"),
     ("/v1/trends", "direction"),

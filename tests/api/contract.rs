@@ -135,6 +135,8 @@ async fn a_json_body_axum_cannot_read_is_a_json_error_naming_the_path() {
     let app = TestApp::sqlite().await;
     check(&app, batch(r#"{"keywords": ["#), bad("body")).await;
     check(&app, batch(r#"{"horizon": 13} trailing"#), bad("body")).await;
+    // A struct serde could fill from an array is still not the object the API takes.
+    check(&app, batch(r#"[null, null]"#), bad("body")).await;
     check(&app, batch(r#"{"horizon": "13"}"#), bad("horizon")).await;
     check(&app, batch(r#"{"nope": 1}"#), bad("nope")).await;
     check(
