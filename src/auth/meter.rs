@@ -24,12 +24,7 @@ pub fn period_of(t: DateTime<Utc>) -> String {
 
 /// The first instant of the month after the one holding `t` (when quotas renew).
 pub fn next_period_start(t: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::TimeZone;
-    let first = chrono::NaiveDate::from_ymd_opt(t.year(), t.month(), 1).expect("valid month");
-    let next = first
-        .checked_add_months(chrono::Months::new(1))
-        .expect("in range");
-    Utc.from_utc_datetime(&next.and_hms_opt(0, 0, 0).expect("midnight"))
+    kwi_store::month_bounds(t).1
 }
 
 #[derive(Debug, Default, Clone)]

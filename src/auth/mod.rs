@@ -230,6 +230,24 @@ pub struct CreatedKey {
     pub key: String,
 }
 
+impl CreatedKey {
+    /// A key just stored, as its owner sees it once.
+    fn new(stored: NewApiKey, key: String) -> Self {
+        Self {
+            record: ApiKeyRecord {
+                id: stored.id,
+                name: stored.name,
+                prefix: stored.prefix,
+                created_at: Utc::now(),
+                last_used_at: None,
+                expires_at: None,
+                revoked_at: None,
+            },
+            key,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct KeyEntry {
     key_id: Uuid,
@@ -586,7 +604,7 @@ impl Auth {
                     None => "unknown email",
                 };
                 self.0.recorder.audit(
-                    other_id(&other),
+                    other.as_ref().map(|a| a.id),
                     "login.failed",
                     Some(email),
                     json!({ "reason": reason }),
@@ -847,8 +865,8 @@ impl Auth {
         let new = NewApiKey {
             id: Uuid::now_v7(),
             user_id: user,
-            name: name.clone(),
-            prefix: k.prefix.clone(),
+            name,
+            prefix: k.prefix,
             secret_hash: k.hash,
         };
         self.0.store.insert_api_key(&new).await?;
@@ -856,20 +874,9 @@ impl Auth {
             Some(user),
             "api_key.created",
             Some(new.id.to_string()),
-            json!({ "name": name }),
+            json!({ "name": new.name }),
         );
-        Ok(CreatedKey {
-            record: ApiKeyRecord {
-                id: new.id,
-                name,
-                prefix: k.prefix,
-                created_at: Utc::now(),
-                last_used_at: None,
-                expires_at: None,
-                revoked_at: None,
-            },
-            key: k.key,
-        })
+        Ok(CreatedKey::new(new, k.key))
     }
 
     /// Rotates `user`'s key `id`: a new key now, the old one valid for `grace_secs` more.
@@ -897,8 +904,8 @@ impl Auth {
         let new = NewApiKey {
             id: Uuid::now_v7(),
             user_id: user,
-            name: old.name.clone(),
-            prefix: k.prefix.clone(),
+            name: old.name,
+            prefix: k.prefix,
             secret_hash: k.hash,
         };
         let until = Utc::now() + chrono::Duration::seconds(grace_secs);
@@ -915,18 +922,7 @@ impl Auth {
             Some(id.to_string()),
             json!({ "new_key": new.id, "grace_seconds": grace_secs }),
         );
-        Ok(CreatedKey {
-            record: ApiKeyRecord {
-                id: new.id,
-                name: old.name,
-                prefix: k.prefix,
-                created_at: Utc::now(),
-                last_used_at: None,
-                expires_at: None,
-                revoked_at: None,
-            },
-            key: k.key,
-        })
+        Ok(CreatedKey::new(new, k.key))
     }
 
     /// Revokes key `id` (only `user`'s when given; `None`: any, for the CLI), at once on this
@@ -975,10 +971,6 @@ impl Auth {
         self.0.keys.invalidate_all();
         self.0.accounts.invalidate_all();
     }
-}
-
-fn other_id(a: &Option<Account>) -> Option<Uuid> {
-    a.as_ref().map(|a| a.id)
 }
 
 /// A key's label: 1–100 characters, no control characters.

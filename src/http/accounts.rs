@@ -402,16 +402,11 @@ pub struct Usage {
 pub async fn usage(State(state): State<AppState>, p: Principal) -> Result<Json<Usage>, ApiError> {
     let now = Utc::now();
     let (lookups, requests) = state.auth.meter().used(p.user_id).await?;
-    let start = NaiveDate::from_ymd_opt(
-        chrono::Datelike::year(&now),
-        chrono::Datelike::month(&now),
-        1,
-    )
-    .expect("valid month");
+    let (start, end) = kwi_store::month_bounds(now);
     Ok(Json(Usage {
         period: crate::auth::meter::period_of(now),
-        period_start: start,
-        period_end: crate::auth::meter::next_period_start(now).date_naive(),
+        period_start: start.date_naive(),
+        period_end: end.date_naive(),
         lookups,
         requests,
         monthly_lookups: p.plan.monthly_lookups,
@@ -440,17 +435,7 @@ fn strict_uuid(s: &str) -> Option<Uuid> {
 }
 
 fn page(q: &PageQuery) -> Result<(i64, Option<Uuid>), ApiError> {
-    let limit = match q.limit.as_deref().map(str::trim) {
-        None | Some("") => DEFAULT_PAGE,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::BadRequest {
-                field: "limit",
-                message: format!("`{l}` is not a whole number in 1..={MAX_PAGE}"),
-            })?,
-    };
+    let limit = whole("limit", q.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let cursor = match q.cursor.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(c) => Some(strict_uuid(c).ok_or_else(|| ApiError::BadRequest {
@@ -570,6 +555,15 @@ pub struct CreatedKeyBody {
     key: String,
 }
 
+impl From<crate::auth::CreatedKey> for CreatedKeyBody {
+    fn from(k: crate::auth::CreatedKey) -> Self {
+        Self {
+            record: k.record,
+            key: k.key,
+        }
+    }
+}
+
 /// `POST /v1/me/api-keys`: a new key, shown once.
 #[utoipa::path(post, path = "/v1/me/api-keys", tag = "account",
     request_body = NewKeyRequest,
@@ -583,13 +577,7 @@ pub async fn create_key(
     extract::Json(req): extract::Json<NewKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedKeyBody>), ApiError> {
     let k = state.auth.create_key(p.user_id, &req.name).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKeyBody {
-            record: k.record,
-            key: k.key,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(k.into())))
 }
 
 /// Body of `POST /v1/me/api-keys/{id}/rotate`.
@@ -626,13 +614,7 @@ pub async fn rotate_key(
             req.grace_seconds.unwrap_or(DEFAULT_GRACE_SECS),
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKeyBody {
-            record: k.record,
-            key: k.key,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(k.into())))
 }
 
 /// `DELETE /v1/me/api-keys/{id}`: revokes a key at once.

@@ -463,7 +463,7 @@ const ACCOUNT_BY_ID: &str = account_select!("WHERE u.id = $1");
 const ACCOUNT_BY_EMAIL: &str = account_select!("WHERE u.email = $1");
 const ACCOUNTS_PAGE: &str =
     account_select!("WHERE ($1 IS NULL OR u.id > $1) ORDER BY u.id LIMIT $2");
-const PLANS: &str = "SELECT name, monthly_lookups, requests_per_minute, burst, max_batch, history_days \
+const PLANS: &str = "SELECT name AS plan, monthly_lookups, requests_per_minute, burst, max_batch, history_days \
     FROM plans ORDER BY requests_per_minute, name";
 
 /// An account row as stored; role and plan are text, checked by [`StoredAccount::into_account`].
@@ -489,31 +489,6 @@ struct StoredPlan {
     burst: i64,
     max_batch: i64,
     history_days: i64,
-}
-
-/// The plans table's own column name is `name`.
-#[derive(sqlx::FromRow)]
-struct StoredPlanRow {
-    name: String,
-    monthly_lookups: Option<i64>,
-    requests_per_minute: i64,
-    burst: i64,
-    max_batch: i64,
-    history_days: i64,
-}
-
-impl StoredPlanRow {
-    fn into_plan(self) -> Result<Plan> {
-        StoredPlan {
-            name: self.name,
-            monthly_lookups: self.monthly_lookups,
-            requests_per_minute: self.requests_per_minute,
-            burst: self.burst,
-            max_batch: self.max_batch,
-            history_days: self.history_days,
-        }
-        .into_plan()
-    }
 }
 
 impl StoredPlan {
@@ -581,8 +556,9 @@ fn conflict(e: sqlx::Error, what: &str) -> StoreError {
     }
 }
 
-/// First instant of the calendar month holding `t` and of the next one.
-fn month_bounds(t: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+/// First instant of the calendar month holding `t` and of the next one (subscriptions' periods,
+/// usage counters' months, quota renewal).
+pub fn month_bounds(t: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     use chrono::{Datelike, NaiveDate, TimeZone};
     let start = NaiveDate::from_ymd_opt(t.year(), t.month(), 1).expect("valid month");
     let next = start
@@ -622,7 +598,6 @@ where
 
     async fn create_user(&self, user: &NewUser, key: Option<&NewApiKey>) -> Result<Account> {
         let now = Utc::now();
-        let (start, end) = month_bounds(now);
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, role, disabled, session_epoch, created_at, updated_at) \
@@ -638,18 +613,7 @@ where
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict(e, "email"))?;
-        sqlx::query(
-            "INSERT INTO subscriptions (id, user_id, plan, status, current_period_start, current_period_end, created_at) \
-             VALUES ($1, $2, $3, 'active', $4, $5, $6)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(user.id)
-        .bind(user.plan.as_str())
-        .bind(start)
-        .bind(end)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_subscription(&mut *tx, user.id, user.plan, now).await?;
         if let Some(k) = key {
             insert_key(&mut *tx, k, now).await?;
         }
@@ -715,19 +679,7 @@ where
             .await?
             .affected::<DB>();
             if changed == 0 {
-                let (start, end) = month_bounds(now);
-                sqlx::query(
-                    "INSERT INTO subscriptions (id, user_id, plan, status, current_period_start, current_period_end, created_at) \
-                     VALUES ($1, $2, $3, 'active', $4, $5, $6)",
-                )
-                .bind(Uuid::now_v7())
-                .bind(id)
-                .bind(plan.as_str())
-                .bind(start)
-                .bind(end)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                insert_subscription(&mut *tx, id, plan, now).await?;
             }
         }
         tx.commit().await?;
@@ -757,11 +709,11 @@ where
     }
 
     async fn plans(&self) -> Result<Vec<Plan>> {
-        sqlx::query_as::<_, StoredPlanRow>(PLANS)
+        sqlx::query_as::<_, StoredPlan>(PLANS)
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(StoredPlanRow::into_plan)
+            .map(StoredPlan::into_plan)
             .collect()
     }
 
@@ -1170,6 +1122,35 @@ where
     .execute(conn)
     .await
     .map_err(|e| conflict(e, "api key"))?;
+    Ok(())
+}
+
+/// Inserts an active subscription of `user` to `plan` for the calendar month holding `now`.
+async fn insert_subscription<DB: Dialect>(
+    conn: &mut DB::Connection,
+    user: Uuid,
+    plan: PlanName,
+    now: DateTime<Utc>,
+) -> Result<()>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+{
+    let (start, end) = month_bounds(now);
+    sqlx::query(
+        "INSERT INTO subscriptions (id, user_id, plan, status, current_period_start, current_period_end, created_at) \
+         VALUES ($1, $2, $3, 'active', $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user)
+    .bind(plan.as_str())
+    .bind(start)
+    .bind(end)
+    .bind(now)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -19,6 +19,7 @@ mod sqlite;
 pub use accounts::{
     Account, Accounts, ApiKeyRecord, AuditRecord, KeyOwner, NewApiKey, NewRefreshToken, NewUser,
     Plan, PlanName, RefreshOutcome, Role, SearchRecord, TopSearch, UsageDelta, UserPatch,
+    month_bounds,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
