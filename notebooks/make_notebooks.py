@@ -183,7 +183,54 @@ axes[0].legend(fontsize=8, ncol=4)
 fig.tight_layout()'''),
 ]
 
-for name, cells in [("01_explore_observations", explore), ("02_training_report", report), ("03_forecasts_via_arrow", forecasts)]:
+timegpt = [
+    new_markdown_cell("""# The TimeGPT client, pointed at kwi
+
+Data scientists who already use Nixtla's `nixtla` SDK keep it: kwi answers the TimeGPT API's
+`/model_params`, `/v2/forecast` and `/v2/cross_validation` (bodies over 1 MiB arrive
+zstd-compressed; kwi decodes them). Set `base_url` to the kwi server and `api_key` to a kwi API key.
+Weekly series are forecast by the served model; monthly (`freq="MS"`) and daily series by a seasonal
+naive baseline of their own frequency, its intervals calibrated on the series you send (the
+`x-kwi-model` response header names the model). The SDK version is pinned in `requirements.txt`."""),
+    new_code_cell("""import os
+import pandas as pd
+from nixtla import NixtlaClient
+
+KWI = os.environ.get("KWI_URL", "http://127.0.0.1:8080")
+client = NixtlaClient(base_url=KWI, api_key=os.environ["KWI_API_KEY"])
+
+# Real data: weekly Google Trends interest of four topics (the repository's sample), long format.
+wide = pd.read_csv("../data/samples/gtrends_pt_weekly_topics.csv", parse_dates=["week"])
+topics = ["coffee", "furniture", "clothing", "t-shirt"]
+df = wide.melt(id_vars="week", value_vars=topics, var_name="unique_id", value_name="y").rename(columns={"week": "ds"})
+df.groupby("unique_id").size()"""),
+    new_code_cell("""fc = client.forecast(df=df, h=13, freq="W-SUN", level=[80, 95])
+assert len(fc) == 13 * len(topics)
+assert {"TimeGPT", "TimeGPT-lo-80", "TimeGPT-hi-80", "TimeGPT-lo-95", "TimeGPT-hi-95"} <= set(fc.columns)
+assert (fc["TimeGPT-lo-95"] <= fc["TimeGPT-lo-80"]).all() and (fc["TimeGPT-hi-80"] <= fc["TimeGPT-hi-95"]).all()
+# The SDK dates the forecast itself, from the last week and the frequency.
+assert fc.groupby("unique_id")["ds"].min().eq(df["ds"].max() + pd.Timedelta(weeks=1)).all()
+fc.head()"""),
+    new_code_cell("""cv = client.cross_validation(df=df, h=13, freq="W-SUN", n_windows=3, step_size=13, level=[80, 95])
+assert len(cv) == 3 * 13 * len(topics) and cv["cutoff"].nunique() == 3
+inside = ((cv["y"] >= cv["TimeGPT-lo-95"]) & (cv["y"] <= cv["TimeGPT-hi-95"])).mean()
+mae = (cv["y"] - cv["TimeGPT"]).abs().groupby(cv["unique_id"]).mean()
+print(f"95 % interval coverage over the three windows: {inside:.0%}")
+mae"""),
+    new_code_cell("""# Monthly data: calendar-month means of the same topics (data/samples/gtrends_pt_monthly_topics.csv).
+monthly = pd.read_csv("../data/samples/gtrends_pt_monthly_topics.csv", parse_dates=["month"])
+mdf = monthly.melt(id_vars="month", value_vars=topics, var_name="unique_id", value_name="y").rename(columns={"month": "ds"})
+mfc = client.forecast(df=mdf, h=12, freq="MS", level=[80, 95])
+assert len(mfc) == 12 * len(topics)
+assert (mfc["ds"].dt.day == 1).all()
+ax = mdf[mdf.unique_id == "coffee"].set_index("ds")["y"].tail(48).plot(color="black", lw=0.8, figsize=(10, 3), label="history")
+f = mfc[mfc.unique_id == "coffee"].set_index("ds")
+ax.fill_between(f.index, f["TimeGPT-lo-95"], f["TimeGPT-hi-95"], alpha=0.2, label="95%")
+f["TimeGPT"].plot(ax=ax, label="forecast")
+ax.legend(); ax.set_title("coffee, monthly")"""),
+]
+
+for name, cells in [("01_explore_observations", explore), ("02_training_report", report), ("03_forecasts_via_arrow", forecasts), ("04_timegpt_client", timegpt)]:
     nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nbformat.write(nb, HERE / f"{name}.ipynb")
     print("wrote", name)

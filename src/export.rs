@@ -97,7 +97,8 @@ fn utc_ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-const OBS_F64: [&str; 9] = [
+/// The float columns after `listing_count`, then `search_volume` (written first).
+const OBS_F64: [&str; 12] = [
     "price_median",
     "price_p25",
     "price_p75",
@@ -106,6 +107,9 @@ const OBS_F64: [&str; 9] = [
     "top10_review_share",
     "sponsored_share",
     "cpc",
+    "competition_index",
+    "click_share",
+    "conversion_share",
     "search_volume",
 ];
 
@@ -119,10 +123,11 @@ pub fn observations_schema() -> SchemaRef {
         Field::new("listing_count", DataType::Int64, true),
     ];
     fields.extend(
-        OBS_F64[..8]
+        OBS_F64[..OBS_F64.len() - 1]
             .iter()
             .map(|n| Field::new(*n, DataType::Float64, true)),
     );
+    fields.push(Field::new("search_frequency_rank", DataType::Int64, true));
     fields.push(Field::new("source", DataType::Utf8, false));
     fields.push(Field::new("collected_at", utc_ts(), false));
     Arc::new(Schema::new(fields))
@@ -135,14 +140,18 @@ pub fn observations_batch(rows: &[ExportObservation]) -> Result<RecordBatch, Exp
     let mut keyword = StringBuilder::with_capacity(n, n * 16);
     let mut period = Date32Builder::with_capacity(n);
     let mut listing = Int64Builder::with_capacity(n);
+    let mut rank = Int64Builder::with_capacity(n);
     let mut source = StringBuilder::with_capacity(n, n * 8);
     let mut collected = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut f: Vec<Float64Builder> = (0..9).map(|_| Float64Builder::with_capacity(n)).collect();
+    let mut f: Vec<Float64Builder> = (0..OBS_F64.len())
+        .map(|_| Float64Builder::with_capacity(n))
+        .collect();
     for r in rows {
         platform.append_value(&r.platform);
         keyword.append_value(&r.keyword);
         period.append_value(date32(r.period_start));
         listing.append_option(r.listing_count);
+        rank.append_option(r.search_frequency_rank);
         source.append_value(&r.source);
         collected.append_value(r.collected_at.timestamp_micros());
         for (b, v) in f.iter_mut().zip([
@@ -154,13 +163,18 @@ pub fn observations_batch(rows: &[ExportObservation]) -> Result<RecordBatch, Exp
             r.top10_review_share,
             r.sponsored_share,
             r.cpc,
+            r.competition_index,
+            r.click_share,
+            r.conversion_share,
             r.search_volume,
         ]) {
             b.append_option(v);
         }
     }
     let mut floats: Vec<ArrayRef> = f.iter_mut().map(|b| Arc::new(b.finish()) as _).collect();
-    let volume = floats.pop().expect("nine float columns");
+    let volume = floats
+        .pop()
+        .expect("search_volume is the last float column");
     let mut cols: Vec<ArrayRef> = vec![
         Arc::new(platform.finish()),
         Arc::new(keyword.finish()),
@@ -169,6 +183,7 @@ pub fn observations_batch(rows: &[ExportObservation]) -> Result<RecordBatch, Exp
         Arc::new(listing.finish()),
     ];
     cols.extend(floats);
+    cols.push(Arc::new(rank.finish()));
     cols.push(Arc::new(source.finish()));
     cols.push(Arc::new(collected.finish()));
     Ok(RecordBatch::try_new(observations_schema(), cols)?)

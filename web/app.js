@@ -5,7 +5,9 @@
 // Every /v1 data route needs `Authorization: Bearer <token>`: a JWT from the sign-in view (email and
 // password, or SSO) or an API key. Credentials live in sessionStorage (this tab only); they also
 // arrive in the fragment (#key=... from `kwi serve`'s first-start link, #access_token=... from the
-// SSO callback), which is taken out of the address bar at once.
+// SSO callback), which is taken out of the address bar at once, as is #login_error=... (why SSO
+// failed). A server started with `--auth off` needs none (GET /v1/auth/providers says
+// `required: false`): the dashboard then opens without an account.
 "use strict";
 
 (() => {
@@ -155,7 +157,8 @@
 
   /**
    * Every API call. With `auth` (the default) it sends the stored credential; a 401 with a refresh
-   * token renews it once and retries, and a 401 after that returns to the sign-in view.
+   * token renews it once and retries, and a 401 after that returns to the sign-in view. With
+   * authentication off on the server (and no credential stored) it sends none.
    */
   async function api(path, { method = "GET", body, auth = true } = {}) {
     if (!auth) return read(await send(path, { method, body }));
@@ -165,6 +168,16 @@
       f.signedOut = true;
       return f;
     };
+    if (!creds && authOff) {
+      const res = await send(path, { method, body });
+      if (res.status !== 401) return read(res);
+      // Restarted with authentication on: sign in after all (once, however many were refused).
+      if (authOff) {
+        providers = null;
+        showSignIn("This server now requires signing in.");
+      }
+      throw gone();
+    }
     /** A failed renewal: the server unreachable, busy or failing is no reason to end the session. */
     const transient = (e) => e && (e.status === 0 || e.status === 429 || e.status >= 500);
     const renewFailed = (r, res) => (transient(r.error) ? r.error : creds ? refusedBy(r.error, res) : gone());
@@ -762,6 +775,8 @@
   // ---------- sign-in ----------
 
   let signedIn = false;
+  /** In the app without an account: the server runs with `--auth off` and no credential is stored. */
+  let authOff = false;
   let providers = null;
 
   function setSignInError(message) {
@@ -770,16 +785,24 @@
     box.textContent = message || "";
   }
 
-  /** Shows SSO only where GET /v1/auth/providers says a provider is configured. */
-  async function loadProviders() {
+  /** GET /v1/auth/providers, asked once; null when it fails. */
+  async function getProviders() {
     if (!providers) {
       try {
         providers = await api("/v1/auth/providers", { auth: false });
       } catch (_) {
-        // Password and API key sign-in still work; SSO stays hidden.
-        $("#signin-view").dataset.sso = "off";
-        return;
+        return null;
       }
+    }
+    return providers;
+  }
+
+  /** Shows SSO only where GET /v1/auth/providers says a provider is configured. */
+  async function loadProviders() {
+    if (!(await getProviders())) {
+      // Password and API key sign-in still work; SSO stays hidden.
+      $("#signin-view").dataset.sso = "off";
+      return;
     }
     const oidc = providers.oidc || {};
     const sso = Boolean(oidc.enabled && oidc.login_url);
@@ -791,6 +814,7 @@
   /** The sign-in view, with `message` (why the last attempt or the session failed) when there is one. */
   function showSignIn(message) {
     signedIn = false;
+    authOff = false;
     // Answers still on their way belong to the session that ended: drop them.
     searchSeq++;
     trendsSeq++;
@@ -802,7 +826,7 @@
     document.body.dataset.auth = "out";
     document.title = "Sign in · Digitallz Keywords";
     setStatus(null);
-    for (const id of ["#home-view", "#keyword-view", "#search-form", "#account", "#account-button"]) $(id).hidden = true;
+    for (const id of ["#home-view", "#keyword-view", "#search-form", "#account", "#account-button", "#auth-off"]) $(id).hidden = true;
     clearAccount();
     $("#signin-view").hidden = false;
     $("#login-password").value = "";
@@ -812,15 +836,23 @@
     (($("#login-email").value && message) ? $("#login-password") : $("#login-email")).focus();
   }
 
-  /** Signed in as `me`: the account panel, then whatever the location hash asks for. */
+  /**
+   * Signed in as `me`: the account panel, then whatever the location hash asks for. `me` null:
+   * authentication is off, so there is no account to show (/v1/me would answer 404), only a note.
+   */
   function enterApp(me, { focus = false } = {}) {
     signedIn = true;
-    document.body.dataset.auth = "in";
+    authOff = !me;
+    document.body.dataset.auth = me ? "in" : "off";
     setSignInError(null);
     $("#signin-view").hidden = true;
-    for (const id of ["#search-form", "#account", "#account-button"]) $(id).hidden = false;
-    renderAccount(me);
-    refreshAccount();
+    $("#search-form").hidden = false;
+    for (const id of ["#account", "#account-button"]) $(id).hidden = !me;
+    $("#auth-off").hidden = Boolean(me);
+    if (me) {
+      renderAccount(me);
+      refreshAccount();
+    }
     route();
     if (focus) q.focus({ preventScroll: true });
   }
@@ -893,6 +925,13 @@
     location.assign(`${url}${url.includes("?") ? "&" : "?"}return_to=/`);
   });
 
+  /** Takes the fragment out of the address bar, back to the keyword open before the SSO round trip. */
+  function clearFragment() {
+    const back = session.get(AFTER_SIGN_IN);
+    session.set(AFTER_SIGN_IN, null);
+    history.replaceState(null, "", location.pathname + location.search + (back && back.startsWith("#/") ? back : ""));
+  }
+
   /**
    * Credentials handed over in the fragment: `#key=kwi_live_...` (the link `kwi serve` prints on first
    * start) or `#access_token=...&refresh_token=...&expires_in=...` (where the SSO callback lands). They
@@ -906,15 +945,34 @@
     const key = p.get("key");
     const access = p.get("access_token");
     if (!key && !access) return false;
-    const back = session.get(AFTER_SIGN_IN);
-    session.set(AFTER_SIGN_IN, null);
-    history.replaceState(null, "", location.pathname + location.search + (back && back.startsWith("#/") ? back : ""));
+    clearFragment();
     if (access) {
       storeTokens({ access_token: access, refresh_token: p.get("refresh_token"), expires_in: p.get("expires_in") });
     } else {
       setCreds({ token: key.trim() });
     }
     return true;
+  }
+
+  /**
+   * Why single sign-on failed: the SSO callback sends the browser to `/#login_error=<percent-encoded
+   * message>`. Taken out of the address bar at once (a reload must not show it again); returns the
+   * sign-in view's message, or null. A malformed escape is shown as it came rather than thrown on.
+   */
+  function takeLoginError() {
+    const frag = location.hash.replace(/^#/, "");
+    if (frag.startsWith("/")) return null; // a route
+    const part = frag.split("&").find((p) => p.startsWith("login_error="));
+    if (part === undefined) return null;
+    clearFragment();
+    let why = part.slice("login_error=".length);
+    try {
+      why = decodeURIComponent(why);
+    } catch (_) {
+      /* keep the raw text */
+    }
+    why = why.trim();
+    return why ? `Single sign-on failed: ${why}` : "Single sign-on failed.";
   }
 
   // ---------- account panel ----------
@@ -1013,7 +1071,7 @@
 
   /** After a search or a keyword view; a burst of lookups (typing, one keyword's requests) refreshes once. */
   function scheduleAccountRefresh() {
-    if (!signedIn) return;
+    if (!signedIn || authOff) return; // no account with authentication off
     clearTimeout(accountTimer);
     accountTimer = setTimeout(refreshAccount, 600);
   }
@@ -1086,11 +1144,23 @@
     loadTrends();
   }
 
-  /** On load (and when a credential link is opened in this tab): sign in with what is stored, else ask. */
+  /**
+   * On load (and when a credential link is opened in this tab): sign in with what is stored; without
+   * a credential, open the app where the server needs none (`--auth off`), else ask.
+   */
   async function boot() {
+    const ssoError = takeLoginError();
+    if (ssoError) {
+      showSignIn(ssoError);
+      return;
+    }
     takeFragmentCredentials();
     if (!creds) {
-      showSignIn();
+      const p = await getProviders();
+      if (creds) return; // a credential link opened meanwhile signs in on its own
+      // Only an explicit `false`: older servers do not send `required` and always need credentials.
+      if (p && p.required === false) enterApp(null);
+      else showSignIn();
       return;
     }
     $("#signin-view").hidden = true;
@@ -1110,7 +1180,9 @@
   }
 
   window.addEventListener("hashchange", () => {
-    if (takeFragmentCredentials()) boot();
+    const ssoError = takeLoginError();
+    if (ssoError) showSignIn(ssoError);
+    else if (takeFragmentCredentials()) boot();
     else if (signedIn) route();
   });
   boot();

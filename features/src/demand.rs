@@ -45,20 +45,21 @@ use crate::keyword::Frequency;
 use crate::schema::{DEMAND_SCHEMA_NAME, DEMAND_SCHEMA_VERSION, FeatureSchema, from_polars};
 
 /// Parameters of the demand features. Build with [`DemandConfig::weekly`] / [`DemandConfig::daily`]
-/// (or [`DemandConfig::for_frequency`]), adjust fields, then [`DemandConfig::check`].
+/// / [`DemandConfig::monthly`] (or [`DemandConfig::for_frequency`]), adjust fields, then
+/// [`DemandConfig::check`].
 ///
-/// | Name | Weekly | Daily | Purpose | Range |
-/// | --- | --- | --- | --- | --- |
-/// | `lags` | 1, 2, 4, 13, 52 | 1, 7, 14, 28, 364 | `lag_k` columns | ≥ 1 |
-/// | `windows` | 4, 13, 52 | 7, 28, 91 | rolling mean/std/min/max | ≥ 2 |
-/// | `growth` | 1, 4, 13, 52 | 1, 7, 28, 364 | `growth_k` | ≥ 1 |
-/// | `trend_window` | 13 | 28 | trend slope | ≥ 2 |
-/// | `volatility_window` | 13 | 28 | volatility | ≥ 2 |
-/// | `zero_window` | 52 | 91 | share of zeros | ≥ 1 |
-/// | `seasonal_lags` | 4, 13, 26, 52 | 7, 30, 91, 364 | candidate periods (`acf_k`) | ≥ 1, < `acf_window − 2` |
-/// | `acf_window` | 104 | 728 | trailing window of the autocorrelations | > max seasonal lag + 2 |
-/// | `scale_window` | 52 | 91 | level scaling statistic | ≥ 1 |
-/// | `fourier_terms` | 2 | 2 | yearly Fourier pairs | 0..=6 |
+/// | Name | Weekly | Daily | Monthly | Purpose | Range |
+/// | --- | --- | --- | --- | --- | --- |
+/// | `lags` | 1, 2, 4, 13, 52 | 1, 7, 14, 28, 364 | 1, 2, 3, 6, 12 | `lag_k` columns | ≥ 1 |
+/// | `windows` | 4, 13, 52 | 7, 28, 91 | 3, 6, 12 | rolling mean/std/min/max | ≥ 2 |
+/// | `growth` | 1, 4, 13, 52 | 1, 7, 28, 364 | 1, 3, 12 | `growth_k` | ≥ 1 |
+/// | `trend_window` | 13 | 28 | 6 | trend slope | ≥ 2 |
+/// | `volatility_window` | 13 | 28 | 6 | volatility | ≥ 2 |
+/// | `zero_window` | 52 | 91 | 12 | share of zeros | ≥ 1 |
+/// | `seasonal_lags` | 4, 13, 26, 52 | 7, 30, 91, 364 | 3, 6, 12 | candidate periods (`acf_k`) | ≥ 1, < `acf_window − 2` |
+/// | `acf_window` | 104 | 728 | 36 | trailing window of the autocorrelations | > max seasonal lag + 2 |
+/// | `scale_window` | 52 | 91 | 12 | level scaling statistic | ≥ 1 |
+/// | `fourier_terms` | 2 | 2 | 2 | yearly Fourier pairs | 0..=6 |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemandConfig {
     /// Lags `k` for `lag_k`.
@@ -122,11 +123,28 @@ impl DemandConfig {
         }
     }
 
+    /// Monthly defaults (see the table above): a year is 12 periods.
+    pub fn monthly() -> Self {
+        Self {
+            lags: vec![1, 2, 3, 6, 12],
+            windows: vec![3, 6, 12],
+            growth: vec![1, 3, 12],
+            trend_window: 6,
+            volatility_window: 6,
+            zero_window: 12,
+            seasonal_lags: vec![3, 6, 12],
+            acf_window: 36,
+            scale_window: 12,
+            fourier_terms: 2,
+        }
+    }
+
     /// Defaults for a frequency.
     pub fn for_frequency(freq: Frequency) -> Self {
         match freq {
             Frequency::Weekly => Self::weekly(),
             Frequency::Daily => Self::daily(),
+            Frequency::Monthly => Self::monthly(),
         }
     }
 

@@ -1,13 +1,18 @@
 //! Reading observation files into validated rows.
 //!
-//! Three layouts are understood (auto-detected from the header unless forced):
+//! Five layouts are understood (auto-detected from the header unless forced):
 //! - **long**: one row per (platform, keyword, period): columns `platform` (or `--platform`), `keyword`,
 //!   `period_start` (alias `date`, `week`), then any of [`VALUE_COLUMNS`] and optionally `source`;
 //! - **gtrends**: a Google Trends export, first column the period (`week`, `date`, `day`, `month`), one
 //!   column per keyword (the `": (Portugal)"`-style suffix of raw exports is dropped; `<1` reads as 0.5);
 //! - **m4**: the M4 competition's wide layout, first column the series id, then `V2, V3, ...` values,
 //!   trailing empty cells as padding; the file carries no dates, so `--start` (first value) or `--end`
-//!   (last value) anchors each series on the frequency grid.
+//!   (last value) anchors each series on the frequency grid;
+//! - **keyword-planner** and **brand-analytics**: the Google Ads Keyword Planner export and Amazon's
+//!   Brand Analytics Search Terms report, read by [`crate::sellers`].
+//!
+//! CSV text may be UTF-8 (with or without a BOM) or UTF-16, separated by commas, tabs or semicolons,
+//! with title lines above the header ([`crate::text`]).
 //!
 //! Polars reads the file (CSV, Parquet or Arrow IPC, by extension); every cell is then parsed here so
 //! each bad one is reported as `file:line: column: reason`. Nothing is dropped silently: a row is either
@@ -19,14 +24,17 @@ use std::fs::File;
 use std::path::Path;
 use std::str::FromStr;
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::error::{FeatureError, Result};
 use crate::keyword::{Frequency, Keyword, Platform};
 
+/// Number of [`VALUE_COLUMNS`].
+pub const VALUE_COUNT: usize = 14;
+
 /// Numeric observation columns of the long layout, in storage order.
-pub const VALUE_COLUMNS: [&str; 10] = [
+pub const VALUE_COLUMNS: [&str; VALUE_COUNT] = [
     "search_volume",
     "listing_count",
     "price_median",
@@ -37,7 +45,19 @@ pub const VALUE_COLUMNS: [&str; 10] = [
     "top10_review_share",
     "sponsored_share",
     "cpc",
+    "competition_index",
+    "search_frequency_rank",
+    "click_share",
+    "conversion_share",
 ];
+
+/// Position of a [`VALUE_COLUMNS`] name (panics on an unknown name: a programming error).
+pub fn value_index(name: &str) -> usize {
+    VALUE_COLUMNS
+        .iter()
+        .position(|c| *c == name)
+        .unwrap_or_else(|| panic!("`{name}` is not a value column"))
+}
 
 /// File layout of an observation file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,6 +71,10 @@ pub enum InputFormat {
     Gtrends,
     /// M4 competition layout: one row per series, no dates.
     M4,
+    /// Google Ads Keyword Planner "Keyword Stats" export (monthly volumes).
+    KeywordPlanner,
+    /// Amazon Brand Analytics Search Terms report (weekly search frequency rank).
+    BrandAnalytics,
 }
 
 impl FromStr for InputFormat {
@@ -61,8 +85,10 @@ impl FromStr for InputFormat {
             "long" => Ok(Self::Long),
             "gtrends" | "wide" => Ok(Self::Gtrends),
             "m4" => Ok(Self::M4),
+            "keyword-planner" | "keyword_planner" | "kwp" => Ok(Self::KeywordPlanner),
+            "brand-analytics" | "brand_analytics" | "ba" => Ok(Self::BrandAnalytics),
             other => Err(format!(
-                "unknown format `{other}`; expected auto, long, gtrends or m4"
+                "unknown format `{other}`; expected auto, long, gtrends, m4, keyword-planner or brand-analytics"
             )),
         }
     }
@@ -75,6 +101,8 @@ impl fmt::Display for InputFormat {
             Self::Long => "long",
             Self::Gtrends => "gtrends",
             Self::M4 => "m4",
+            Self::KeywordPlanner => "keyword-planner",
+            Self::BrandAnalytics => "brand-analytics",
         })
     }
 }
@@ -119,7 +147,7 @@ pub struct Observation {
     /// First day of the period.
     pub period_start: NaiveDate,
     /// Values in [`VALUE_COLUMNS`] order; `None` where the file had no value.
-    pub values: [Option<f64>; 10],
+    pub values: [Option<f64>; VALUE_COUNT],
     /// Where the data came from (file stem, collector name, ...).
     pub source: String,
     /// 1-based line (CSV, header = line 1) or row (Parquet/IPC) the observation came from.
@@ -172,32 +200,64 @@ pub struct Ingested {
     /// For wide layouts, the spelling each series had in the file (M4 id `W17`, Google Trends
     /// column `mobile phone`), so outputs can use the caller's ids.
     pub labels: BTreeMap<(Platform, Keyword), String>,
+    /// The frequency the layout itself implies (Keyword Planner: monthly; Brand Analytics:
+    /// weekly), when it does.
+    pub freq: Option<Frequency>,
 }
 
-/// Lines before a CSV's header that are not part of the table: raw Google Trends exports start with
-/// `Category: All categories` and a blank line. Any leading line without a comma is such a line (a
-/// header of the layouts read here has at least two columns); at most 10 are skipped.
-fn preamble_lines(head: &[u8]) -> usize {
-    head.split(|b| *b == b'\n')
-        .take(10)
-        .take_while(|line| !line.contains(&b','))
-        .count()
+/// How a text file was read (for messages about it).
+#[derive(Debug, Clone)]
+struct TextInfo {
+    encoding: crate::text::Encoding,
+    shape: crate::text::Shape,
 }
 
-/// How every observation CSV is read: a header after `skip` preamble lines, every column a string.
-fn csv_options(skip: usize) -> CsvReadOptions {
+impl TextInfo {
+    fn describe(&self) -> String {
+        format!(
+            "{}, {}-separated{}",
+            self.encoding,
+            self.shape.delimiter_name(),
+            match self.shape.preamble.len() {
+                0 => String::new(),
+                n => format!(", {n} line(s) above the header"),
+            }
+        )
+    }
+}
+
+/// How every observation CSV is read: a header, `delimiter`-separated, every column a string.
+fn csv_options(delimiter: u8) -> CsvReadOptions {
     CsvReadOptions::default()
         .with_has_header(true)
-        .with_skip_rows(skip)
         .with_infer_schema_length(Some(0))
+        .map_parse_options(|p| p.with_separator(delimiter))
 }
 
-/// The first bytes of a file (enough for [`preamble_lines`]).
-fn file_head(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(4096);
-    File::open(path)?.take(4096).read_to_end(&mut head)?;
-    Ok(head)
+/// Reads CSV text (any encoding [`crate::text::to_utf8`] knows) into string columns: the frame, the
+/// file line of its first data row, and how the text was read.
+fn read_csv_bytes(path: &Path, bytes: &[u8]) -> Result<(DataFrame, usize, TextInfo)> {
+    let read_err = |reason: String| FeatureError::Read {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (text, encoding) = crate::text::to_utf8(bytes).map_err(read_err)?;
+    let shape = crate::text::shape(&text);
+    // The preamble is cut off here rather than skipped by the reader: report-parameter lines hold
+    // quotes and delimiters a CSV reader would try to parse.
+    let mut body: &[u8] = &text;
+    for _ in 0..shape.preamble.len() {
+        body = body
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(&[][..], |i| &body[i + 1..]);
+    }
+    let df = csv_options(shape.delimiter)
+        .into_reader_with_file_handle(std::io::Cursor::new(body))
+        .finish()
+        .map_err(|e| read_err(e.to_string()))?;
+    let first_line = shape.preamble.len() + 2;
+    Ok((df, first_line, TextInfo { encoding, shape }))
 }
 
 /// Reads a CSV, Parquet or Arrow IPC file into a frame of string columns, and the file line of its
@@ -205,6 +265,11 @@ fn file_head(path: &Path) -> std::io::Result<Vec<u8>> {
 ///
 /// All columns come back as `String` so every cell is parsed by one code path with one error format.
 pub fn read_frame(path: &Path) -> Result<(DataFrame, usize)> {
+    read_table(path).map(|(df, first, _)| (df, first))
+}
+
+/// [`read_frame`], with how a text file was read.
+fn read_table(path: &Path) -> Result<(DataFrame, usize, Option<TextInfo>)> {
     let read_err = |e: &dyn fmt::Display| FeatureError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -214,14 +279,13 @@ pub fn read_frame(path: &Path) -> Result<(DataFrame, usize)> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let mut text = None;
     let (df, first_line) = match ext.as_str() {
-        "csv" | "txt" => {
-            let skip = preamble_lines(&file_head(path).map_err(|e| read_err(&e))?);
-            let df = csv_options(skip)
-                .try_into_reader_with_file_path(Some(path.to_path_buf()))
-                .and_then(|r| r.finish())
-                .map_err(|e| read_err(&e))?;
-            (df, skip + 2)
+        "csv" | "txt" | "tsv" => {
+            let bytes = std::fs::read(path).map_err(|e| read_err(&e))?;
+            let (df, first, info) = read_csv_bytes(path, &bytes)?;
+            text = Some(info);
+            (df, first)
         }
         "parquet" | "pq" => {
             let file = File::open(path).map_err(|e| read_err(&e))?;
@@ -246,7 +310,7 @@ pub fn read_frame(path: &Path) -> Result<(DataFrame, usize)> {
             return Err(FeatureError::Layout {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "unsupported file extension `.{other}`; expected .csv, .parquet, .arrow/.ipc/.feather (Arrow IPC file) or .arrows (Arrow IPC stream)"
+                    "unsupported file extension `.{other}`; expected .csv/.tsv/.txt, .parquet, .arrow/.ipc/.feather (Arrow IPC file) or .arrows (Arrow IPC stream)"
                 ),
             });
         }
@@ -258,7 +322,7 @@ pub fn read_frame(path: &Path) -> Result<(DataFrame, usize)> {
         .collect::<PolarsResult<Vec<_>>>()
         .map_err(|e| read_err(&e))?;
     let df = DataFrame::new_infer_height(columns).map_err(|e| read_err(&e))?;
-    Ok((df, first_line))
+    Ok((df, first_line, text))
 }
 
 /// Reads one observation file and validates every row.
@@ -266,8 +330,8 @@ pub fn read_frame(path: &Path) -> Result<(DataFrame, usize)> {
 /// File-level problems (unreadable file, unknown layout, missing column, missing option) are an `Err`;
 /// row-level problems are collected in [`Ingested::errors`] so a user sees all of them at once.
 pub fn read_observations(path: &Path, opts: &IngestOptions) -> Result<Ingested> {
-    let (df, first_line) = read_frame(path)?;
-    observations_from_frame(df, first_line, path, opts)
+    let (df, first_line, text) = read_table(path)?;
+    observations_from_frame(df, first_line, path, opts, text.as_ref())
 }
 
 /// Like [`read_observations`] for CSV content already in memory (e.g. sample data built into the
@@ -278,15 +342,8 @@ pub fn read_observations_csv_bytes(
     opts: &IngestOptions,
 ) -> Result<Ingested> {
     let path = Path::new(name);
-    let skip = preamble_lines(bytes);
-    let df = csv_options(skip)
-        .into_reader_with_file_handle(std::io::Cursor::new(bytes))
-        .finish()
-        .map_err(|e| FeatureError::Read {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    observations_from_frame(df, skip + 2, path, opts)
+    let (df, first_line, text) = read_csv_bytes(path, bytes)?;
+    observations_from_frame(df, first_line, path, opts, Some(&text))
 }
 
 fn observations_from_frame(
@@ -294,6 +351,7 @@ fn observations_from_frame(
     first_line: usize,
     path: &Path,
     opts: &IngestOptions,
+    text: Option<&TextInfo>,
 ) -> Result<Ingested> {
     let names: Vec<String> = df
         .get_column_names()
@@ -301,7 +359,7 @@ fn observations_from_frame(
         .map(|s| s.to_string())
         .collect();
     let format = match opts.format {
-        InputFormat::Auto => detect_format(path, &names)?,
+        InputFormat::Auto => detect_format(path, &names, text)?,
         f => f,
     };
     let ctx = Ctx {
@@ -323,20 +381,27 @@ fn observations_from_frame(
         InputFormat::Long => read_long(&df, &names, opts, &ctx, &mut out, path)?,
         InputFormat::Gtrends => read_gtrends(&df, &names, opts, &ctx, &mut out, path)?,
         InputFormat::M4 => read_m4(&df, &names, opts, &ctx, &mut out, path)?,
+        InputFormat::KeywordPlanner => {
+            crate::sellers::read_keyword_planner(&df, &names, opts, &ctx, &mut out)?
+        }
+        InputFormat::BrandAnalytics => {
+            let preamble = text.map(|t| t.shape.preamble.as_slice()).unwrap_or(&[]);
+            crate::sellers::read_brand_analytics(&df, &names, opts, &ctx, &mut out, preamble)?
+        }
         InputFormat::Auto => unreachable!("resolved above"),
     }
     reject_duplicates(&ctx, &mut out);
     Ok(out)
 }
 
-struct Ctx {
-    file: String,
-    line_offset: usize,
-    source: String,
+pub(crate) struct Ctx {
+    pub(crate) file: String,
+    pub(crate) line_offset: usize,
+    pub(crate) source: String,
 }
 
 impl Ctx {
-    fn err(&self, row: usize, column: &str, reason: impl Into<String>) -> RowError {
+    pub(crate) fn err(&self, row: usize, column: &str, reason: impl Into<String>) -> RowError {
         RowError {
             file: self.file.clone(),
             line: row + self.line_offset,
@@ -348,11 +413,17 @@ impl Ctx {
 
 const DATE_COLUMNS: [&str; 6] = ["period_start", "date", "week", "day", "month", "time"];
 
-fn detect_format(path: &Path, names: &[String]) -> Result<InputFormat> {
+fn detect_format(path: &Path, names: &[String], text: Option<&TextInfo>) -> Result<InputFormat> {
     let lower: Vec<String> = names
         .iter()
         .map(|n| n.trim().to_ascii_lowercase())
         .collect();
+    if crate::sellers::is_keyword_planner(&lower) {
+        return Ok(InputFormat::KeywordPlanner);
+    }
+    if crate::sellers::is_brand_analytics(&lower) {
+        return Ok(InputFormat::BrandAnalytics);
+    }
     if lower.iter().any(|n| n == "keyword") {
         return Ok(InputFormat::Long);
     }
@@ -365,13 +436,20 @@ fn detect_format(path: &Path, names: &[String]) -> Result<InputFormat> {
     Err(FeatureError::Layout {
         path: path.to_path_buf(),
         reason: format!(
-            "cannot tell the layout from the header ({}): a long file has a `keyword` column, a Google Trends export starts with a `week`/`date` column, an M4 file starts with `V1,V2`; pass --format long|gtrends|m4",
-            names.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            "cannot tell the layout from the header{} (first columns: {}): a long file has a `keyword` column, a Google Trends export starts with a `week`/`date` column, an M4 file starts with `V1,V2`, a Keyword Planner export has `Keyword` and `Searches: Mon YYYY` columns, a Brand Analytics report has `Search Term` and `Search Frequency Rank`; pass --format long|gtrends|m4|keyword-planner|brand-analytics",
+            text.map(|t| format!(" (read as {})", t.describe()))
+                .unwrap_or_default(),
+            names
+                .iter()
+                .take(5)
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     })
 }
 
-fn str_column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a StringChunked> {
+pub(crate) fn str_column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a StringChunked> {
     df.column(name)
         .and_then(|c| c.str())
         .map_err(|e| FeatureError::Column {
@@ -390,11 +468,15 @@ pub fn parse_date(cell: &str) -> std::result::Result<NaiveDate, String> {
 
 /// Which constraint a numeric column obeys.
 #[derive(Clone, Copy)]
-enum Bound {
+pub(crate) enum Bound {
     NonNegative,
     Count,
     Share,
     Rating,
+    /// 0..=100 (Keyword Planner's competition index).
+    Index,
+    /// A whole rank ≥ 1 (Brand Analytics' search frequency rank).
+    Rank,
 }
 
 fn bound_of(column: &str) -> Bound {
@@ -402,15 +484,18 @@ fn bound_of(column: &str) -> Bound {
         "listing_count" => Bound::Count,
         "top10_review_share" | "sponsored_share" => Bound::Share,
         "rating_mean" => Bound::Rating,
+        "competition_index" => Bound::Index,
+        "search_frequency_rank" => Bound::Rank,
+        "click_share" | "conversion_share" => Bound::Share,
         _ => Bound::NonNegative,
     }
 }
 
 /// Parses a numeric cell. Empty and `NA`-style cells are `Ok(None)`; `<1` (Google Trends) is 0.5;
 /// thousands separators (`24,269`) are accepted.
-fn parse_value(cell: &str, bound: Bound) -> std::result::Result<Option<f64>, String> {
+pub(crate) fn parse_value(cell: &str, bound: Bound) -> std::result::Result<Option<f64>, String> {
     let t = cell.trim();
-    if t.is_empty() || matches!(t, "NA" | "NaN" | "nan" | "null" | "NULL" | "-") {
+    if t.is_empty() || matches!(t, "NA" | "NaN" | "nan" | "null" | "NULL" | "-" | "--" | "—") {
         return Ok(None);
     }
     let v = if t == "<1" {
@@ -433,6 +518,8 @@ fn parse_value(cell: &str, bound: Bound) -> std::result::Result<Option<f64>, Str
         }
         Bound::Share if !(0.0..=1.0).contains(&v) => Err(format!("{v} is outside 0..=1")),
         Bound::Rating if !(0.0..=5.0).contains(&v) => Err(format!("{v} is outside 0..=5")),
+        Bound::Index if !(0.0..=100.0).contains(&v) => Err(format!("{v} is outside 0..=100")),
+        Bound::Rank if v < 1.0 || v.fract() != 0.0 => Err(format!("{v} is not a whole rank ≥ 1")),
         _ => Ok(Some(v)),
     }
 }
@@ -550,7 +637,7 @@ fn read_long(
             }
         };
         bad |= date.is_none();
-        let mut vals = [None; 10];
+        let mut vals = [None; VALUE_COUNT];
         for (i, name, col) in &values {
             match parse_value(col.get(row).unwrap_or(""), bound_of(VALUE_COLUMNS[*i])) {
                 Ok(v) => vals[*i] = v,
@@ -646,7 +733,7 @@ fn read_gtrends(
             match parse_value(col.get(row).unwrap_or(""), Bound::NonNegative) {
                 Ok(Some(v)) => {
                     if let Some(d) = date {
-                        let mut values = [None; 10];
+                        let mut values = [None; VALUE_COUNT];
                         values[0] = Some(v);
                         out.rows.push(Observation {
                             platform,
@@ -680,7 +767,7 @@ fn read_m4(
     out: &mut Ingested,
     path: &Path,
 ) -> Result<()> {
-    let freq_days = opts.freq.days();
+    let freq = opts.freq;
     let anchor = match (opts.start, opts.end) {
         (Some(s), None) => Anchor::Start(s),
         (None, Some(e)) => Anchor::End(e),
@@ -728,8 +815,8 @@ fn read_m4(
             continue;
         }
         let first = match anchor {
-            Anchor::Start(s) => s,
-            Anchor::End(e) => e - Duration::days(freq_days * (len as i64 - 1)),
+            Anchor::Start(s) => freq.grid_start(s),
+            Anchor::End(e) => freq.advance(freq.grid_start(e), -(len as i64 - 1)),
         };
         let mut parsed = Vec::with_capacity(len);
         let mut bad = false;
@@ -747,12 +834,12 @@ fn read_m4(
         }
         for (j, v) in parsed.into_iter().enumerate() {
             if let Some(v) = v {
-                let mut values = [None; 10];
+                let mut values = [None; VALUE_COUNT];
                 values[0] = Some(v);
                 out.rows.push(Observation {
                     platform,
                     keyword: keyword.clone(),
-                    period_start: first + Duration::days(freq_days * j as i64),
+                    period_start: freq.advance(first, j as i64),
                     values,
                     source: ctx.source.clone(),
                     line: row + ctx.line_offset,

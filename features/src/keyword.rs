@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{Datelike, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
@@ -159,14 +160,36 @@ pub enum Frequency {
     /// One observation per week (the default: marketplaces and Google Trends report weekly).
     #[default]
     Weekly,
+    /// One observation per calendar month, dated the 1st (Keyword Planner, Jungle Scout and
+    /// Helium 10 report monthly search volume).
+    Monthly,
+}
+
+/// Month number counted from year 0 (`year·12 + month − 1`): consecutive months differ by one.
+fn month_number(d: NaiveDate) -> i64 {
+    i64::from(d.year()) * 12 + i64::from(d.month0())
 }
 
 impl Frequency {
-    /// Days between two consecutive periods.
-    pub fn days(self) -> i64 {
+    /// Every frequency, finest first.
+    pub const ALL: [Frequency; 3] = [Frequency::Daily, Frequency::Weekly, Frequency::Monthly];
+
+    /// Lower-case name (`daily`, `weekly`, `monthly`), as the API and CLI spell it.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Frequency::Daily => 1,
-            Frequency::Weekly => 7,
+            Frequency::Daily => "daily",
+            Frequency::Weekly => "weekly",
+            Frequency::Monthly => "monthly",
+        }
+    }
+
+    /// Typical days between two consecutive periods (a month counts 30.44), for scales such as
+    /// "in how many weeks"; dates are computed with [`Frequency::advance`], never with this.
+    pub fn mean_days(self) -> f64 {
+        match self {
+            Frequency::Daily => 1.0,
+            Frequency::Weekly => 7.0,
+            Frequency::Monthly => 365.25 / 12.0,
         }
     }
 
@@ -175,7 +198,62 @@ impl Frequency {
         match self {
             Frequency::Daily => 365,
             Frequency::Weekly => 52,
+            Frequency::Monthly => 12,
         }
+    }
+
+    /// The frequency a keyword's dates show, `None` with fewer than two distinct dates: the
+    /// smallest gap between consecutive dates of 1 day is daily; dates all on the 1st at least 28
+    /// days apart are monthly; anything else is weekly.
+    pub fn of_dates(dates: impl IntoIterator<Item = NaiveDate>) -> Option<Frequency> {
+        let mut d: Vec<NaiveDate> = dates.into_iter().collect();
+        d.sort_unstable();
+        d.dedup();
+        let gap = d.windows(2).map(|w| (w[1] - w[0]).num_days()).min()?;
+        Some(if gap <= 1 {
+            Frequency::Daily
+        } else if gap >= 28 && d.iter().all(|x| x.day() == 1) {
+            Frequency::Monthly
+        } else {
+            Frequency::Weekly
+        })
+    }
+
+    /// The first period of a grid whose first observation falls on `d`: `d` itself for daily and
+    /// weekly grids (they start at the first observation), the 1st of `d`'s month for monthly.
+    pub fn grid_start(self, d: NaiveDate) -> NaiveDate {
+        match self {
+            Frequency::Daily | Frequency::Weekly => d,
+            Frequency::Monthly => d.with_day(1).expect("day 1 exists"),
+        }
+    }
+
+    /// Index of the period holding `d` on the grid starting at `start` (negative before it).
+    pub fn index(self, start: NaiveDate, d: NaiveDate) -> i64 {
+        match self {
+            Frequency::Daily => (d - start).num_days(),
+            Frequency::Weekly => (d - start).num_days().div_euclid(7),
+            Frequency::Monthly => month_number(d) - month_number(start),
+        }
+    }
+
+    /// Start of period `n` of the grid starting at `start` (calendar months for monthly).
+    pub fn advance(self, start: NaiveDate, n: i64) -> NaiveDate {
+        match self {
+            Frequency::Daily => start + Duration::days(n),
+            Frequency::Weekly => start + Duration::days(7 * n),
+            Frequency::Monthly => {
+                let m = month_number(start) + n;
+                NaiveDate::from_ymd_opt(m.div_euclid(12) as i32, m.rem_euclid(12) as u32 + 1, 1)
+                    .expect("a month in chrono's range")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Frequency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -185,8 +263,9 @@ impl FromStr for Frequency {
         match s.trim().to_ascii_lowercase().as_str() {
             "daily" | "day" | "d" => Ok(Frequency::Daily),
             "weekly" | "week" | "w" => Ok(Frequency::Weekly),
+            "monthly" | "month" | "m" | "ms" => Ok(Frequency::Monthly),
             other => Err(format!(
-                "unknown frequency `{other}`; expected daily or weekly"
+                "unknown frequency `{other}`; expected daily, weekly or monthly"
             )),
         }
     }
@@ -217,6 +296,34 @@ mod tests {
         check("a\u{0}b", Err(KeywordError::Control));
         check(&"x".repeat(201), Err(KeywordError::TooLong(201)));
         check(&"x".repeat(200), Ok(&"x".repeat(200)));
+    }
+
+    #[test]
+    fn monthly_grid_is_calendar_months() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        let f = Frequency::Monthly;
+        assert_eq!(f.grid_start(d(2018, 2, 17)), d(2018, 2, 1));
+        assert_eq!(f.index(d(2017, 11, 1), d(2018, 2, 28)), 3);
+        assert_eq!(f.index(d(2018, 2, 1), d(2017, 12, 31)), -2);
+        assert_eq!(f.advance(d(2017, 11, 1), 3), d(2018, 2, 1));
+        assert_eq!(f.advance(d(2018, 1, 1), -1), d(2017, 12, 1));
+        for n in -30..30 {
+            assert_eq!(f.index(d(2016, 12, 1), f.advance(d(2016, 12, 1), n)), n);
+        }
+        assert_eq!(Frequency::Weekly.index(d(2020, 1, 5), d(2020, 1, 11)), 0);
+        assert_eq!(Frequency::Weekly.index(d(2020, 1, 5), d(2020, 1, 12)), 1);
+        assert_eq!(Frequency::Weekly.advance(d(2020, 1, 5), 2), d(2020, 1, 19));
+        assert_eq!("MS".parse::<Frequency>(), Ok(Frequency::Monthly));
+        assert_eq!(Frequency::Monthly.season(), 12);
+        for f in Frequency::ALL {
+            assert_eq!(f.as_str().parse::<Frequency>(), Ok(f));
+        }
+        assert!(
+            "yearly"
+                .parse::<Frequency>()
+                .unwrap_err()
+                .contains("monthly")
+        );
     }
 
     #[test]

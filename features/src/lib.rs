@@ -5,7 +5,8 @@
 //!   instead of raw strings;
 //! - [`ingest`]: reading observation files (long CSV/Parquet/Arrow IPC, Google Trends wide exports,
 //!   M4-style wide files) with Polars into validated [`ingest::Observation`] rows, every bad row reported
-//!   as `file:line: column: reason`;
+//!   as `file:line: column: reason`; [`text`] (encodings, separators, title lines) and [`sellers`]
+//!   (Keyword Planner and Brand Analytics exports) under it;
 //! - [`series`]: row-wise regular series (grid, gaps interpolated and flagged), used by the models;
 //! - [`frame`]: the same data as Polars frames, and the input checks every pipeline runs first
 //!   (missing column, wrong type, negative volume → an error naming the column);
@@ -34,8 +35,10 @@ pub mod params;
 pub mod regular;
 pub mod resample;
 pub mod schema;
+pub mod sellers;
 pub mod series;
 pub mod tabular;
+pub mod text;
 pub mod windows;
 
 pub use error::{FeatureError, Result};

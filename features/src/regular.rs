@@ -2,7 +2,8 @@
 //! same semantics, so the columnar feature code and the row-wise code cannot disagree.
 //!
 //! For each (platform, keyword): the grid starts at the first observed period and steps by the
-//! frequency; an observation belongs to period `floor((date − start) / step)`; several observations
+//! frequency; an observation belongs to period `floor((date − start) / step)` (monthly: calendar
+//! months, the grid starting on the 1st of the first observed month); several observations
 //! in one period (duplicates across sources, or several dates inside one week) are **averaged**
 //! (deterministic: independent of input order); periods without an observation are **gaps**,
 //! filled by linear interpolation between the observed neighbours, flagged `observed = false` and
@@ -35,14 +36,27 @@ fn fill(e: Expr, forward: bool) -> Expr {
 /// [`crate::FeatureError::Column`]); the returned pipeline is lazy.
 pub fn regular_frame(observations: &DataFrame, freq: Frequency) -> Result<LazyFrame> {
     check_observations(observations)?;
-    let step = freq.days() as i32;
+    // `day` counts days (daily, weekly: step 1 or 7) or months from year 0 (monthly: step 1), the
+    // same numbering as `Frequency::index`.
+    let (day, step) = match freq {
+        Frequency::Daily | Frequency::Weekly => (
+            col(PERIOD_START).cast(DataType::Int32),
+            freq.mean_days() as i32,
+        ),
+        Frequency::Monthly => (
+            col(PERIOD_START).dt().year() * lit(12)
+                + col(PERIOD_START).dt().month().cast(DataType::Int32)
+                - lit(1),
+            1,
+        ),
+    };
     let obs = observations
         .clone()
         .lazy()
         .select([
             col(PLATFORM),
             col(KEYWORD),
-            col(PERIOD_START).cast(DataType::Int32).alias("day"),
+            day.cast(DataType::Int32).alias("day"),
             col(SEARCH_VOLUME).cast(DataType::Float64).alias("v"),
         ])
         .filter(col("v").is_not_null());
@@ -132,9 +146,7 @@ pub fn regular_frame(observations: &DataFrame, freq: Frequency) -> Result<LazyFr
             col(PLATFORM),
             col(KEYWORD),
             col(T),
-            (col("start") + col(T) * lit(step))
-                .cast(DataType::Date)
-                .alias(PERIOD_START),
+            period_date(freq, col("start") + col(T) * lit(step)).alias(PERIOD_START),
             when(col(OBSERVED))
                 .then(col(VALUE))
                 .otherwise(
@@ -148,6 +160,19 @@ pub fn regular_frame(observations: &DataFrame, freq: Frequency) -> Result<LazyFr
             gaps,
         ]);
     Ok(lf)
+}
+
+/// The `Date` of a `day` number as `regular_frame` counts them.
+fn period_date(freq: Frequency, day: Expr) -> Expr {
+    match freq {
+        Frequency::Daily | Frequency::Weekly => day.cast(DataType::Date),
+        Frequency::Monthly => datetime(DatetimeArgs::new(
+            day.clone().floor_div(lit(12)),
+            day % lit(12) + lit(1),
+            lit(1),
+        ))
+        .cast(DataType::Date),
+    }
 }
 
 /// The versioned schema of [`regular_frame`]'s output.
@@ -206,13 +231,42 @@ mod tests {
 
     #[test]
     fn polars_regularisation_matches_series_regularise_on_real_data() {
+        agrees_with_regularise(Frequency::Weekly, 100);
+    }
+
+    /// Weekly Google Trends put on the calendar-month grid: each month the mean of its weeks,
+    /// dated the 1st, in both implementations.
+    #[test]
+    fn monthly_regularisation_matches_series_regularise_on_real_data() {
+        let (df, got) = agrees_with_regularise(Frequency::Monthly, 0);
+        // 2006-01-01 … 2018-12-30: 156 calendar months, each dated the 1st.
+        assert_eq!(got[0].values.len(), 156);
+        assert_eq!(
+            got[0].start,
+            chrono::NaiveDate::from_ymd_opt(2006, 1, 1).unwrap()
+        );
+        let dates = df
+            .column(PERIOD_START)
+            .unwrap()
+            .cast(&DataType::String)
+            .unwrap();
+        let dates = dates.str().unwrap();
+        let dates: Vec<&str> = (0..dates.len()).filter_map(|i| dates.get(i)).collect();
+        assert_eq!(&dates[..3], ["2006-01-01", "2006-02-01", "2006-03-01"]);
+        assert!(dates.iter().all(|d| d.ends_with("-01")));
+    }
+
+    fn agrees_with_regularise(
+        freq: Frequency,
+        min_gaps: usize,
+    ) -> (DataFrame, Vec<crate::series::Series>) {
         let rows = holed_gtrends();
-        let expected = regularise(&rows, Frequency::Weekly, &BTreeMap::new());
-        let df = regular_frame(&observations_frame(&rows).unwrap(), Frequency::Weekly)
+        let expected = regularise(&rows, freq, &BTreeMap::new());
+        let df = regular_frame(&observations_frame(&rows).unwrap(), freq)
             .unwrap()
             .collect()
             .unwrap();
-        let got = frame_series(&df, Frequency::Weekly).unwrap();
+        let got = frame_series(&df, freq).unwrap();
         assert_eq!(got.len(), 32);
         assert_eq!(got.len(), expected.len());
         let mut total_gaps = 0;
@@ -228,12 +282,13 @@ mod tests {
             total_gaps += e.gaps;
         }
         assert!(
-            total_gaps > 100,
+            total_gaps >= min_gaps,
             "the test must exercise gaps, got {total_gaps}"
         );
         // The per-row gap column repeats the series' total.
         let gaps = df.column(GAPS).unwrap().u32().unwrap();
         assert_eq!(gaps.get(0), Some(got[0].gaps as u32));
+        (df, got)
     }
 
     #[test]

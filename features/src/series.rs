@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 
 use crate::ingest::Observation;
 use crate::keyword::{Frequency, Keyword, Platform};
@@ -38,13 +38,72 @@ pub struct Series {
 impl Series {
     /// Date of period `i`.
     pub fn period(&self, i: usize) -> NaiveDate {
-        self.start + Duration::days(self.freq.days() * i as i64)
+        self.freq.advance(self.start, i as i64)
     }
 
     /// The period after the last one.
     pub fn next_period(&self) -> NaiveDate {
         self.period(self.values.len())
     }
+}
+
+/// The frequency observations' dates show, or `None` when no keyword has two dated volumes: each
+/// keyword votes by the smallest gap between its consecutive dates (1 day: daily; dates all on
+/// the 1st and at least 28 days apart: monthly; otherwise weekly), and the most common vote wins
+/// (ties go to the finer frequency).
+pub fn infer_frequency(rows: &[Observation]) -> Option<Frequency> {
+    let mut dates: BTreeMap<(Platform, &str), Vec<NaiveDate>> = BTreeMap::new();
+    for o in rows.iter().filter(|o| o.search_volume().is_some()) {
+        dates
+            .entry((o.platform, o.keyword.as_str()))
+            .or_default()
+            .push(o.period_start);
+    }
+    let mut votes = [0usize; 3];
+    for d in dates.into_values() {
+        let Some(f) = Frequency::of_dates(d) else {
+            continue;
+        };
+        votes[Frequency::ALL.iter().position(|x| *x == f).expect("listed")] += 1;
+    }
+    let best = (0..3).rev().max_by_key(|i| votes[*i])?;
+    (votes[best] > 0).then_some(Frequency::ALL[best])
+}
+
+/// Like [`regularise`], each keyword on the grid of its own dates ([`Frequency::of_dates`];
+/// weekly for a keyword with a single date): a store may hold weekly and monthly keywords side by
+/// side. The server builds every stored keyword's series so ([`regular_series_of`]).
+pub fn regularise_each(rows: &[Observation]) -> Vec<Series> {
+    let mut groups: BTreeMap<(Platform, &Keyword), Vec<(NaiveDate, f64)>> = BTreeMap::new();
+    for o in rows {
+        if let Some(v) = o.search_volume() {
+            groups
+                .entry((o.platform, &o.keyword))
+                .or_default()
+                .push((o.period_start, v));
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|((platform, keyword), points)| regular_series_of(platform, keyword, &points))
+        .collect()
+}
+
+/// One keyword's series on the grid its dates show (see [`regularise_each`]), labelled
+/// `platform/keyword`.
+pub fn regular_series_of(
+    platform: Platform,
+    keyword: &Keyword,
+    points: &[(NaiveDate, f64)],
+) -> Option<Series> {
+    let freq = Frequency::of_dates(points.iter().map(|p| p.0)).unwrap_or_default();
+    regular_series(
+        platform,
+        keyword.clone(),
+        format!("{platform}/{keyword}"),
+        points,
+        freq,
+    )
 }
 
 /// Groups observations into regular series, ordered by (platform, keyword). `labels` maps a
@@ -87,9 +146,8 @@ pub fn regular_series(
     points: &[(NaiveDate, f64)],
     freq: Frequency,
 ) -> Option<Series> {
-    let start = points.iter().map(|p| p.0).min()?;
-    let step = freq.days();
-    let idx = |d: NaiveDate| ((d - start).num_days() / step) as usize;
+    let start = freq.grid_start(points.iter().map(|p| p.0).min()?);
+    let idx = |d: NaiveDate| freq.index(start, d) as usize;
     let len = points.iter().map(|p| idx(p.0)).max().unwrap_or(0) + 1;
     let mut sum = vec![0.0; len];
     let mut cnt = vec![0u32; len];
@@ -142,7 +200,7 @@ mod tests {
     use super::*;
 
     fn o(kw: &str, date: &str, v: f64, source: &str) -> Observation {
-        let mut values = [None; 10];
+        let mut values = [None; crate::ingest::VALUE_COUNT];
         values[0] = Some(v);
         Observation {
             platform: Platform::Etsy,
@@ -152,6 +210,50 @@ mod tests {
             source: source.into(),
             line: 0,
         }
+    }
+
+    #[test]
+    fn frequency_is_read_from_the_dates() {
+        let monthly = vec![
+            o("a", "2024-01-01", 1.0, "x"),
+            o("a", "2024-03-01", 2.0, "x"),
+            o("a", "2024-04-01", 3.0, "x"),
+        ];
+        assert_eq!(infer_frequency(&monthly), Some(Frequency::Monthly));
+        let weekly = vec![
+            o("b", "2024-01-07", 1.0, "x"),
+            o("b", "2024-01-21", 1.0, "x"),
+        ];
+        assert_eq!(infer_frequency(&weekly), Some(Frequency::Weekly));
+        // A 7-day gap is weekly even from the 1st; a tie between keywords goes to the finer grid.
+        let first = vec![
+            o("c", "2024-02-01", 1.0, "x"),
+            o("c", "2024-02-08", 1.0, "x"),
+        ];
+        assert_eq!(infer_frequency(&first), Some(Frequency::Weekly));
+        let daily = vec![
+            o("d", "2024-01-01", 1.0, "x"),
+            o("d", "2024-01-02", 1.0, "x"),
+        ];
+        let mixed: Vec<Observation> = monthly.iter().chain(&daily).cloned().collect();
+        assert_eq!(infer_frequency(&mixed), Some(Frequency::Daily));
+        assert_eq!(
+            infer_frequency(&monthly[..1]),
+            None,
+            "one date says nothing"
+        );
+        // On the monthly grid a mid-month date belongs to its month.
+        let s = regularise(
+            &[
+                o("e", "2024-01-15", 4.0, "x"),
+                o("e", "2024-03-31", 8.0, "x"),
+            ],
+            Frequency::Monthly,
+            &BTreeMap::new(),
+        );
+        assert_eq!(s[0].start.to_string(), "2024-01-01");
+        assert_eq!((s[0].values.clone(), s[0].gaps), (vec![4.0, 6.0, 8.0], 1));
+        assert_eq!(s[0].next_period().to_string(), "2024-04-01");
     }
 
     #[test]

@@ -24,8 +24,8 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use kwi_features::ingest::Observation;
-use kwi_features::series::{Series, regularise};
-use kwi_features::{Frequency, Horizon, Keyword, Platform};
+use kwi_features::series::{Series, regularise_each};
+use kwi_features::{Horizon, Keyword, Platform};
 use kwi_models::artifact::load_competition;
 use kwi_models::competition::{CompetitionInput, CompetitionModel, ListingStats};
 use serde_json::json;
@@ -140,7 +140,7 @@ pub async fn gather(store: &dyn Store) -> anyhow::Result<Gathered> {
             competition.insert((platform, keyword.clone()), input);
         }
         if r.search_volume.is_some() {
-            let mut values = [None; 10];
+            let mut values = [None; kwi_features::ingest::VALUE_COUNT];
             values[0] = r.search_volume;
             obs.push(Observation {
                 platform,
@@ -152,10 +152,7 @@ pub async fn gather(store: &dyn Store) -> anyhow::Result<Gathered> {
             });
         }
     }
-    let series = tokio::task::spawn_blocking(move || {
-        regularise(&obs, Frequency::Weekly, &Default::default())
-    })
-    .await?;
+    let series = tokio::task::spawn_blocking(move || regularise_each(&obs)).await?;
     Ok(Gathered {
         series,
         competition,
@@ -217,20 +214,23 @@ pub fn compute(
     let long = horizon.max(52);
     let total = eligible.len();
     for (b, chunk) in eligible.chunks(BATCH).enumerate() {
-        let full: Vec<&[f64]> = chunk.iter().map(|s| s.values.as_slice()).collect();
-        let cut: Vec<&[f64]> = full.iter().map(|v| &v[..v.len() - 1]).collect();
-        let fc = predictor.forecast(&full, long, &[DIRECTION_LEVEL, ANOMALY_LEVEL])?;
-        let one = predictor.forecast(&cut, 1, &[ANOMALY_LEVEL])?;
-        for ((s, f), o) in chunk.iter().zip(&fc).zip(&one) {
+        let cut: Vec<Series> = chunk
+            .iter()
+            .map(|s| {
+                let mut c = (*s).clone();
+                c.values.pop();
+                c.observed.pop();
+                c
+            })
+            .collect();
+        let cut_refs: Vec<&Series> = cut.iter().collect();
+        // Keywords at another frequency than the model's get their own baseline (`forecast_any`).
+        let fc = predictor.forecast_any(chunk, long, &[DIRECTION_LEVEL, ANOMALY_LEVEL])?;
+        let one = predictor.forecast_any(&cut_refs, 1, &[ANOMALY_LEVEL])?;
+        for ((s, (f, version)), (o, _)) in chunk.iter().zip(&fc).zip(&one) {
             let competition = comp_scores.get(&(s.platform, s.keyword.clone()));
-            out.insights.push(insight(
-                s,
-                f,
-                o,
-                horizon,
-                competition,
-                &predictor.manifest.version,
-            ));
+            out.insights
+                .push(insight(s, f, o, horizon, competition, version));
         }
         progress((b * BATCH + chunk.len()).min(total), total);
     }
@@ -261,7 +261,7 @@ fn insight(
     } else {
         0.0
     };
-    let weeks_per_step = s.freq.days() as f64 / 7.0;
+    let weeks_per_step = s.freq.mean_days() / 7.0;
     let (k, &top) = f
         .mean
         .iter()

@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use kwi_features::Frequency;
 use kwi_features::schema::window_schema_hash;
+use kwi_features::series::Series;
 use kwi_features::windows::{WindowSpec, input_windows};
 use kwi_models::artifact::{self, Manifest};
 use kwi_models::baselines::{naive, naive2, seasonal_naive};
@@ -256,6 +258,61 @@ impl Predictor {
             .zip(means)
             .map(|(s, m)| conformal.apply(s, m, levels))
             .collect())
+    }
+
+    /// The frequency the model was trained on (`training_data.freq`; weekly for manifests that
+    /// predate the field, and for the built-in baseline calibrated on the store's weekly series).
+    pub fn frequency(&self) -> Frequency {
+        self.manifest
+            .training_data
+            .get("freq")
+            .and_then(|f| f.as_str())
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(Frequency::Weekly)
+    }
+
+    /// The built-in seasonal-naive baseline for data at `freq` (season 7, 52 or 12), intervals
+    /// calibrated on `series`; version `builtin-snaive-{freq}`.
+    pub fn baseline_for(freq: Frequency, series: &[&[f64]], horizon: usize) -> Self {
+        let mut p = Self::baseline(series, freq.season(), horizon);
+        p.manifest.version = format!("builtin-snaive-{freq}");
+        p.manifest.training_data["freq"] = serde_json::json!(freq);
+        p
+    }
+
+    /// Forecasts series of any frequency: those at the model's own frequency with the model (one
+    /// call), each other one with the baseline of its frequency calibrated on that series alone, so
+    /// the answer depends on the series only (a cached forecast never changes). Each forecast
+    /// comes with the version that made it.
+    pub fn forecast_any(
+        &self,
+        series: &[&Series],
+        h: usize,
+        levels: &[f64],
+    ) -> Result<Vec<(Forecast, String)>, ForecastError> {
+        let own = self.frequency();
+        let mine: Vec<&[f64]> = series
+            .iter()
+            .filter(|s| s.freq == own)
+            .map(|s| s.values.as_slice())
+            .collect();
+        let mut ours = self.forecast(&mine, h, levels)?.into_iter();
+        series
+            .iter()
+            .map(|s| {
+                if s.freq == own {
+                    let f = ours
+                        .next()
+                        .expect("one forecast per series of the model's frequency");
+                    Ok((f, self.manifest.version.clone()))
+                } else {
+                    let values = [s.values.as_slice()];
+                    let b = Self::baseline_for(s.freq, &values, h.min(s.freq.season()));
+                    let mut f = b.forecast(&values, h, levels)?;
+                    Ok((f.remove(0), b.manifest.version))
+                }
+            })
+            .collect()
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use kwi_features::Frequency;
-use kwi_features::series::regularise;
+use kwi_features::series::regularise_each;
 use kwi_store::{ModelKind, ModelRecord, Store};
 
 use crate::{ForecastError, Predictor};
@@ -57,9 +57,12 @@ pub async fn load_active_model(store: &dyn Store) -> Result<Predictor, RegistryE
         .observations(None, Some(BASELINE_CALIBRATION_ROWS))
         .await?;
     Ok(tokio::task::spawn_blocking(move || {
-        let series = regularise(&rows, Frequency::Weekly, &Default::default());
+        // The baseline is weekly: it is calibrated on the weekly keywords (keywords of other
+        // frequencies get their own baseline per series, `Predictor::forecast_any`).
+        let series = regularise_each(&rows);
         let refs: Vec<&[f64]> = series
             .iter()
+            .filter(|s| s.freq == Frequency::Weekly)
             .map(|s| s.values.as_slice())
             .take(5000)
             .collect();

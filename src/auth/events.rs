@@ -29,7 +29,11 @@ enum Event {
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Event>,
-    recent: moka::sync::Cache<(Uuid, String, String), ()>,
+    /// Recent (user, hash of platform and keyword): a lookup repeated within the window is not
+    /// recorded again. Hashed so the check allocates nothing (a collision, about 1 in 2^64,
+    /// would skip one history row).
+    recent: moka::sync::Cache<(Uuid, u64), ()>,
+    hasher: foldhash::quality::RandomState,
 }
 
 impl Recorder {
@@ -55,16 +59,32 @@ impl Recorder {
             .time_to_live(REPEAT_WINDOW)
             .support_invalidation_closures()
             .build();
-        (Self { tx, recent }, task)
+        (
+            Self {
+                tx,
+                recent,
+                hasher: Default::default(),
+            },
+            task,
+        )
     }
 
     /// Queues a history row for `user` (none for a repeat within a minute).
-    pub fn search(&self, user: Uuid, platform: &str, keyword: &str, results: Value) {
-        let key = (user, platform.to_string(), keyword.to_string());
+    /// `results` is built only when the row is recorded.
+    pub fn search(
+        &self,
+        user: Uuid,
+        platform: &str,
+        keyword: &str,
+        results: impl FnOnce() -> Value,
+    ) {
+        use std::hash::BuildHasher;
+        let key = (user, self.hasher.hash_one((platform, keyword)));
         if self.recent.contains_key(&key) {
             return;
         }
         self.recent.insert(key, ());
+        let results = results();
         self.send(Event::Search(SearchRecord {
             id: Uuid::now_v7(),
             user_id: Some(user),

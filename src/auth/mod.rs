@@ -108,9 +108,13 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// What rate limits are kept per: the API key, or the user for access tokens.
-    pub fn subject(&self) -> String {
-        self.key_id.unwrap_or(self.user_id).to_string()
+    /// What rate limits are kept per: the API key, or the user for access tokens (written into
+    /// `buf`: no allocation on the request path).
+    pub fn subject<'a>(&self, buf: &'a mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &'a str {
+        self.key_id
+            .unwrap_or(self.user_id)
+            .hyphenated()
+            .encode_lower(buf)
     }
 
     /// The plan's rate limit.
@@ -489,7 +493,8 @@ impl Auth {
 
     /// The rate limiter's decision on one request of `p` (and counts the request).
     pub async fn admit(&self, p: &Principal) -> Decision {
-        let d = self.0.limiter.check(&p.subject(), p.policy()).await;
+        let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
+        let d = self.0.limiter.check(p.subject(&mut buf), p.policy()).await;
         if d.allowed && !p.anonymous {
             self.0.meter.request(p.user_id);
         }
@@ -507,8 +512,15 @@ impl Auth {
             .await
     }
 
-    /// Records a lookup in `p`'s history (off the request path).
-    pub fn record(&self, p: &Principal, platform: &str, keyword: &str, results: serde_json::Value) {
+    /// Records a lookup in `p`'s history (off the request path; `results`, the summary stored
+    /// with it, is built only when the row is recorded: a repeat within a minute is not).
+    pub fn record(
+        &self,
+        p: &Principal,
+        platform: &str,
+        keyword: &str,
+        results: impl FnOnce() -> serde_json::Value,
+    ) {
         if !p.anonymous {
             self.0
                 .recorder

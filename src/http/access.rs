@@ -182,9 +182,19 @@ fn rate_headers(h: &mut axum::http::HeaderMap, policy: Policy, d: &Decision) {
         "ratelimit",
         format!("\"{}\";r={};t={}", policy.name, d.remaining, d.reset_secs),
     );
-    put("x-ratelimit-limit", policy.per_minute.to_string());
-    put("x-ratelimit-remaining", d.remaining.to_string());
-    put("x-ratelimit-reset", d.reset_secs.to_string());
+    // Integers straight into header values (no intermediate String).
+    h.insert(
+        HeaderName::from_static("x-ratelimit-limit"),
+        HeaderValue::from(policy.per_minute),
+    );
+    h.insert(
+        HeaderName::from_static("x-ratelimit-remaining"),
+        HeaderValue::from(d.remaining),
+    );
+    h.insert(
+        HeaderName::from_static("x-ratelimit-reset"),
+        HeaderValue::from(d.reset_secs),
+    );
 }
 
 /// An RFC 9457 problem.

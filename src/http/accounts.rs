@@ -148,6 +148,9 @@ pub async fn logout(
 /// Which sign-in methods the server offers.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Providers {
+    /// Whether the data routes need credentials (`false` when the server runs with `--auth off`:
+    /// the dashboard then skips its sign-in view).
+    required: bool,
     /// Email and password (`POST /v1/auth/login`).
     password: bool,
     /// OpenID Connect.
@@ -168,6 +171,7 @@ pub struct OidcProvider {
     responses((status = 200, body = Providers)))]
 pub async fn providers(State(state): State<AppState>) -> Json<Providers> {
     Json(Providers {
+        required: state.auth.enabled(),
         password: true,
         oidc: OidcProvider {
             enabled: state.auth.oidc().is_some(),
@@ -280,13 +284,37 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     responses((status = 303, description = "Signed in: to `<return_to>#access_token=…&refresh_token=…&expires_in=900&token_type=Bearer`",
                  headers(("location" = String))),
               (status = 400, description = "Missing code or state, or a state that does not match the login cookie", body = ErrorResponse),
-              (status = 401, description = "The provider refused, or did not verify the email", body = ErrorResponse),
+              (status = 401, description = "The provider refused, or did not verify the email (a browser, sending `Accept: text/html`, is redirected to `/#login_error=<why>` instead of every error here)", body = ErrorResponse),
               (status = 404, description = "No provider is configured", body = ErrorResponse),
               (status = 503, description = "The provider cannot be reached", body = ErrorResponse)))]
 pub async fn oidc_callback(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<OidcCallbackQuery>,
+) -> Result<Response, ApiError> {
+    // A browser (it asks for HTML) goes back to the dashboard, which shows why on its sign-in view;
+    // an API client gets the JSON error.
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    match finish_oidc(&state, &headers, q).await {
+        Err(e) if browser => {
+            let why: String = percent_encoding::utf8_percent_encode(
+                &e.public_message(),
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .collect();
+            Ok(Redirect::to(&format!("/#login_error={why}")).into_response())
+        }
+        other => other,
+    }
+}
+
+async fn finish_oidc(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: OidcCallbackQuery,
 ) -> Result<Response, ApiError> {
     let oidc = state
         .auth
@@ -309,7 +337,7 @@ pub async fn oidc_callback(
         });
     };
     let (identity, return_to) = oidc
-        .finish(cookie_value(&headers, oidc::COOKIE), st, code)
+        .finish(cookie_value(headers, oidc::COOKIE), st, code)
         .await
         .map_err(oidc_error)?;
     let issued = state.auth.login_identity(&identity).await?;

@@ -132,6 +132,27 @@ pub enum ErrorCode {
     Unavailable,
 }
 
+impl ApiError {
+    /// What the error tells the caller (the body's `message`; never internals).
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::BadRequest { message, .. }
+            | ApiError::Unreadable { message, .. }
+            | ApiError::Taken { message, .. } => message.clone(),
+            ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound(m)
+            | ApiError::MethodNotAllowed(m)
+            | ApiError::Conflict(m)
+            | ApiError::PayloadTooLarge(m)
+            | ApiError::Unavailable(m)
+            | ApiError::UnsupportedMediaType(m) => m.clone(),
+            ApiError::TooMany { detail, .. } => detail.to_string(),
+            ApiError::Internal(_) => "internal server error".into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field, message) = match &self {

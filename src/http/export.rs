@@ -186,7 +186,7 @@ fn stream(
 /// `GET /v1/export/observations?platform=&keywords=a,b&from=&to=&format=arrow|parquet`.
 #[utoipa::path(get, path = "/v1/export/observations", tag = "export",
     params(ExportQuery),
-    responses((status = 200, description = "Arrow IPC stream or Parquet file, streamed (a failure mid-stream aborts the transfer): platform, keyword, period_start, search_volume, listing_count, price_median, price_p25, price_p75, review_count_median, rating_mean, top10_review_share, sponsored_share, cpc, source, collected_at",
+    responses((status = 200, description = "Arrow IPC stream or Parquet file, streamed (a failure mid-stream aborts the transfer): platform, keyword, period_start, search_volume, listing_count, price_median, price_p25, price_p75, review_count_median, rating_mean, top10_review_share, sponsored_share, cpc, competition_index, click_share, conversion_share, search_frequency_rank, source, collected_at",
                  content((Binary = "application/vnd.apache.arrow.stream"), (Binary = "application/vnd.apache.parquet")),
                  headers(("content-disposition" = String, description = "`attachment; filename=\"observations.arrows\"` or `observations.parquet`"))),
               (status = 400, description = "Bad platform, keyword, date or format", body = ErrorResponse)))]

@@ -84,7 +84,7 @@ pub async fn forecast(
         &p,
         platform.as_str(),
         keyword.as_str(),
-        serde_json::json!({ "route": "forecast", "horizon": horizon.get() }),
+        || serde_json::json!({ "route": "forecast", "horizon": horizon.get() }),
     );
     Ok(json_bytes(served.body, served.cached))
 }
@@ -248,7 +248,7 @@ pub async fn batch(
             &p,
             platform.as_str(),
             keyword.as_str(),
-            serde_json::json!({ "route": "batch", "horizon": horizon.get() }),
+            || serde_json::json!({ "route": "batch", "horizon": horizon.get() }),
         );
     }
     // The forecasts are already JSON (most from the cache): the answer is written around them, not

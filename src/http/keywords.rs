@@ -246,16 +246,15 @@ pub async fn keyword(
         })?;
     let history = state.store.history(platform, &keyword).await?;
     let extra = super::insights::keyword_insights(&state, platform, &keyword).await?;
-    state.auth.record(
-        &p,
-        platform.as_str(),
-        keyword.as_str(),
-        serde_json::json!({
-            "route": "keyword",
-            "search_volume": snapshot.search_volume,
-            "competition": snapshot.competition,
-        }),
-    );
+    state
+        .auth
+        .record(&p, platform.as_str(), keyword.as_str(), || {
+            serde_json::json!({
+                "route": "keyword",
+                "search_volume": snapshot.search_volume,
+                "competition": snapshot.competition,
+            })
+        });
     Ok(Json(KeywordResponse {
         platform,
         keyword,
@@ -335,7 +334,7 @@ pub async fn search(
             &p,
             platform.as_str(),
             query.as_str(),
-            serde_json::json!({ "route": "search", "results": results.len() }),
+            || serde_json::json!({ "route": "search", "results": results.len() }),
         );
     }
     Ok(Json(SearchResponse { query, results }))

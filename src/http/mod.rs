@@ -12,6 +12,7 @@ mod insights;
 mod keywords;
 mod openapi;
 mod telemetry;
+mod timegpt;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -140,6 +141,27 @@ pub(crate) fn api_routes() -> Routes {
             patch(accounts::update_plan),
         )
         .add("/v1/admin/audit", Access::Role(Admin), get(accounts::audit))
+        // TimeGPT-compatible (the nixtla SDK's paths): bodies may be zstd-compressed and larger.
+        .add("/model_params", customer, get(timegpt::model_params))
+        .add(
+            "/v2/forecast",
+            customer,
+            timegpt_route(post(timegpt::forecast)),
+        )
+        .add(
+            "/v2/cross_validation",
+            customer,
+            timegpt_route(post(timegpt::cross_validation)),
+        )
+}
+
+/// A TimeGPT route: zstd/gzip request bodies decoded, the body limit applying to the decoded size.
+fn timegpt_route(
+    m: axum::routing::MethodRouter<AppState>,
+) -> axum::routing::MethodRouter<AppState> {
+    use std::convert::Infallible;
+    m.layer::<_, Infallible>(DefaultBodyLimit::max(timegpt::MAX_TIMEGPT_BODY))
+        .layer::<_, Infallible>(tower_http::decompression::RequestDecompressionLayer::new())
 }
 
 /// Builds the service's router (tests call it directly with `tower::ServiceExt::oneshot`).

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::access::{Access, route_table};
-use super::{accounts, error, export, forecast, insights, keywords, telemetry};
+use super::{accounts, error, export, forecast, insights, keywords, telemetry, timegpt};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -62,6 +62,9 @@ use super::{accounts, error, export, forecast, insights, keywords, telemetry};
         accounts::update_plan,
         accounts::audit,
         accounts::searches,
+        timegpt::model_params,
+        timegpt::forecast,
+        timegpt::cross_validation,
     ),
     components(schemas(
         error::ErrorResponse,
@@ -88,6 +91,7 @@ use super::{accounts, error, export, forecast, insights, keywords, telemetry};
         (name = "auth", description = "Sign-in: password, refresh tokens, OpenID Connect"),
         (name = "account", description = "The caller's account: plan, usage, history, API keys"),
         (name = "admin", description = "Users, plans, the audit trail, search analytics"),
+        (name = "timegpt", description = "TimeGPT-compatible forecasting (Nixtla API v2 paths) for the `nixtla` Python SDK: zstd-compressed bodies up to 64 MiB once decoded"),
     )
 )]
 pub struct ApiDoc;

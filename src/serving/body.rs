@@ -2,8 +2,8 @@
 //! output, and the `predictions` row it is persisted as.
 
 use bytes::Bytes;
-use chrono::{Duration as Days, NaiveDate};
-use kwi_features::series::{Series, regular_series};
+use chrono::NaiveDate;
+use kwi_features::series::{Series, regular_series_of};
 use kwi_features::{Frequency, Horizon, Keyword, Platform};
 use kwi_predict::Predictor;
 use kwi_store::PredictionRecord;
@@ -48,6 +48,10 @@ pub struct ForecastBody {
     pub model_version: String,
     /// Last period of the data used.
     pub data_as_of: NaiveDate,
+    /// The series' frequency (`daily`, `weekly`, `monthly`: periods are calendar months, dated
+    /// the 1st).
+    #[schema(value_type = String, pattern = "^(daily|weekly|monthly)$")]
+    pub freq: Frequency,
     /// Steps forecast.
     pub horizon: usize,
     /// The model's measured accuracy (validation/backtest metrics from its manifest; free-form,
@@ -60,20 +64,15 @@ pub struct ForecastBody {
     pub forecast: Vec<Step>,
 }
 
-/// Builds a keyword's regular series from its stored volumes ([`kwi_store::Store::volumes_many`];
-/// the same construction as training's [`kwi_features::series::regularise`]).
+/// Builds a keyword's regular series from its stored volumes ([`kwi_store::Store::volumes_many`])
+/// on the grid its dates show (daily, weekly or calendar months; the same construction as
+/// training's [`kwi_features::series::regularise`]).
 pub fn series_from_volumes(
     platform: Platform,
     keyword: &Keyword,
     volumes: &[(NaiveDate, f64)],
 ) -> Option<Series> {
-    regular_series(
-        platform,
-        keyword.clone(),
-        format!("{platform}/{keyword}"),
-        volumes,
-        Frequency::Weekly,
-    )
+    regular_series_of(platform, keyword, volumes)
 }
 
 /// Runs the model on many series in one call (global members batch them; blocking: call from the
@@ -87,8 +86,8 @@ pub fn forecast_many(
     if series.is_empty() {
         return Ok(Vec::new());
     }
-    let values: Vec<&[f64]> = series.iter().map(|s| s.values.as_slice()).collect();
-    let forecasts = model.forecast(&values, horizon.get(), levels)?;
+    let refs: Vec<&Series> = series.iter().collect();
+    let forecasts = model.forecast_any(&refs, horizon.get(), levels)?;
     if forecasts.len() != series.len() {
         return Err(ServeError::Internal(format!(
             "model returned {} forecasts for {} series",
@@ -99,22 +98,30 @@ pub fn forecast_many(
     Ok(series
         .iter()
         .zip(forecasts)
-        .map(|(s, f)| body_of(model, s, &f, horizon.get()))
+        .map(|(s, (f, version))| {
+            // A series at another frequency than the model's was answered by its own baseline.
+            let accuracy = if version == model.manifest.version {
+                model.manifest.metrics.clone()
+            } else {
+                serde_json::json!({ "note": format!("{} data: built-in seasonal-naive baseline calibrated on this keyword's own history; publish a {} model with kwi-train for better accuracy", s.freq, s.freq) })
+            };
+            body_of(version, accuracy, s, &f, horizon.get())
+        })
         .collect())
 }
 
 fn body_of(
-    model: &Predictor,
+    model_version: String,
+    model_accuracy: serde_json::Value,
     series: &Series,
     f: &kwi_models::Forecast,
     horizon: usize,
 ) -> ForecastBody {
     let last = series.period(series.values.len() - 1);
-    let step_days = series.freq.days();
     let forecast = (0..horizon)
         .map(|k| Step {
             step: k + 1,
-            period_start: last + Days::days(step_days * (k as i64 + 1)),
+            period_start: series.freq.advance(last, k as i64 + 1),
             mean: f.mean[k],
             intervals: f
                 .intervals
@@ -130,10 +137,11 @@ fn body_of(
     ForecastBody {
         platform: Some(series.platform),
         keyword: series.keyword.to_string(),
-        model_version: model.manifest.version.clone(),
+        model_version,
         data_as_of: last,
+        freq: series.freq,
         horizon,
-        model_accuracy: model.manifest.metrics.clone(),
+        model_accuracy,
         input_gaps: series.gaps,
         forecast,
     }

@@ -260,6 +260,14 @@ pub struct ExportObservation {
     pub sponsored_share: Option<f64>,
     /// Cost per click.
     pub cpc: Option<f64>,
+    /// Keyword Planner's competition index, 0..=100.
+    pub competition_index: Option<f64>,
+    /// Brand Analytics' search frequency rank (1 = most searched).
+    pub search_frequency_rank: Option<i64>,
+    /// Summed click share of the top clicked products, 0..=1.
+    pub click_share: Option<f64>,
+    /// Summed conversion share of the top clicked products, 0..=1.
+    pub conversion_share: Option<f64>,
     /// Where it came from.
     pub source: String,
     /// When it was stored.

@@ -83,7 +83,8 @@ macro_rules! export_rows {
 /// Observations export (see [`export_rows!`] for the binds).
 const EXPORT_OBSERVATIONS: &str = concat!(
     "SELECT platform, keyword, period_start, search_volume, listing_count, price_median, price_p25, price_p75, \
-    review_count_median, rating_mean, top10_review_share, sponsored_share, cpc, source, collected_at FROM ",
+    review_count_median, rating_mean, top10_review_share, sponsored_share, cpc, competition_index, \
+    search_frequency_rank, click_share, conversion_share, source, collected_at FROM ",
     export_rows!("keyword_observations", "period_start"),
     " ORDER BY platform, keyword, period_start, source"
 );

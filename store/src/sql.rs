@@ -30,7 +30,8 @@ use crate::{
 /// Column list of `keyword_observations` in bind order.
 pub const OBS_INSERT_HEAD: &str = "INSERT INTO keyword_observations (id, platform, keyword, period_start, \
     search_volume, listing_count, price_median, price_p25, price_p75, review_count_median, rating_mean, \
-    top10_review_share, sponsored_share, cpc, source, collected_at) ";
+    top10_review_share, sponsored_share, cpc, competition_index, search_frequency_rank, click_share, \
+    conversion_share, source, collected_at) ";
 
 /// Upsert tail: only rows whose values differ are updated (and returned), so a re-import changes nothing.
 pub const OBS_UPSERT_TAIL: &str = " ON CONFLICT (platform, keyword, period_start, source) DO UPDATE SET \
@@ -38,7 +39,9 @@ pub const OBS_UPSERT_TAIL: &str = " ON CONFLICT (platform, keyword, period_start
     price_median = excluded.price_median, price_p25 = excluded.price_p25, price_p75 = excluded.price_p75, \
     review_count_median = excluded.review_count_median, rating_mean = excluded.rating_mean, \
     top10_review_share = excluded.top10_review_share, sponsored_share = excluded.sponsored_share, \
-    cpc = excluded.cpc, collected_at = excluded.collected_at \
+    cpc = excluded.cpc, competition_index = excluded.competition_index, \
+    search_frequency_rank = excluded.search_frequency_rank, click_share = excluded.click_share, \
+    conversion_share = excluded.conversion_share, collected_at = excluded.collected_at \
     WHERE keyword_observations.search_volume IS DISTINCT FROM excluded.search_volume \
     OR keyword_observations.listing_count IS DISTINCT FROM excluded.listing_count \
     OR keyword_observations.price_median IS DISTINCT FROM excluded.price_median \
@@ -49,6 +52,10 @@ pub const OBS_UPSERT_TAIL: &str = " ON CONFLICT (platform, keyword, period_start
     OR keyword_observations.top10_review_share IS DISTINCT FROM excluded.top10_review_share \
     OR keyword_observations.sponsored_share IS DISTINCT FROM excluded.sponsored_share \
     OR keyword_observations.cpc IS DISTINCT FROM excluded.cpc \
+    OR keyword_observations.competition_index IS DISTINCT FROM excluded.competition_index \
+    OR keyword_observations.search_frequency_rank IS DISTINCT FROM excluded.search_frequency_rank \
+    OR keyword_observations.click_share IS DISTINCT FROM excluded.click_share \
+    OR keyword_observations.conversion_share IS DISTINCT FROM excluded.conversion_share \
     RETURNING id";
 
 /// History of one keyword, oldest first.
@@ -260,7 +267,7 @@ impl StoredObservation {
     /// corrupt data.
     fn into_observation(self, line: usize) -> Result<Observation> {
         let corrupt = |e: String| StoreError::Corrupt(e);
-        let mut values = [None; 10];
+        let mut values = [None; kwi_features::ingest::VALUE_COUNT];
         values[0] = self.search_volume;
         Ok(Observation {
             platform: self
@@ -421,6 +428,10 @@ where
                     .push_bind(v[7])
                     .push_bind(v[8])
                     .push_bind(v[9])
+                    .push_bind(v[10])
+                    .push_bind(v[11].map(|r| r as i64))
+                    .push_bind(v[12])
+                    .push_bind(v[13])
                     .push_bind(o.source.as_str())
                     .push_bind(now);
             });

@@ -76,7 +76,8 @@ const SEARCH: &str = "SELECT platform, keyword, search_volume, keyword LIKE $2 E
 
 /// Observations export: filters bound as (platform, keywords as a JSON array, from, to).
 const EXPORT_OBSERVATIONS: &str = "SELECT platform, keyword, period_start, search_volume, listing_count, price_median, price_p25, price_p75, \
-    review_count_median, rating_mean, top10_review_share, sponsored_share, cpc, source, collected_at \
+    review_count_median, rating_mean, top10_review_share, sponsored_share, cpc, competition_index, \
+    search_frequency_rank, click_share, conversion_share, source, collected_at \
     FROM keyword_observations WHERE ($1 IS NULL OR platform = $1) AND ($2 IS NULL OR keyword IN (SELECT value FROM json_each($2))) \
     AND ($3 IS NULL OR period_start >= $3) AND ($4 IS NULL OR period_start <= $4) \
     ORDER BY platform, keyword, period_start, source";

@@ -117,7 +117,7 @@ backend_tests!(bad_keyword_requests_are_json_errors);
 /// The sample plus the same keyword on a second platform, for the cross-market view.
 async fn with_etsy_coffee(app: TestApp) -> TestApp {
     app.load_sample().await;
-    let mut values = [None; 10];
+    let mut values = [None; kwi_features::ingest::VALUE_COUNT];
     values[0] = Some(42.0);
     let etsy_coffee = kwi_features::ingest::Observation {
         platform: kwi_features::Platform::Etsy,

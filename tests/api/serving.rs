@@ -330,7 +330,7 @@ async fn new_data_replaces_a_cached_forecast_after_the_data_poll(app: TestApp) {
     assert!(!state.forecaster.refresh_data_versions().await.unwrap());
     assert_eq!(app.get(uri).await.x_cache(), Some("hit"), "{name}");
 
-    let mut values = [None; 10];
+    let mut values = [None; kwi_features::ingest::VALUE_COUNT];
     values[0] = Some(77.0);
     let row = kwi_features::ingest::Observation {
         platform: Platform::Google,

@@ -8,7 +8,7 @@ use kwi_store::Store;
 use crate::helpers::{TestApp, TestDb, backend_tests, data_file};
 
 fn obs(keyword: &str, day: u32, volume: f64) -> Observation {
-    let mut values = [None; 10];
+    let mut values = [None; kwi_features::ingest::VALUE_COUNT];
     values[0] = Some(volume);
     Observation {
         platform: Platform::Etsy,

@@ -63,9 +63,10 @@ pub struct InputArgs {
     /// m4 files: date of the first value (default 2000-01-02)
     #[arg(long)]
     pub start: Option<NaiveDate>,
-    /// Period length
-    #[arg(long, default_value = "weekly")]
-    pub freq: Frequency,
+    /// Period length: daily, weekly or monthly (default: what the file's layout says, e.g. monthly
+    /// for a Keyword Planner export, else what the dates say, else weekly)
+    #[arg(long)]
+    pub freq: Option<Frequency>,
     /// Database to read observations from when --train is not given (default: the embedded SQLite file)
     #[arg(long, env = "KWI_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -79,7 +80,8 @@ impl InputArgs {
         kwi_store::url_or_embedded(self.database_url.as_deref(), &self.data_dir)
     }
 
-    async fn load(&self) -> anyhow::Result<Vec<Series>> {
+    /// The series and the frequency they were put on.
+    async fn load(&self) -> anyhow::Result<(Vec<Series>, Frequency)> {
         match &self.train {
             Some(p) => data::load_file(p, self.format, self.platform, self.start, self.freq),
             None => data::load_store(&self.database_url(), self.platform, self.freq).await,
@@ -102,7 +104,7 @@ pub struct ConfigArgs {
     /// Override: seed
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Override: seasonal naive's period (default 52 for --freq weekly, 7 for --freq daily)
+    /// Override: seasonal naive's period (default 52 for --freq weekly, 7 for daily, 12 for monthly)
     #[arg(long)]
     pub season: Option<usize>,
     /// Override: MASE lag / Naive2 season (M4 Weekly: 1)
@@ -118,16 +120,15 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The configuration: defaults, then the TOML file, then flags. Daily data's seasonal period
-    /// defaults to 7 (day of week) unless the file or `--season` sets one.
+    /// The configuration: defaults, then the frequency's defaults where the TOML file sets no
+    /// value (daily: season 7; monthly: season 12, horizon 12, metric season 12, lookback 36), then
+    /// the file, then flags.
     fn build(&self, freq: Frequency) -> anyhow::Result<TrainConfig> {
-        let (mut c, file_sets_season) = match &self.config {
+        let (mut c, set) = match &self.config {
             Some(p) => TrainConfig::from_file(p)?,
-            None => (TrainConfig::default(), false),
+            None => (TrainConfig::default(), toml::Table::new()),
         };
-        if freq == Frequency::Daily && !file_sets_season {
-            c.season = 7;
-        }
+        c.for_frequency(freq, &set);
         if let Some(s) = self.season {
             c.season = s;
         }
@@ -290,8 +291,8 @@ fn fit_and_evaluate(
 }
 
 async fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
-    let cfg = a.config.build(a.input.freq)?;
-    let series = a.input.load().await?;
+    let (series, freq) = a.input.load().await?;
+    let cfg = a.config.build(freq)?;
     let fitted = fit_logged(&series, &cfg)?;
     let dir = a.out.unwrap_or_else(|| {
         a.input
@@ -370,8 +371,8 @@ fn append_plots(md: &mut String, plots: &[(PathBuf, String)]) {
 }
 
 async fn cmd_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
-    let cfg = a.config.build(a.input.freq)?;
-    let all = a.input.load().await?;
+    let (all, freq) = a.input.load().await?;
+    let cfg = a.config.build(freq)?;
     let (train, test) = match (&a.test, a.holdout) {
         (Some(t), _) => {
             let test = data::load_m4_test(t, &all)?;
@@ -426,11 +427,11 @@ fn write_eval_report(
 }
 
 async fn cmd_backtest(a: BacktestArgs) -> anyhow::Result<()> {
-    let cfg = a.config.build(a.input.freq)?;
     if a.windows == 0 {
         bail!("--windows must be at least 1");
     }
-    let mut all = a.input.load().await?;
+    let (mut all, freq) = a.input.load().await?;
+    let cfg = a.config.build(freq)?;
     if a.holdout > 0 {
         all = data::holdout(&all, a.holdout, 2)?.0;
     }
@@ -550,8 +551,8 @@ pub fn write_forecast_csv(
 }
 
 async fn cmd_forecast(a: ForecastArgs) -> anyhow::Result<()> {
-    let cfg = a.config.build(a.input.freq)?;
-    let all = a.input.load().await?;
+    let (all, freq) = a.input.load().await?;
+    let cfg = a.config.build(freq)?;
     let series = if a.holdout > 0 {
         data::holdout(&all, a.holdout, 2)?.0
     } else {
@@ -708,5 +709,17 @@ mod tests {
         let daily = |p: &PathBuf| args(Some(p.clone()), None).build(Frequency::Daily).unwrap();
         assert_eq!(daily(&with).season, 14);
         assert_eq!((daily(&without).season, daily(&without).horizon), (7, 8));
+        let monthly =
+            |p: Option<&PathBuf>| args(p.cloned(), None).build(Frequency::Monthly).unwrap();
+        let m = monthly(None);
+        assert_eq!(
+            (m.season, m.horizon, m.metric_season, m.mlp.lookback),
+            (12, 12, 12, 36)
+        );
+        let m = monthly(Some(&without));
+        assert_eq!((m.season, m.horizon), (12, 8));
+        let lookback = dir.path().join("lookback.toml");
+        std::fs::write(&lookback, "[mlp]\nlookback = 24\n").unwrap();
+        assert_eq!(monthly(Some(&lookback)).mlp.lookback, 24);
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! | Name | Default | Purpose | Range |
 //! | --- | --- | --- | --- |
-//! | `horizon` | 13 | steps to forecast (and to hold out for validation) | 1..=104 |
-//! | `season` | 52 (7 for `--freq daily`) | seasonal period (weekly data: a year; daily: the day of week) for seasonal naive | 1..=400 |
-//! | `metric_season` | 1 | MASE lag m and Naive2's season (M4 Weekly uses 1) | 1..=400 |
+//! | `horizon` | 13 (12 for `--freq monthly`) | steps to forecast (and to hold out for validation) | 1..=104 |
+//! | `season` | 52 (7 for `--freq daily`, 12 for `--freq monthly`) | seasonal period (weekly data: a year; daily: the day of week; monthly: a year) for seasonal naive | 1..=400 |
+//! | `metric_season` | 1 (12 for `--freq monthly`, as M4 Monthly) | MASE lag m and Naive2's season (M4 Weekly uses 1) | 1..=400 |
 //! | `levels` | [80, 95] | interval levels, percent | (0, 100) |
 //! | `max_windows_per_series` | 260 | most recent training windows taken per series | 1..=100000 |
 //! | `validation_windows` | 1 | consecutive held-out windows used to choose the ensemble and calibrate intervals | 1..=10 |
@@ -14,7 +14,10 @@
 //! | `mlp.*` | see `kwi_models::mlp` | neural member | |
 //! | `linear.*` | see `kwi_models::linear` | linear member | |
 //!
-//! `mlp.lookback` is the input window of both global members.
+//! `mlp.lookback` is the input window of both global members (104 periods; 36 for `--freq monthly`,
+//! three years, so short monthly histories still give training windows).
+//!
+//! The frequency's defaults apply only where neither the file nor a flag sets the value.
 
 use std::path::Path;
 
@@ -73,13 +76,46 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Reads a TOML config (missing keys take their defaults; unknown keys are an error) and
     /// whether it sets `season` itself.
-    pub fn from_file(path: &Path) -> anyhow::Result<(Self, bool)> {
+    pub fn from_file(path: &Path) -> anyhow::Result<(Self, toml::Table)> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
         let cfg: Self =
             toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
         let table: toml::Table = toml::from_str(&text)?;
-        Ok((cfg, table.contains_key("season")))
+        Ok((cfg, table))
+    }
+
+    /// Applies the defaults of data at `freq` (see the table above) to every value `set` (the
+    /// TOML file's table) leaves unset.
+    pub fn for_frequency(&mut self, freq: kwi_features::Frequency, set: &toml::Table) {
+        use kwi_features::Frequency;
+        let unset = |k: &str| !set.contains_key(k);
+        let lookback_unset = set
+            .get("mlp")
+            .and_then(|m| m.as_table())
+            .is_none_or(|m| !m.contains_key("lookback"));
+        match freq {
+            Frequency::Weekly => {}
+            Frequency::Daily => {
+                if unset("season") {
+                    self.season = 7;
+                }
+            }
+            Frequency::Monthly => {
+                if unset("season") {
+                    self.season = 12;
+                }
+                if unset("horizon") {
+                    self.horizon = 12;
+                }
+                if unset("metric_season") {
+                    self.metric_season = 12;
+                }
+                if lookback_unset {
+                    self.mlp.lookback = 36;
+                }
+            }
+        }
     }
 
     /// Checks every field; the model configs check their own.

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use kwi_features::ingest::{IngestOptions, InputFormat, read_observations};
-use kwi_features::series::{Series, regularise};
+use kwi_features::series::{Series, infer_frequency, regularise};
 use kwi_features::{Frequency, Platform};
 
 /// Anchor for M4 files, which carry no dates (the values' positions are what matter).
@@ -19,8 +19,8 @@ pub fn load_file(
     format: InputFormat,
     platform: Option<Platform>,
     start: Option<NaiveDate>,
-    freq: Frequency,
-) -> anyhow::Result<Vec<Series>> {
+    freq: Option<Frequency>,
+) -> anyhow::Result<(Vec<Series>, Frequency)> {
     let is_m4 = format == InputFormat::M4;
     let opts = IngestOptions {
         format,
@@ -30,11 +30,12 @@ pub fn load_file(
         } else {
             start
         },
-        freq,
+        freq: freq.unwrap_or_default(),
         ..IngestOptions::default()
     };
     let got = read_observations(path, &opts)
         .with_context(|| format!("cannot read {}", path.display()))?;
+    let freq = resolve_freq(&path.display().to_string(), freq, got.freq, &got.rows);
     if !got.errors.is_empty() {
         for e in got.errors.iter().take(20) {
             eprintln!("{e}");
@@ -64,23 +65,54 @@ pub fn load_file(
         let (grid, hint) = match freq {
             Frequency::Weekly => ("weekly", " (a daily file? pass --freq daily to keep days)"),
             Frequency::Daily => ("daily", ""),
+            Frequency::Monthly => ("monthly", ""),
         };
         eprintln!(
             "note: {} holds {with_volume} observations for {periods} {grid} periods; observations in the same period are averaged{hint}",
             path.display()
         );
     }
-    Ok(series)
+    Ok((series, freq))
+}
+
+/// The grid to put data on: `--freq` when given (a note when the layout implies another), else the
+/// layout's own frequency, else the one the dates show ([`infer_frequency`]), else weekly.
+fn resolve_freq(
+    what: &str,
+    given: Option<Frequency>,
+    layout: Option<Frequency>,
+    rows: &[kwi_features::ingest::Observation],
+) -> Frequency {
+    match (given, layout) {
+        (Some(g), Some(l)) if g != l => {
+            eprintln!("note: {what} holds {l} data; putting it on the {g} grid as --freq says");
+            g
+        }
+        (Some(g), _) => g,
+        (None, Some(l)) => l,
+        (None, None) => match infer_frequency(rows) {
+            Some(f) => {
+                if f != Frequency::Weekly {
+                    eprintln!(
+                        "note: {what} holds {f} dates; reading it as {f} data (--freq overrides)"
+                    );
+                }
+                f
+            }
+            None => Frequency::Weekly,
+        },
+    }
 }
 
 /// Reads every keyword's series from the store (optionally one platform).
 pub async fn load_store(
     url: &str,
     platform: Option<Platform>,
-    freq: Frequency,
-) -> anyhow::Result<Vec<Series>> {
+    freq: Option<Frequency>,
+) -> anyhow::Result<(Vec<Series>, Frequency)> {
     let store = kwi_store::open(url).await?;
     let rows = store.observations(platform, None).await?;
+    let freq = resolve_freq("the store", freq, None, &rows);
     let series = regularise(&rows, freq, &Default::default());
     if series.is_empty() {
         bail!(
@@ -88,7 +120,7 @@ pub async fn load_store(
             platform.map(|p| format!(" on {p}")).unwrap_or_default()
         );
     }
-    Ok(series)
+    Ok((series, freq))
 }
 
 /// Splits off the last `n` values of every series: `(kept series, held-out tails)`. Series too
@@ -137,8 +169,9 @@ pub fn load_m4_test(path: &Path, train: &[Series]) -> anyhow::Result<Vec<Vec<f64
         InputFormat::M4,
         train.first().map(|s| s.platform),
         None,
-        Frequency::Weekly,
-    )?;
+        Some(train.first().map_or(Frequency::Weekly, |s| s.freq)),
+    )?
+    .0;
     let by_label: std::collections::HashMap<&str, &Series> =
         test.iter().map(|s| (s.label.as_str(), s)).collect();
     train

@@ -183,6 +183,7 @@ pub fn fit(series: &[Series], cfg: &TrainConfig) -> anyhow::Result<Fitted> {
             radius: Vec::new(),
         },
         training_data: serde_json::json!({
+            "freq": series.first().map(|s| s.freq),
             "series": series.len(),
             "validation_series": eligible.len(),
             "validation_windows": k,

@@ -299,3 +299,75 @@ fn bad_configuration_and_input_get_clear_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Monthly data end to end: the calendar-month panel is recognised as monthly from its dates
+/// (season 12, horizon 12), the weekly file read with `--freq monthly` is the same panel (each month
+/// the mean of its weeks), and a history too short for the holdout is refused by name.
+#[test]
+fn monthly_panel_is_read_as_monthly_and_matches_the_weekly_file_averaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let monthly = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../data/samples/gtrends_pt_monthly_topics.csv");
+    let (a, b) = (dir.path().join("m.csv"), dir.path().join("w.csv"));
+    let run = |train: &Path, extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "forecast",
+            "--train",
+            train.to_str().unwrap(),
+            "--holdout",
+            "12",
+        ];
+        args.extend(extra);
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(QUICK);
+        kwi_train(&args, dir.path())
+    };
+    let out = run(&monthly, &[], &a);
+    let note = String::from_utf8_lossy(&out.stderr).to_string();
+    ok(out);
+    assert!(
+        note.contains("monthly"),
+        "says it read monthly data: {note}"
+    );
+    let g = gtrends();
+    ok(run(&g, &["--freq", "monthly"], &b));
+    let (header, from_monthly) = read_csv(&a);
+    let (_, from_weekly) = read_csv(&b);
+    assert_eq!(header, "id,step,mean,lo_80,hi_80,lo_95,hi_95");
+    assert_eq!(
+        from_monthly.len(),
+        32 * 12,
+        "horizon 12 by default for monthly data"
+    );
+    assert_eq!(from_monthly.len(), from_weekly.len());
+    for (m, w) in from_monthly.iter().zip(&from_weekly) {
+        assert_eq!((&m.0, m.1), (&w.0, w.1));
+        // The panel file rounds to 12 significant digits; the forecasts agree to that.
+        for (x, y) in m.2.iter().zip(&w.2) {
+            assert!(
+                (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+                "{} step {}: {x} vs {y}",
+                m.0,
+                m.1
+            );
+        }
+    }
+    let out = kwi_train(
+        &[
+            "forecast",
+            "--train",
+            monthly.to_str().unwrap(),
+            "--holdout",
+            "150",
+            "--out",
+            a.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("too short to hold out 150 periods"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
