@@ -70,7 +70,7 @@ pub fn sniff(head: &[u8]) -> Encoding {
 pub fn to_utf8(bytes: &[u8]) -> Result<(Cow<'_, [u8]>, Encoding), String> {
     let enc = sniff(bytes);
     let utf16 = |body: &[u8], le: bool| -> Result<Vec<u8>, String> {
-        if body.len() % 2 != 0 {
+        if !body.len().is_multiple_of(2) {
             return Err(format!(
                 "{enc} text with an odd number of bytes (truncated file?)"
             ));
