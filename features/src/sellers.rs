@@ -661,7 +661,12 @@ Amazon.com,tarot mat,0,B000000005,Mat,3%,1%,,,,\r\n";
                 .unwrap_err()
                 .contains("low – high")
         );
-        assert!(planner_volume("lots").unwrap_err().contains("range like"));
+        assert!(planner_volume("lots").unwrap_err().contains("not a number"));
+        assert!(
+            planner_volume("1K – lots")
+                .unwrap_err()
+                .contains("range like")
+        );
         assert_eq!(
             month_column("Searches: Dec 2016"),
             NaiveDate::from_ymd_opt(2016, 12, 1)

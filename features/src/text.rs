@@ -134,7 +134,8 @@ impl Shape {
 }
 
 /// Separator and preamble from the first lines (at most 10 looked at). The separator is the one
-/// that splits some line into the most fields (ties go to the comma). A preamble line is a leading
+/// found on the most lines, then the one that splits some line into the most fields (ties go to
+/// the comma): a title line with commas above a tab-separated table does not decide. A preamble line is a leading
 /// line without that separator (a title, a blank line) or a report-parameter line (`name=[…]`, as
 /// Amazon's Brand Analytics downloads start); at most 10 are skipped.
 pub fn shape(text: &[u8]) -> Shape {
@@ -144,16 +145,14 @@ pub fn shape(text: &[u8]) -> Shape {
         .take(10)
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .collect();
-    let most = |d: u8| {
-        lines
-            .iter()
-            .map(|l| l.iter().filter(|b| **b == d).count())
-            .max()
-            .unwrap_or(0)
+    let score = |d: u8| {
+        let counts = lines.iter().map(|l| l.iter().filter(|b| **b == d).count());
+        let with = counts.clone().filter(|c| *c > 0).count();
+        (with, counts.max().unwrap_or(0))
     };
     let delimiter = [b',', b'\t', b';']
         .into_iter()
-        .max_by_key(|d| (most(*d), *d == b','))
+        .max_by_key(|d| (score(*d), *d == b','))
         .unwrap_or(b',');
     let is_parameters = |l: &[u8]| l.windows(2).any(|w| w == b"=[");
     let preamble = lines
