@@ -358,7 +358,7 @@ fn monthly_panel_is_read_as_monthly_and_matches_the_weekly_file_averaged() {
             "--train",
             monthly.to_str().unwrap(),
             "--holdout",
-            "150",
+            "155",
             "--out",
             a.to_str().unwrap(),
         ],
@@ -366,7 +366,7 @@ fn monthly_panel_is_read_as_monthly_and_matches_the_weekly_file_averaged() {
     );
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("too short to hold out 150 periods"),
+        String::from_utf8_lossy(&out.stderr).contains("too short to hold out 155 periods"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
