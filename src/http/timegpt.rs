@@ -49,15 +49,14 @@ const MAX_STEP: usize = 100_000;
 /// Values of a series are volumes: at most this large (as `/v1/forecasts`' series).
 const MAX_VALUE: f64 = super::forecast::MAX_SERIES_VALUE;
 
-/// Query of `GET /model_params`.
+/// Query of `GET /model_params` (both are answered the same whatever they say: kwi serves its
+/// own model, and an unsupported frequency is refused by the forecast routes).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ModelParamsQuery {
-    /// Model name the SDK sends (any; kwi serves its own model).
-    #[param(max_length = 100)]
+    /// Model name the SDK sends.
     pub model: Option<String>,
     /// pandas frequency alias.
-    #[param(max_length = 20)]
     pub freq: Option<String>,
 }
 
@@ -79,15 +78,11 @@ pub struct ModelParamsDetail {
 /// `GET /model_params`: how much history the client should send (TimeGPT-compatible).
 #[utoipa::path(get, path = "/model_params", tag = "timegpt", params(ModelParamsQuery),
     responses((status = 200, body = ModelParams),
-              (status = 400, description = "Unsupported frequency", body = super::error::ErrorResponse)))]
+              (status = 400, description = "An unreadable query", body = super::error::ErrorResponse)))]
 pub async fn model_params(
     State(state): State<AppState>,
     Query(q): Query<ModelParamsQuery>,
 ) -> Result<axum::Json<ModelParams>, ApiError> {
-    if let Some(f) = &q.freq {
-        pandas_freq(f)?;
-    }
-    // Any model name is answered by kwi's own model.
     tracing::debug!(model = ?q.model, freq = ?q.freq, "TimeGPT model_params");
     Ok(axum::Json(ModelParams {
         detail: ModelParamsDetail {
