@@ -409,6 +409,19 @@ impl Ctx {
             reason: reason.into(),
         }
     }
+
+    /// The keyword in `raw`, or its error (at `row`, `column`) added to `errors`.
+    pub(crate) fn keyword(
+        &self,
+        errors: &mut Vec<RowError>,
+        row: usize,
+        column: &str,
+        raw: &str,
+    ) -> Option<Keyword> {
+        Keyword::parse(raw)
+            .map_err(|e| errors.push(self.err(row, column, e.to_string())))
+            .ok()
+    }
 }
 
 const DATE_COLUMNS: [&str; 6] = ["period_start", "date", "week", "day", "month", "time"];
@@ -617,13 +630,12 @@ fn read_long(
             },
         };
         bad |= platform.is_none();
-        let keyword = match Keyword::parse(keywords.get(row).unwrap_or("")) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                out.errors.push(ctx.err(row, &keyword_col, e.to_string()));
-                None
-            }
-        };
+        let keyword = ctx.keyword(
+            &mut out.errors,
+            row,
+            &keyword_col,
+            keywords.get(row).unwrap_or(""),
+        );
         bad |= keyword.is_none();
         let date = match dates.get(row).map(parse_date) {
             Some(Ok(d)) => Some(d),

@@ -22,7 +22,7 @@ use crate::error::{FeatureError, Result};
 use crate::ingest::{
     Bound, Ctx, IngestOptions, Ingested, Observation, parse_value, str_column, value_index,
 };
-use crate::keyword::{Keyword, Platform};
+use crate::keyword::Platform;
 
 /// True when the header is a Keyword Planner export's.
 pub(crate) fn is_keyword_planner(lower: &[String]) -> bool {
@@ -138,12 +138,8 @@ pub(crate) fn read_keyword_planner<'a>(
             // Keyword Planner separates sections with blank lines.
             continue;
         }
-        let keyword = match Keyword::parse(raw) {
-            Ok(k) => k,
-            Err(e) => {
-                out.errors.push(ctx.err(row, keyword_col, e.to_string()));
-                continue;
-            }
+        let Some(keyword) = ctx.keyword(&mut out.errors, row, keyword_col, raw) else {
+            continue;
         };
         let mut bad = false;
         let mut points = Vec::with_capacity(month_cols.len());
@@ -320,12 +316,8 @@ pub(crate) fn read_brand_analytics(
     let (clicks, conversions) = (share_cols(&clicks)?, share_cols(&conversions)?);
     for row in 0..df.height() {
         let raw = terms.get(row).unwrap_or("");
-        let keyword = match Keyword::parse(raw) {
-            Ok(k) => k,
-            Err(e) => {
-                out.errors.push(ctx.err(row, term_col, e.to_string()));
-                continue;
-            }
+        let Some(keyword) = ctx.keyword(&mut out.errors, row, term_col, raw) else {
+            continue;
         };
         let mut bad = false;
         let rank = match parse_value(ranks.get(row).unwrap_or(""), Bound::Rank) {

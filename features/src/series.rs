@@ -52,16 +52,9 @@ impl Series {
 /// the 1st and at least 28 days apart: monthly; otherwise weekly), and the most common vote wins
 /// (ties go to the finer frequency).
 pub fn infer_frequency(rows: &[Observation]) -> Option<Frequency> {
-    let mut dates: BTreeMap<(Platform, &str), Vec<NaiveDate>> = BTreeMap::new();
-    for o in rows.iter().filter(|o| o.search_volume().is_some()) {
-        dates
-            .entry((o.platform, o.keyword.as_str()))
-            .or_default()
-            .push(o.period_start);
-    }
     let mut votes = [0usize; 3];
-    for d in dates.into_values() {
-        let Some(f) = Frequency::of_dates(d) else {
+    for points in volumes_by_keyword(rows).into_values() {
+        let Some(f) = Frequency::of_dates(points.iter().map(|p| p.0)) else {
             continue;
         };
         votes[Frequency::ALL.iter().position(|x| *x == f).expect("listed")] += 1;
@@ -70,10 +63,11 @@ pub fn infer_frequency(rows: &[Observation]) -> Option<Frequency> {
     (votes[best] > 0).then_some(Frequency::ALL[best])
 }
 
-/// Like [`regularise`], each keyword on the grid of its own dates ([`Frequency::of_dates`];
-/// weekly for a keyword with a single date): a store may hold weekly and monthly keywords side by
-/// side. The server builds every stored keyword's series so ([`regular_series_of`]).
-pub fn regularise_each(rows: &[Observation]) -> Vec<Series> {
+/// Each keyword's (period, volume) points, in (platform, keyword) order; rows without a volume
+/// are left out.
+fn volumes_by_keyword(
+    rows: &[Observation],
+) -> BTreeMap<(Platform, &Keyword), Vec<(NaiveDate, f64)>> {
     let mut groups: BTreeMap<(Platform, &Keyword), Vec<(NaiveDate, f64)>> = BTreeMap::new();
     for o in rows {
         if let Some(v) = o.search_volume() {
@@ -84,6 +78,13 @@ pub fn regularise_each(rows: &[Observation]) -> Vec<Series> {
         }
     }
     groups
+}
+
+/// Like [`regularise`], each keyword on the grid of its own dates ([`Frequency::of_dates`];
+/// weekly for a keyword with a single date): a store may hold weekly and monthly keywords side by
+/// side. The server builds every stored keyword's series so ([`regular_series_of`]).
+pub fn regularise_each(rows: &[Observation]) -> Vec<Series> {
+    volumes_by_keyword(rows)
         .into_iter()
         .filter_map(|((platform, keyword), points)| regular_series_of(platform, keyword, &points))
         .collect()
@@ -113,16 +114,7 @@ pub fn regularise(
     freq: Frequency,
     labels: &BTreeMap<(Platform, Keyword), String>,
 ) -> Vec<Series> {
-    let mut groups: BTreeMap<(Platform, &Keyword), Vec<(NaiveDate, f64)>> = BTreeMap::new();
-    for o in rows {
-        if let Some(v) = o.search_volume() {
-            groups
-                .entry((o.platform, &o.keyword))
-                .or_default()
-                .push((o.period_start, v));
-        }
-    }
-    groups
+    volumes_by_keyword(rows)
         .into_iter()
         .map(|((platform, keyword), points)| {
             let label = labels

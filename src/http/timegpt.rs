@@ -365,6 +365,31 @@ fn model_for(
     }
 }
 
+/// One model call on `values` (the served model or a baseline calibrated on them, see
+/// [`model_for`]), after [`supported`]: the forecasts and the answering model's version.
+fn forecast_on(
+    served: &Arc<Predictor>,
+    c: &Checked,
+    values: &[&[f64]],
+) -> Result<(Vec<kwi_models::Forecast>, String), ApiError> {
+    let h = c.horizon.get();
+    let model = model_for(served.clone(), c.freq, values, h);
+    supported(&model, c, values)?;
+    let forecasts = model
+        .forecast(values, h, &c.levels)
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok((forecasts, model.manifest.version.clone()))
+}
+
+/// Runs model work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?
+}
+
 /// Refuses levels the model cannot answer (outside its calibrated range, or a baseline with no
 /// series long enough to calibrate on), so every `lo-L`/`hi-L` the client expects is present.
 fn supported(model: &Predictor, c: &Checked, calibration: &[&[f64]]) -> Result<(), ApiError> {
@@ -480,23 +505,16 @@ pub async fn forecast(
     drop(req);
     state.auth.charge(&p, c.series.len()).await?;
     let served = state.forecaster.model();
-    let (c, out, version) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+    let (c, out, version) = blocking(move || {
         let values: Vec<&[f64]> = c.series.iter().map(|(_, v)| v.as_slice()).collect();
-        let h = c.horizon.get();
-        let model = model_for(served, c.freq, &values, h);
-        supported(&model, &c, &values)?;
-        let forecasts = model
-            .forecast(&values, h, &c.levels)
-            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        let (forecasts, version) = forecast_on(&served, &c, &values)?;
         let mut cols = Columns::default();
         for f in &forecasts {
             cols.push(&c, f);
         }
-        let version = model.manifest.version.clone();
         Ok((c, cols, version))
     })
-    .await
-    .map_err(|e| ApiError::Internal(Box::new(e)))??;
+    .await?;
     let mut out = out;
     let answer = TimeGptForecast {
         intervals: out.intervals(&c),
@@ -552,7 +570,7 @@ pub async fn cross_validation(
     }
     state.auth.charge(&p, c.series.len() * windows).await?;
     let served = state.forecaster.model();
-    let (c, cols, idxs, version) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+    let (c, cols, idxs, version) = blocking(move || {
         // Per window: every series cut at its cutoff, one model call (a baseline calibrated on
         // exactly those histories).
         let mut by_window = Vec::with_capacity(windows);
@@ -560,14 +578,9 @@ pub async fn cross_validation(
         for w in 0..windows {
             let back = h + step * (windows - 1 - w);
             let cut: Vec<&[f64]> = c.series.iter().map(|(_, v)| &v[..v.len() - back]).collect();
-            let model = model_for(served.clone(), c.freq, &cut, h);
-            supported(&model, &c, &cut)?;
-            version = model.manifest.version.clone();
-            by_window.push(
-                model
-                    .forecast(&cut, h, &c.levels)
-                    .map_err(|e| ApiError::Internal(Box::new(e)))?,
-            );
+            let (forecasts, v) = forecast_on(&served, &c, &cut)?;
+            version = v;
+            by_window.push(forecasts);
         }
         let mut cols = Columns::default();
         let mut idxs = Vec::new();
@@ -580,8 +593,7 @@ pub async fn cross_validation(
         }
         Ok((c, cols, idxs, version))
     })
-    .await
-    .map_err(|e| ApiError::Internal(Box::new(e)))??;
+    .await?;
     let mut cols = cols;
     let answer = TimeGptCrossValidation {
         sizes: vec![windows * h; c.series.len()],
