@@ -57,6 +57,105 @@ pub enum Command {
     Users(UsersArgs),
     /// Manage API keys without a running server
     Keys(KeysArgs),
+    /// Collect keywords from a marketplace API now (`kwi collect replay` re-parses kept pages)
+    Collect(CollectArgs),
+    /// Run the collection queue: claim jobs, collect, write (until Ctrl-C / SIGTERM)
+    Worker(WorkerArgs),
+}
+
+/// Marketplace API credentials and limits (environment variables; never logged).
+#[derive(Debug, Clone, Args)]
+pub struct SourceOpts {
+    /// Etsy Open API base URL
+    #[arg(
+        long,
+        env = "KWI_ETSY_BASE_URL",
+        default_value = "https://openapi.etsy.com",
+        hide_env_values = true
+    )]
+    pub etsy_base_url: String,
+    /// Etsy `keystring:shared_secret`
+    #[arg(long, env = "KWI_ETSY_API_KEY", hide_env_values = true)]
+    pub etsy_api_key: Option<String>,
+    /// Etsy requests per second (Etsy's default limit)
+    #[arg(long, env = "KWI_ETSY_PER_SECOND", default_value_t = 10.0)]
+    pub etsy_per_second: f64,
+    /// Etsy requests per UTC day, shared by every worker (Etsy's default limit)
+    #[arg(long, env = "KWI_ETSY_PER_DAY", default_value_t = 10_000)]
+    pub etsy_per_day: i64,
+    /// Etsy result pages read per keyword (100 listings each; offsets stop at 12,000)
+    #[arg(long, env = "KWI_ETSY_PAGES", default_value_t = 1)]
+    pub etsy_pages: u32,
+    /// Retries of one request after a transient failure (5xx, timeout, reset, per-second 429)
+    #[arg(long, default_value_t = 4)]
+    pub retries: usize,
+    /// First retry delay in milliseconds (doubling, with jitter)
+    #[arg(long, default_value_t = 500)]
+    pub retry_min_ms: u64,
+    /// Longest `Retry-After` honoured, in seconds
+    #[arg(long, default_value_t = 60)]
+    pub retry_after_cap_secs: u64,
+    /// Timeout of one request in seconds
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Claims of one job before it goes to the dead letters
+    #[arg(long, default_value_t = 5)]
+    pub job_attempts: i32,
+    /// Seconds a claimed job is held before another worker may take it over
+    #[arg(long, default_value_t = 300)]
+    pub lease_secs: u64,
+    /// Jobs worked on at once
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+/// `kwi collect`.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CollectArgs {
+    /// `replay`: parse the kept pages again and rewrite their observations
+    #[command(subcommand)]
+    pub command: Option<CollectCommand>,
+    /// Source: etsy (ebay and amazon are not collected yet)
+    #[arg(long)]
+    pub source: Option<kwi_store::Source>,
+    /// Keywords, comma-separated
+    #[arg(long, value_delimiter = ',')]
+    pub keywords: Vec<String>,
+    /// A file with one keyword per line (added to --keywords)
+    #[arg(long)]
+    pub keywords_file: Option<PathBuf>,
+    /// The period the observations are for (default: Monday of this ISO week, UTC)
+    #[arg(long)]
+    pub period: Option<chrono::NaiveDate>,
+    /// Wait for jobs rescheduled up to this many seconds ahead (longer waits are reported)
+    #[arg(long, default_value_t = 120)]
+    pub patience_secs: u64,
+    /// Sources' settings
+    #[command(flatten)]
+    pub sources: SourceOpts,
+}
+
+/// `kwi collect` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CollectCommand {
+    /// Parse every kept page of a source again and write its observations (one transaction per job)
+    Replay {
+        /// Source
+        #[arg(long)]
+        source: kwi_store::Source,
+        /// Sources' settings
+        #[command(flatten)]
+        sources: SourceOpts,
+    },
+}
+
+/// `kwi worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Sources' settings
+    #[command(flatten)]
+    pub sources: SourceOpts,
 }
 
 /// `kwi users`.

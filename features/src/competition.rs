@@ -98,18 +98,26 @@ pub struct Listings {
     pub errors: Vec<RowError>,
 }
 
-/// One listing before it becomes a frame row.
+/// One listing of a search result before it becomes a frame row (the file parsers' and the
+/// collectors' common form).
 #[derive(Debug, Clone, Default)]
-struct Listing {
-    keyword: String,
-    rank: u32,
-    seller: Option<String>,
-    price: Option<f64>,
-    review_count: Option<f64>,
-    rating: Option<f64>,
+pub struct Listing {
+    /// The keyword searched (normalised).
+    pub keyword: String,
+    /// Search rank, 1 = first.
+    pub rank: u32,
+    /// Seller or shop.
+    pub seller: Option<String>,
+    /// Price in the marketplace currency.
+    pub price: Option<f64>,
+    /// Number of reviews.
+    pub review_count: Option<f64>,
+    /// Mean rating 0..=5.
+    pub rating: Option<f64>,
 }
 
-fn listing_frame(platform: Platform, period: NaiveDate, rows: &[Listing]) -> Result<DataFrame> {
+/// The listing frame ([`LISTING_COLUMNS`]) of `rows`, all of one platform and period.
+pub fn listing_frame(platform: Platform, period: NaiveDate, rows: &[Listing]) -> Result<DataFrame> {
     let n = rows.len();
     let day = date_to_days(period);
     Ok(DataFrame::new_infer_height(vec![

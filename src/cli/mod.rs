@@ -2,6 +2,7 @@
 //! on the library. Only this module (and `main.rs`) reads the configuration; library modules take
 //! plain values.
 
+mod collect;
 mod export;
 mod import;
 mod serve;
@@ -23,6 +24,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(&cli.global, &args).await,
         Command::Users(args) => users::users(&cli.global, &args).await,
         Command::Keys(args) => users::keys(&cli.global, &args).await,
+        Command::Collect(args) => collect::run(&cli.global, &args).await,
+        Command::Worker(args) => collect::worker(&cli.global, &args).await,
     }
 }
 

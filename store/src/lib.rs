@@ -12,6 +12,7 @@ pub use kwi_models::artifact::ModelKind;
 use serde::Serialize;
 
 mod accounts;
+mod collect;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -20,6 +21,9 @@ pub use accounts::{
     Account, Accounts, ApiKeyRecord, AuditRecord, KeyOwner, NewApiKey, NewRefreshToken, NewUser,
     Plan, PlanName, RefreshOutcome, Role, SearchRecord, TopSearch, UsageDelta, UserPatch,
     month_bounds,
+};
+pub use collect::{
+    DeadLetter, Job, JobState, Jobs, NewJob, RawResponse, Source, SourceStatus, StoredRaw, idem_key,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -364,7 +368,7 @@ pub struct TrendItem {
 
 /// The storage interface the rest of the service talks to.
 #[async_trait]
-pub trait Store: Accounts + Send + Sync + 'static {
+pub trait Store: Accounts + Jobs + Send + Sync + 'static {
     /// Which backend this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.

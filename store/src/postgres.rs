@@ -234,6 +234,7 @@ impl Dialect for Postgres {
     const EXPORT_PREDICTIONS: &'static str = EXPORT_PREDICTIONS;
     const VERSIONS_MANY: &'static str = VERSIONS_MANY;
     const TRENDS: &'static str = TRENDS;
+    const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
 
     fn volumes_many(
         pool: &PgPool,

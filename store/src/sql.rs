@@ -146,6 +146,9 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>, Connection: Migrate>
     /// Movers of one direction (binds: direction, platform or NULL, limit); the columns of
     /// [`TrendItem`].
     const TRENDS: &'static str;
+    /// The clause that makes a queue claim skip rows other workers hold (PostgreSQL's
+    /// `FOR UPDATE SKIP LOCKED`; empty on SQLite, whose single writer is already exclusive).
+    const SKIP_LOCKED: &'static str;
 
     /// Rows a statement changed.
     fn rows_affected(r: &Self::QueryResult) -> u64;
@@ -210,6 +213,90 @@ impl<DB: Dialect> SqlStore<DB> {
             .map(|r| r.map_err(Into::into))
             .boxed()
     }
+}
+
+/// Upserts observations inside the caller's transaction (the path of every write of observations:
+/// imports and collected pages) and refreshes the snapshots of the keywords that changed, which
+/// moves their data versions.
+pub(crate) async fn write_observations<DB: Dialect>(
+    tx: &mut DB::Connection,
+    rows: &[Observation],
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<ImportCounts>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> NaiveDate: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q, 'r> uuid::Uuid: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
+{
+    let mut counts = ImportCounts::default();
+    let mut changed: BTreeSet<(Platform, &str)> = BTreeSet::new();
+    let now = Utc::now();
+    let mut done = 0u64;
+    for batch in rows.chunks(IMPORT_BATCH) {
+        let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::now_v7()).collect();
+        let mut qb = QueryBuilder::<DB>::new(OBS_INSERT_HEAD);
+        qb.push_values(batch.iter().zip(&ids), |mut b, (o, id)| {
+            let v = &o.values;
+            b.push_bind(*id)
+                .push_bind(o.platform.as_str())
+                .push_bind(o.keyword.as_str())
+                .push_bind(o.period_start)
+                .push_bind(v[0])
+                .push_bind(v[1].map(|c| c as i64))
+                .push_bind(v[2])
+                .push_bind(v[3])
+                .push_bind(v[4])
+                .push_bind(v[5])
+                .push_bind(v[6])
+                .push_bind(v[7])
+                .push_bind(v[8])
+                .push_bind(v[9])
+                .push_bind(v[10])
+                .push_bind(v[11].map(|r| r as i64))
+                .push_bind(v[12])
+                .push_bind(v[13])
+                .push_bind(o.source.as_str())
+                .push_bind(now);
+        });
+        qb.push(OBS_UPSERT_TAIL);
+        let returned: Vec<uuid::Uuid> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+        let ours: HashMap<uuid::Uuid, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut inserted_here = 0u64;
+        for id in &returned {
+            if let Some(i) = ours.get(id) {
+                inserted_here += 1;
+                changed.insert((batch[*i].platform, batch[*i].keyword.as_str()));
+            }
+        }
+        let updated_here = returned.len() as u64 - inserted_here;
+        if updated_here > 0 {
+            // An update returns the stored row's id, not ours: find which keywords those were.
+            for o in batch {
+                changed.insert((o.platform, o.keyword.as_str()));
+            }
+        }
+        counts.inserted += inserted_here;
+        counts.updated += updated_here;
+        counts.unchanged += batch.len() as u64 - returned.len() as u64;
+        done += batch.len() as u64;
+        progress(done);
+    }
+    for (platform, keyword) in &changed {
+        sqlx::query(DB::REFRESH)
+            .bind(uuid::Uuid::now_v7())
+            .bind(platform.as_str())
+            .bind(*keyword)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(counts)
 }
 
 /// A registry row as stored ([`MODELS`]): `kind` is text, checked by
@@ -384,6 +471,7 @@ where
     for<'q> Option<Json<&'q Value>>: Encode<'q, DB>,
     for<'r> Json<Value>: Decode<'r, DB> + Type<DB>,
     for<'r> Json<Vec<f64>>: Decode<'r, DB> + Type<DB>,
+    for<'q, 'r> Vec<u8>: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
 {
     fn backend(&self) -> Backend {
         DB::BACKEND
@@ -404,70 +492,8 @@ where
         rows: &[Observation],
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<ImportCounts> {
-        let mut counts = ImportCounts::default();
-        let mut changed: BTreeSet<(Platform, &str)> = BTreeSet::new();
-        let now = Utc::now();
         let mut tx = self.pool.begin().await?;
-        let mut done = 0u64;
-        for batch in rows.chunks(IMPORT_BATCH) {
-            let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::now_v7()).collect();
-            let mut qb = QueryBuilder::<DB>::new(OBS_INSERT_HEAD);
-            qb.push_values(batch.iter().zip(&ids), |mut b, (o, id)| {
-                let v = &o.values;
-                b.push_bind(*id)
-                    .push_bind(o.platform.as_str())
-                    .push_bind(o.keyword.as_str())
-                    .push_bind(o.period_start)
-                    .push_bind(v[0])
-                    .push_bind(v[1].map(|c| c as i64))
-                    .push_bind(v[2])
-                    .push_bind(v[3])
-                    .push_bind(v[4])
-                    .push_bind(v[5])
-                    .push_bind(v[6])
-                    .push_bind(v[7])
-                    .push_bind(v[8])
-                    .push_bind(v[9])
-                    .push_bind(v[10])
-                    .push_bind(v[11].map(|r| r as i64))
-                    .push_bind(v[12])
-                    .push_bind(v[13])
-                    .push_bind(o.source.as_str())
-                    .push_bind(now);
-            });
-            qb.push(OBS_UPSERT_TAIL);
-            let returned: Vec<uuid::Uuid> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-            let ours: HashMap<uuid::Uuid, usize> =
-                ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-            let mut inserted_here = 0u64;
-            for id in &returned {
-                if let Some(i) = ours.get(id) {
-                    inserted_here += 1;
-                    changed.insert((batch[*i].platform, batch[*i].keyword.as_str()));
-                }
-            }
-            let updated_here = returned.len() as u64 - inserted_here;
-            if updated_here > 0 {
-                // An update returns the stored row's id, not ours: find which keywords those were.
-                for o in batch {
-                    changed.insert((o.platform, o.keyword.as_str()));
-                }
-            }
-            counts.inserted += inserted_here;
-            counts.updated += updated_here;
-            counts.unchanged += batch.len() as u64 - returned.len() as u64;
-            done += batch.len() as u64;
-            progress(done);
-        }
-        for (platform, keyword) in &changed {
-            sqlx::query(DB::REFRESH)
-                .bind(uuid::Uuid::now_v7())
-                .bind(platform.as_str())
-                .bind(*keyword)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let counts = write_observations::<DB>(&mut tx, rows, progress).await?;
         tx.commit().await?;
         Ok(counts)
     }

@@ -219,6 +219,7 @@ impl Dialect for Sqlite {
     const EXPORT_PREDICTIONS: &'static str = EXPORT_PREDICTIONS;
     const VERSIONS_MANY: &'static str = VERSIONS_MANY;
     const TRENDS: &'static str = TRENDS;
+    const SKIP_LOCKED: &'static str = "";
 
     fn volumes_many(
         pool: &SqlitePool,

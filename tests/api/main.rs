@@ -10,6 +10,7 @@
 mod access;
 mod accounts;
 mod cache;
+mod collect;
 mod contract;
 mod dashboard;
 mod export;

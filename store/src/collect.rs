@@ -1,0 +1,691 @@
+//! The collectors' durable queue (table `collect_jobs`), its dead letters, the raw responses kept
+//! for replay and the daily request budgets every worker shares. One trait, [`Jobs`], implemented
+//! once for [`SqlStore`] over both backends.
+//!
+//! Why a table of our own rather than apalis: finishing a job, writing its observations and
+//! keeping its raw pages must be ONE transaction of the store the service already has (so a worker
+//! killed at any point leaves all or nothing), the idempotency key `source:keyword:period` is a
+//! unique column, and a lease that runs out makes the job claimable again. apalis' SQL storages
+//! keep their jobs in their own schema and commit a job's state apart from what the job writes.
+//!
+//! Claiming: PostgreSQL takes the oldest ready row `FOR UPDATE SKIP LOCKED`, so concurrent workers
+//! never wait on each other; SQLite has one writer at a time, so the same statement without the
+//! locking clause is already exclusive.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use kwi_features::Keyword;
+use kwi_features::ingest::Observation;
+use serde::Serialize;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
+use uuid::Uuid;
+
+use crate::sql::{Dialect, SqlStore, write_observations};
+use crate::{ImportCounts, Result, StoreError};
+
+/// Where a job collects from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Etsy Open API v3.
+    Etsy,
+    /// eBay Browse API.
+    Ebay,
+    /// Amazon Selling Partner API.
+    Amazon,
+}
+
+impl Source {
+    /// Every source.
+    pub const ALL: [Source; 3] = [Source::Etsy, Source::Ebay, Source::Amazon];
+
+    /// The stored name (also the CLI's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Etsy => "etsy",
+            Source::Ebay => "ebay",
+            Source::Amazon => "amazon",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Source::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| format!("unknown source `{s}`: expected etsy, ebay or amazon"))
+    }
+}
+
+/// A job's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for its `run_at`.
+    Queued,
+    /// Leased by a worker.
+    Running,
+    /// Collected and written.
+    Done,
+    /// Failed for good (see the dead letters).
+    Dead,
+}
+
+impl JobState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Dead => "dead",
+        }
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Done,
+            JobState::Dead,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+        .ok_or_else(|| format!("unknown job state `{s}`"))
+    }
+}
+
+/// The idempotency key of a collection: `source:keyword:period`.
+pub fn idem_key(source: Source, keyword: &Keyword, period: NaiveDate) -> String {
+    format!("{source}:{}:{period}", keyword.as_str())
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Where to collect from.
+    pub source: Source,
+    /// What to collect.
+    pub keyword: Keyword,
+    /// The period the observation is for (part of the idempotency key).
+    pub period: NaiveDate,
+    /// Not claimed before.
+    pub run_at: DateTime<Utc>,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    /// Id.
+    pub id: Uuid,
+    /// `source:keyword:period`.
+    pub idem_key: String,
+    /// Where to collect from.
+    pub source: Source,
+    /// What to collect.
+    pub keyword: Keyword,
+    /// The observation's period.
+    pub period: NaiveDate,
+    /// State.
+    pub state: JobState,
+    /// Claims so far (this one included, for a claimed job).
+    pub attempts: i32,
+    /// Not claimed before.
+    pub run_at: DateTime<Utc>,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    idem_key: String,
+    source: String,
+    keyword: String,
+    period: NaiveDate,
+    state: String,
+    attempts: i32,
+    run_at: DateTime<Utc>,
+    last_error: Option<String>,
+}
+
+impl JobRow {
+    fn into_job(self) -> Result<Job> {
+        let corrupt =
+            |what: &str, e: String| StoreError::Corrupt(format!("job {}: {what}: {e}", self.id));
+        Ok(Job {
+            source: self.source.parse().map_err(|e| corrupt("source", e))?,
+            keyword: Keyword::parse(&self.keyword)
+                .map_err(|e| corrupt("keyword", e.to_string()))?,
+            state: self.state.parse().map_err(|e| corrupt("state", e))?,
+            id: self.id,
+            idem_key: self.idem_key,
+            period: self.period,
+            attempts: self.attempts,
+            run_at: self.run_at,
+            last_error: self.last_error,
+        })
+    }
+}
+
+/// One HTTP response kept for replay.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// The URL asked, without credentials.
+    pub url: String,
+    /// HTTP status.
+    pub status: u16,
+    /// The body, zstd-compressed by the caller.
+    pub body_zstd: Vec<u8>,
+    /// When it arrived.
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// A kept response with the job it answered (for `kwi collect replay`).
+#[derive(Debug, Clone)]
+pub struct StoredRaw {
+    /// The job.
+    pub job: Job,
+    /// The response.
+    pub raw: RawResponse,
+}
+
+#[derive(sqlx::FromRow)]
+struct RawRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    url: String,
+    status: i32,
+    body_zstd: Vec<u8>,
+    fetched_at: DateTime<Utc>,
+}
+
+/// A failure kept in `collect_dead_letters`.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct DeadLetter {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its source.
+    pub source: String,
+    /// Its keyword.
+    pub keyword: String,
+    /// Why it failed.
+    pub error: String,
+    /// The first bytes of the body at fault, if a body was at fault.
+    pub body_sample: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The queue at a glance, per source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SourceStatus {
+    /// Jobs waiting (queued, due or not).
+    pub queued: i64,
+    /// Jobs leased by a worker now.
+    pub running: i64,
+    /// Jobs done.
+    pub done: i64,
+    /// Jobs dead (see the dead letters).
+    pub dead: i64,
+    /// When a job of this source last finished.
+    pub last_success: Option<DateTime<Utc>>,
+    /// The most recent failure recorded on a job, if any.
+    pub last_error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CountRow {
+    source: String,
+    state: String,
+    n: i64,
+    last_at: Option<DateTime<Utc>>,
+}
+
+const JOB_COLUMNS: &str =
+    "id, idem_key, source, keyword, period, state, attempts, run_at, last_error";
+
+/// The queue half of the store.
+#[async_trait]
+pub trait Jobs: Send + Sync {
+    /// Enqueues jobs; a key already queued, running or done is left as it is (idempotent), a dead
+    /// one is queued again with its attempts reset. Returns how many were (re)queued.
+    async fn enqueue_jobs(&self, jobs: &[NewJob], now: DateTime<Utc>) -> Result<u64>;
+    /// Leases the oldest ready job (queued and due, or running with its lease run out) to `worker`
+    /// until `lease_until`.
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Job>>;
+    /// Extends a lease; `false` when the job is no longer this worker's.
+    async fn renew_lease(
+        &self,
+        job: Uuid,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// In ONE transaction: marks the job done, writes its observations through the import path
+    /// and keeps its raw responses. `None` (and nothing written) when the lease was lost.
+    async fn finish_job(
+        &self,
+        job: Uuid,
+        worker: &str,
+        rows: &[Observation],
+        raw: &[RawResponse],
+        now: DateTime<Utc>,
+    ) -> Result<Option<ImportCounts>>;
+    /// Puts the job back in the queue until `run_at`, recording why; `false` when the lease was lost.
+    async fn retry_job(
+        &self,
+        job: Uuid,
+        worker: &str,
+        run_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// In ONE transaction: the job dead, a dead letter with `body_sample`, the raw responses kept
+    /// (so a fixed parser can replay them). `false` when the lease was lost.
+    async fn bury_job(
+        &self,
+        job: Uuid,
+        worker: &str,
+        error: &str,
+        body_sample: Option<&str>,
+        raw: &[RawResponse],
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// A job by idempotency key.
+    async fn job(&self, idem_key: &str) -> Result<Option<Job>>;
+    /// The jobs of these idempotency keys (those that exist), in no particular order.
+    async fn jobs(&self, idem_keys: &[String]) -> Result<Vec<Job>>;
+    /// Takes one request from the day's budget of (source, credential); `None` when `limit` is
+    /// already spent (nothing taken). Every worker shares the counter.
+    async fn spend_budget(
+        &self,
+        source: Source,
+        credential: &str,
+        day: NaiveDate,
+        limit: i64,
+    ) -> Result<Option<i64>>;
+    /// Requests taken from the day's budget.
+    async fn budget_used(&self, source: Source, credential: &str, day: NaiveDate) -> Result<i64>;
+    /// Per source: jobs by state, last success, last error.
+    async fn queue_status(&self) -> Result<Vec<(Source, SourceStatus)>>;
+    /// Dead letters, newest first.
+    async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>>;
+    /// Kept responses of a source's finished or dead jobs, oldest first.
+    async fn raw_responses(&self, source: Source) -> Result<Vec<StoredRaw>>;
+}
+
+impl<DB: Dialect> SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+{
+    async fn keep_raw(
+        tx: &mut DB::Connection,
+        job: Uuid,
+        source: &str,
+        raw: &[RawResponse],
+    ) -> Result<()> {
+        for r in raw {
+            sqlx::query(
+                "INSERT INTO collect_raw (id, job_id, source, url, status, body_zstd, fetched_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(job)
+            .bind(source)
+            .bind(r.url.as_str())
+            .bind(i32::from(r.status))
+            .bind(r.body_zstd.clone())
+            .bind(r.fetched_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> Jobs for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q, 'r> String: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> Option<String>: Decode<'r, DB>,
+    for<'q, 'r> i32: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q, 'r> i64: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+    for<'q, 'r> Vec<u8>: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q, 'r> NaiveDate: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q, 'r> DateTime<Utc>: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> Option<DateTime<Utc>>: Decode<'r, DB>,
+    for<'q, 'r> Uuid: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
+{
+    async fn enqueue_jobs(&self, jobs: &[NewJob], now: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for j in jobs {
+            let r = sqlx::query(
+                "INSERT INTO collect_jobs (id, idem_key, source, keyword, period, state, attempts, \
+                 run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $7) \
+                 ON CONFLICT (idem_key) DO UPDATE SET state = 'queued', attempts = 0, \
+                 run_at = excluded.run_at, lease_until = NULL, worker = NULL, updated_at = excluded.updated_at \
+                 WHERE collect_jobs.state = 'dead'",
+            )
+            .bind(Uuid::now_v7())
+            .bind(idem_key(j.source, &j.keyword, j.period))
+            .bind(j.source.as_str())
+            .bind(j.keyword.as_str())
+            .bind(j.period)
+            .bind(j.run_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            n += DB::rows_affected(&r);
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Job>> {
+        let sql = format!(
+            "UPDATE collect_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
+             lease_until = $2, updated_at = $3 WHERE id = (SELECT id FROM collect_jobs \
+             WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3) \
+             ORDER BY run_at, id LIMIT 1 {}) RETURNING {JOB_COLUMNS}",
+            DB::SKIP_LOCKED
+        );
+        let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(worker)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(JobRow::into_job).transpose()
+    }
+
+    async fn renew_lease(
+        &self,
+        job: Uuid,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE collect_jobs SET lease_until = $1 WHERE id = $2 AND worker = $3 AND state = 'running'",
+        )
+        .bind(lease_until)
+        .bind(job)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&r) == 1)
+    }
+
+    async fn finish_job(
+        &self,
+        job: Uuid,
+        worker: &str,
+        rows: &[Observation],
+        raw: &[RawResponse],
+        now: DateTime<Utc>,
+    ) -> Result<Option<ImportCounts>> {
+        let mut tx = self.pool.begin().await?;
+        let source: Option<String> = sqlx::query_scalar(
+            "UPDATE collect_jobs SET state = 'done', lease_until = NULL, last_error = NULL, \
+             updated_at = $1 WHERE id = $2 AND worker = $3 AND state = 'running' RETURNING source",
+        )
+        .bind(now)
+        .bind(job)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(source) = source else {
+            return Ok(None);
+        };
+        let counts = write_observations::<DB>(&mut tx, rows, &|_| {}).await?;
+        Self::keep_raw(&mut tx, job, &source, raw).await?;
+        tx.commit().await?;
+        Ok(Some(counts))
+    }
+
+    async fn retry_job(
+        &self,
+        job: Uuid,
+        worker: &str,
+        run_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE collect_jobs SET state = 'queued', run_at = $1, last_error = $2, lease_until = NULL, \
+             worker = NULL, updated_at = $3 WHERE id = $4 AND worker = $5 AND state = 'running'",
+        )
+        .bind(run_at)
+        .bind(error)
+        .bind(now)
+        .bind(job)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&r) == 1)
+    }
+
+    async fn bury_job(
+        &self,
+        job: Uuid,
+        worker: &str,
+        error: &str,
+        body_sample: Option<&str>,
+        raw: &[RawResponse],
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String, String)> = sqlx::query_as(
+            "UPDATE collect_jobs SET state = 'dead', last_error = $1, lease_until = NULL, updated_at = $2 \
+             WHERE id = $3 AND worker = $4 AND state = 'running' RETURNING source, keyword",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(job)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((source, keyword)) = row else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "INSERT INTO collect_dead_letters (id, job_id, source, keyword, error, body_sample, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(job)
+        .bind(source.as_str())
+        .bind(keyword.as_str())
+        .bind(error)
+        .bind(body_sample)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        Self::keep_raw(&mut tx, job, &source, raw).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn job(&self, idem_key: &str) -> Result<Option<Job>> {
+        let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM collect_jobs WHERE idem_key = $1"
+        )))
+        .bind(idem_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(JobRow::into_job).transpose()
+    }
+
+    async fn jobs(&self, idem_keys: &[String]) -> Result<Vec<Job>> {
+        let mut out = Vec::with_capacity(idem_keys.len());
+        for chunk in idem_keys.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::<DB>::new(format!(
+                "SELECT {JOB_COLUMNS} FROM collect_jobs WHERE idem_key IN ("
+            ));
+            let mut list = qb.separated(", ");
+            for k in chunk {
+                list.push_bind(k.as_str());
+            }
+            qb.push(")");
+            let rows: Vec<JobRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+            for r in rows {
+                out.push(r.into_job()?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn spend_budget(
+        &self,
+        source: Source,
+        credential: &str,
+        day: NaiveDate,
+        limit: i64,
+    ) -> Result<Option<i64>> {
+        if limit < 1 {
+            return Ok(None);
+        }
+        Ok(sqlx::query_scalar(
+            "INSERT INTO collect_budgets (source, credential, day, used) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (source, credential, day) DO UPDATE SET used = collect_budgets.used + 1 \
+             WHERE collect_budgets.used < $4 RETURNING CAST(used AS BIGINT)",
+        )
+        .bind(source.as_str())
+        .bind(credential)
+        .bind(day)
+        .bind(limit)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn budget_used(&self, source: Source, credential: &str, day: NaiveDate) -> Result<i64> {
+        let used: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(used AS BIGINT) FROM collect_budgets WHERE source = $1 AND credential = $2 AND day = $3",
+        )
+        .bind(source.as_str())
+        .bind(credential)
+        .bind(day)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(used.unwrap_or(0))
+    }
+
+    async fn queue_status(&self) -> Result<Vec<(Source, SourceStatus)>> {
+        let rows: Vec<CountRow> = sqlx::query_as(
+            "SELECT source, state, COUNT(*) AS n, MAX(updated_at) AS last_at FROM collect_jobs \
+             GROUP BY source, state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let errors: Vec<(String, String)> = sqlx::query_as(
+            "SELECT j.source, j.last_error FROM collect_jobs j WHERE j.last_error IS NOT NULL \
+             AND j.updated_at = (SELECT MAX(k.updated_at) FROM collect_jobs k \
+             WHERE k.source = j.source AND k.last_error IS NOT NULL)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(Source, SourceStatus)> = Source::ALL
+            .into_iter()
+            .map(|s| (s, SourceStatus::default()))
+            .collect();
+        let status_of = |out: &[(Source, SourceStatus)], source: &str| -> Result<usize> {
+            let s: Source = source.parse().map_err(StoreError::Corrupt)?;
+            Ok(out
+                .iter()
+                .position(|(x, _)| *x == s)
+                .expect("every source listed"))
+        };
+        for r in rows {
+            let i = status_of(&out, &r.source)?;
+            let st = &mut out[i].1;
+            match r.state.parse().map_err(StoreError::Corrupt)? {
+                JobState::Queued => st.queued = r.n,
+                JobState::Running => st.running = r.n,
+                JobState::Done => {
+                    st.done = r.n;
+                    st.last_success = r.last_at;
+                }
+                JobState::Dead => st.dead = r.n,
+            }
+        }
+        for (source, error) in errors {
+            let i = status_of(&out, &source)?;
+            out[i].1.last_error = Some(error);
+        }
+        Ok(out)
+    }
+
+    async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>> {
+        Ok(sqlx::query_as(
+            "SELECT job_id, source, keyword, error, body_sample, created_at FROM collect_dead_letters \
+             ORDER BY created_at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn raw_responses(&self, source: Source) -> Result<Vec<StoredRaw>> {
+        let rows: Vec<RawRow> = sqlx::query_as(
+            "SELECT j.id, j.idem_key, j.source, j.keyword, j.period, j.state, j.attempts, j.run_at, \
+             j.last_error, r.url, r.status, r.body_zstd, r.fetched_at FROM collect_raw r \
+             JOIN collect_jobs j ON j.id = r.job_id WHERE r.source = $1 ORDER BY r.fetched_at, r.id",
+        )
+        .bind(source.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(StoredRaw {
+                    raw: RawResponse {
+                        url: r.url,
+                        status: u16::try_from(r.status).unwrap_or(0),
+                        body_zstd: r.body_zstd,
+                        fetched_at: r.fetched_at,
+                    },
+                    job: r.job.into_job()?,
+                })
+            })
+            .collect()
+    }
+}
