@@ -22,6 +22,8 @@ pub struct AppState {
     pub forecaster: Forecaster,
     /// Accounts and access: credentials, rate limits, quotas, history, audit.
     pub auth: Auth,
+    /// The collectors' daily limits, for `/v1/collector/status`.
+    pub daily_limits: Arc<crate::collect::DailyLimits>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
                 cache,
                 forecaster,
                 auth,
+                daily_limits: Arc::default(),
             },
             done,
         ))

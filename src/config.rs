@@ -43,6 +43,8 @@ impl GlobalOpts {
 }
 
 /// Subcommands.
+// Parsed once per process: the variants' sizes do not matter, boxing them would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (applies migrations; loads sample data into an empty store)
@@ -59,8 +61,11 @@ pub enum Command {
     Keys(KeysArgs),
     /// Collect keywords from a marketplace API now (`kwi collect replay` re-parses kept pages)
     Collect(CollectArgs),
-    /// Run the collection queue: claim jobs, collect, write (until Ctrl-C / SIGTERM)
+    /// Run the collection queue and the watch-list scheduler: claim jobs, collect, write (until
+    /// Ctrl-C / SIGTERM)
     Worker(WorkerArgs),
+    /// Watched keywords, collected on their cadence by `kwi worker` / `kwi serve --worker`
+    Watch(WatchArgs),
 }
 
 /// Marketplace API credentials and limits (environment variables; never logged).
@@ -86,6 +91,73 @@ pub struct SourceOpts {
     /// Etsy result pages read per keyword (100 listings each; offsets stop at 12,000)
     #[arg(long, env = "KWI_ETSY_PAGES", default_value_t = 1)]
     pub etsy_pages: u32,
+    /// eBay API base URL (the Browse API and the OAuth token endpoint)
+    #[arg(
+        long,
+        env = "KWI_EBAY_BASE_URL",
+        default_value = "https://api.ebay.com",
+        hide_env_values = true
+    )]
+    pub ebay_base_url: String,
+    /// eBay OAuth client id (App ID)
+    #[arg(long, env = "KWI_EBAY_CLIENT_ID", hide_env_values = true)]
+    pub ebay_client_id: Option<String>,
+    /// eBay OAuth client secret (Cert ID)
+    #[arg(long, env = "KWI_EBAY_CLIENT_SECRET", hide_env_values = true)]
+    pub ebay_client_secret: Option<String>,
+    /// eBay marketplace searched (X-EBAY-C-MARKETPLACE-ID)
+    #[arg(long, env = "KWI_EBAY_MARKETPLACE", default_value = "EBAY_US")]
+    pub ebay_marketplace: String,
+    /// eBay buying options counted as competing items (eBay counts FIXED_PRICE only unless told)
+    #[arg(
+        long,
+        env = "KWI_EBAY_BUYING_OPTIONS",
+        default_value = "FIXED_PRICE|AUCTION"
+    )]
+    pub ebay_buying_options: String,
+    /// eBay requests per second (eBay publishes no per-second Browse limit)
+    #[arg(long, env = "KWI_EBAY_PER_SECOND", default_value_t = 5.0)]
+    pub ebay_per_second: f64,
+    /// eBay requests per UTC day, shared by every worker (eBay's Browse default limit)
+    #[arg(long, env = "KWI_EBAY_PER_DAY", default_value_t = 5_000)]
+    pub ebay_per_day: i64,
+    /// eBay result pages read per keyword (200 items each; offsets stop at 10,000)
+    #[arg(long, env = "KWI_EBAY_PAGES", default_value_t = 1)]
+    pub ebay_pages: u32,
+    /// Amazon SP-API regional endpoint
+    #[arg(
+        long,
+        env = "KWI_SPAPI_BASE_URL",
+        default_value = "https://sellingpartnerapi-na.amazon.com",
+        hide_env_values = true
+    )]
+    pub spapi_base_url: String,
+    /// Login with Amazon token endpoint
+    #[arg(
+        long,
+        env = "KWI_SPAPI_TOKEN_URL",
+        default_value = "https://api.amazon.com/auth/o2/token",
+        hide_env_values = true
+    )]
+    pub spapi_token_url: String,
+    /// SP-API app's LWA client id
+    #[arg(long, env = "KWI_SPAPI_CLIENT_ID", hide_env_values = true)]
+    pub spapi_client_id: Option<String>,
+    /// SP-API app's LWA client secret
+    #[arg(long, env = "KWI_SPAPI_CLIENT_SECRET", hide_env_values = true)]
+    pub spapi_client_secret: Option<String>,
+    /// The seller's LWA refresh token
+    #[arg(long, env = "KWI_SPAPI_REFRESH_TOKEN", hide_env_values = true)]
+    pub spapi_refresh_token: Option<String>,
+    /// Marketplace id (ATVPDKIKX0DER: amazon.com)
+    #[arg(long, env = "KWI_SPAPI_MARKETPLACE", default_value = "ATVPDKIKX0DER")]
+    pub spapi_marketplace: String,
+    /// SP-API requests per second (searchCatalogItems: 2)
+    #[arg(long, env = "KWI_SPAPI_PER_SECOND", default_value_t = 2.0)]
+    pub spapi_per_second: f64,
+    /// SP-API requests per UTC day (our own cap: the operation has no daily quota)
+    #[arg(long, env = "KWI_SPAPI_PER_DAY", default_value_t = 100_000)]
+    pub spapi_per_day: i64,
     /// Retries of one request after a transient failure (5xx, timeout, reset, per-second 429)
     #[arg(long, default_value_t = 4)]
     pub retries: usize,
@@ -107,6 +179,9 @@ pub struct SourceOpts {
     /// Jobs worked on at once
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Seconds between the scheduler's looks at the watch list (`kwi worker`, `kwi serve --worker`)
+    #[arg(long, env = "KWI_SCHEDULE_SECS", default_value_t = 60)]
+    pub schedule_secs: u64,
 }
 
 /// `kwi collect`.
@@ -116,7 +191,7 @@ pub struct CollectArgs {
     /// `replay`: parse the kept pages again and rewrite their observations
     #[command(subcommand)]
     pub command: Option<CollectCommand>,
-    /// Source: etsy (ebay and amazon are not collected yet)
+    /// Source: etsy, ebay or amazon
     #[arg(long)]
     pub source: Option<kwi_store::Source>,
     /// Keywords, comma-separated
@@ -156,6 +231,52 @@ pub struct WorkerArgs {
     /// Sources' settings
     #[command(flatten)]
     pub sources: SourceOpts,
+}
+
+/// `kwi watch`.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: WatchCommand,
+}
+
+/// `kwi watch` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum WatchCommand {
+    /// Watch keywords (a keyword already watched takes the new cadence)
+    Add {
+        /// Source: etsy, ebay or amazon
+        #[arg(long)]
+        source: kwi_store::Source,
+        /// Keywords, comma-separated
+        #[arg(long, value_delimiter = ',', required = true)]
+        keywords: Vec<String>,
+        /// daily or weekly (UTC)
+        #[arg(long, default_value = "weekly")]
+        cadence: kwi_store::Cadence,
+        /// The owner's email (default: admin@localhost, the first admin `kwi serve` creates)
+        #[arg(long, default_value = "admin@localhost")]
+        user: String,
+    },
+    /// List watched keywords (every user's unless --user is given)
+    List {
+        /// Only this user's (email)
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Stop watching keywords
+    Remove {
+        /// Source: etsy, ebay or amazon
+        #[arg(long)]
+        source: kwi_store::Source,
+        /// Keywords, comma-separated
+        #[arg(long, value_delimiter = ',', required = true)]
+        keywords: Vec<String>,
+        /// The owner's email
+        #[arg(long, default_value = "admin@localhost")]
+        user: String,
+    },
 }
 
 /// `kwi users`.
@@ -305,6 +426,12 @@ pub struct ServeArgs {
     /// Require an admin's credentials for `/metrics` (default: public, for Prometheus)
     #[arg(long, env = "KWI_PRIVATE_METRICS")]
     pub private_metrics: bool,
+    /// Also run the collection queue and the watch-list scheduler in this process (as `kwi worker`)
+    #[arg(long, env = "KWI_WORKER")]
+    pub worker: bool,
+    /// Sources' settings (their daily limits are what `/v1/collector/status` counts quota against)
+    #[command(flatten)]
+    pub sources: SourceOpts,
 }
 
 /// `kwi import`.

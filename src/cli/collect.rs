@@ -1,4 +1,5 @@
-//! `kwi collect` (one collection now, or `replay`) and `kwi worker` (the queue until stopped).
+//! `kwi collect` (one collection now, or `replay`), `kwi worker` (queue and scheduler until
+//! stopped; also started by `kwi serve --worker`) and `kwi watch`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +9,16 @@ use chrono::Utc;
 use kwi_features::Keyword;
 use kwi_store::{JobState, NewJob, Source, Store, idem_key};
 
+use crate::collect::amazon::{SpApi, SpApiConfig};
+use crate::collect::ebay::{Ebay, EbayConfig};
 use crate::collect::etsy::{Etsy, EtsyConfig, MAX_LIMIT};
-use crate::collect::{RetryPolicy, SourceClient, Stats, Worker, WorkerOptions, weekly_period};
-use crate::config::{CollectArgs, CollectCommand, GlobalOpts, SourceOpts, WorkerArgs};
+use crate::collect::{
+    DailyLimits, RetryPolicy, SourceClient, Stats, Worker, WorkerOptions, run_scheduler,
+    weekly_period,
+};
+use crate::config::{
+    CollectArgs, CollectCommand, GlobalOpts, SourceOpts, WatchArgs, WatchCommand, WorkerArgs,
+};
 
 fn policy(o: &SourceOpts) -> RetryPolicy {
     RetryPolicy {
@@ -21,6 +29,16 @@ fn policy(o: &SourceOpts) -> RetryPolicy {
         job_attempts: o.job_attempts,
         ..RetryPolicy::default()
     }
+}
+
+/// A base URL that paths join under (a trailing `/` added).
+fn base_url(raw: &str, setting: &str) -> anyhow::Result<reqwest::Url> {
+    let mut base = raw.to_string();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    base.parse()
+        .with_context(|| format!("{setting} `{raw}` is not a URL"))
 }
 
 /// The client of `source`, from its settings; the error names what is missing.
@@ -35,14 +53,8 @@ fn client(
             let Some(api_key) = o.etsy_api_key.clone() else {
                 bail!("no Etsy credentials: set KWI_ETSY_API_KEY to `keystring:shared_secret`");
             };
-            let mut base = o.etsy_base_url.clone();
-            if !base.ends_with('/') {
-                base.push('/');
-            }
             let config = EtsyConfig {
-                base_url: base.parse().with_context(|| {
-                    format!("KWI_ETSY_BASE_URL `{}` is not a URL", o.etsy_base_url)
-                })?,
+                base_url: base_url(&o.etsy_base_url, "KWI_ETSY_BASE_URL")?,
                 api_key,
                 per_second: o.etsy_per_second,
                 per_day: o.etsy_per_day,
@@ -56,9 +68,60 @@ fn client(
                 stats.clone(),
             )?))
         }
-        Source::Ebay | Source::Amazon => bail!(
-            "collecting from {source} is not built yet; its data can come in through `kwi import`"
-        ),
+        Source::Ebay => {
+            let (Some(client_id), Some(client_secret)) =
+                (o.ebay_client_id.clone(), o.ebay_client_secret.clone())
+            else {
+                bail!("no eBay credentials: set KWI_EBAY_CLIENT_ID and KWI_EBAY_CLIENT_SECRET");
+            };
+            let config = EbayConfig {
+                base_url: base_url(&o.ebay_base_url, "KWI_EBAY_BASE_URL")?,
+                client_id,
+                client_secret,
+                marketplace: o.ebay_marketplace.clone(),
+                buying_options: o.ebay_buying_options.clone(),
+                per_second: o.ebay_per_second,
+                per_day: o.ebay_per_day,
+                pages: o.ebay_pages,
+                limit: crate::collect::ebay::MAX_LIMIT,
+            };
+            Ok(Arc::new(Ebay::new(
+                config,
+                store.clone(),
+                policy(o),
+                stats.clone(),
+            )?))
+        }
+        Source::Amazon => {
+            let (Some(client_id), Some(client_secret), Some(refresh_token)) = (
+                o.spapi_client_id.clone(),
+                o.spapi_client_secret.clone(),
+                o.spapi_refresh_token.clone(),
+            ) else {
+                bail!(
+                    "no SP-API credentials: set KWI_SPAPI_CLIENT_ID, KWI_SPAPI_CLIENT_SECRET and KWI_SPAPI_REFRESH_TOKEN"
+                );
+            };
+            let token_url = o.spapi_token_url.parse().with_context(|| {
+                format!("KWI_SPAPI_TOKEN_URL `{}` is not a URL", o.spapi_token_url)
+            })?;
+            let config = SpApiConfig {
+                base_url: base_url(&o.spapi_base_url, "KWI_SPAPI_BASE_URL")?,
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+                marketplace: o.spapi_marketplace.clone(),
+                per_second: o.spapi_per_second,
+                per_day: o.spapi_per_day,
+            };
+            Ok(Arc::new(SpApi::new(
+                config,
+                store.clone(),
+                policy(o),
+                stats.clone(),
+            )?))
+        }
     }
 }
 
@@ -77,13 +140,19 @@ fn keywords(args: &CollectArgs) -> anyhow::Result<Vec<Keyword>> {
             .with_context(|| format!("cannot read {}", path.display()))?;
         raw.extend(text.lines().map(str::to_string));
     }
+    parse_keywords(&raw)
+}
+
+/// Keywords parsed and de-duplicated, blank ones skipped; the error names the bad one.
+fn parse_keywords(raw: &[String]) -> anyhow::Result<Vec<Keyword>> {
     let mut out: Vec<Keyword> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (i, r) in raw.iter().enumerate() {
         if r.trim().is_empty() {
             continue;
         }
         let k = Keyword::parse(r).map_err(|e| anyhow::anyhow!("keyword {} `{r}`: {e}", i + 1))?;
-        if !out.contains(&k) {
+        if seen.insert(k.as_str().to_string()) {
             out.push(k);
         }
     }
@@ -99,7 +168,7 @@ pub async fn run(global: &GlobalOpts, args: &CollectArgs) -> anyhow::Result<()> 
         return replay(global, *source, sources).await;
     }
     let Some(source) = args.source else {
-        bail!("which source? pass --source etsy");
+        bail!("which source? pass --source etsy, ebay or amazon");
     };
     let keywords = keywords(args)?;
     let store = super::open_store(global).await?;
@@ -213,36 +282,170 @@ async fn replay(global: &GlobalOpts, source: Source, o: &SourceOpts) -> anyhow::
     Ok(())
 }
 
-/// `kwi worker`.
-pub async fn worker(global: &GlobalOpts, args: &WorkerArgs) -> anyhow::Result<()> {
-    let store = super::open_store(global).await?;
+/// The daily limits quota is counted against (`/v1/collector/status`, the gauges).
+pub(crate) fn daily_limits(o: &SourceOpts) -> DailyLimits {
+    DailyLimits {
+        per_day: vec![
+            (Source::Etsy, o.etsy_per_day),
+            (Source::Ebay, o.ebay_per_day),
+            (Source::Amazon, o.spapi_per_day),
+        ],
+    }
+}
+
+/// A running queue worker and scheduler (`kwi worker`, `kwi serve --worker`).
+pub(crate) struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stats: Arc<Stats>,
+}
+
+impl Running {
+    /// Stops claiming, finishes the jobs in hand, stops the scheduler; returns the counters.
+    pub(crate) async fn stop(self) -> crate::collect::StatsSnapshot {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.stats.snapshot()
+    }
+}
+
+/// Starts the worker of every source that has credentials, and the scheduler; an error when no
+/// source has any.
+pub(crate) fn start_worker(store: &Arc<dyn Store>, o: &SourceOpts) -> anyhow::Result<Running> {
     let stats = Arc::new(Stats::default());
     let mut clients = Vec::new();
     for source in Source::ALL {
-        match client(source, &args.sources, &store, &stats) {
+        match client(source, o, store, &stats) {
             Ok(c) => clients.push(c),
-            Err(e) => eprintln!("{source}: not collected ({e})"),
+            // Not configured is normal; configured wrongly is worth a warning.
+            Err(e) if e.to_string().starts_with("no ") => {
+                tracing::info!("{source}: not collected ({e})")
+            }
+            Err(e) => tracing::warn!("{source}: not collected: {e:#}"),
         }
     }
     if clients.is_empty() {
-        bail!("no source has credentials (set KWI_ETSY_API_KEY)");
+        bail!(
+            "no source has credentials (set KWI_ETSY_API_KEY; KWI_EBAY_CLIENT_ID and KWI_EBAY_CLIENT_SECRET; or KWI_SPAPI_CLIENT_ID, KWI_SPAPI_CLIENT_SECRET and KWI_SPAPI_REFRESH_TOKEN)"
+        );
     }
-    let options = worker_options(&args.sources);
-    eprintln!(
-        "worker {} running ({} at once)",
-        options.name, options.concurrency
+    let options = worker_options(o);
+    tracing::info!(
+        worker = %options.name,
+        concurrency = options.concurrency,
+        sources = ?clients.iter().map(|c| c.source()).collect::<Vec<_>>(),
+        "collection worker running"
     );
-    let worker = Arc::new(Worker::new(store, clients, options, stats.clone()));
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let run = tokio::spawn(worker.run(rx));
+    let worker = Arc::new(Worker::new(store.clone(), clients, options, stats.clone()));
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(worker.run(rx.clone())),
+        tokio::spawn(run_scheduler(
+            store.clone(),
+            daily_limits(o),
+            Duration::from_secs(o.schedule_secs.max(1)),
+            rx,
+        )),
+    ];
+    Ok(Running { stop, tasks, stats })
+}
+
+/// `kwi worker`.
+pub async fn worker(global: &GlobalOpts, args: &WorkerArgs) -> anyhow::Result<()> {
+    let store = super::open_store(global).await?;
+    let running = start_worker(&store, &args.sources)?;
     crate::app::shutdown_signal().await;
     eprintln!("stopping: finishing the jobs in hand");
-    let _ = tx.send(true);
-    run.await.context("worker task failed")?;
-    let s = stats.snapshot();
+    let s = running.stop().await;
     println!(
         "{} request(s), {} retries, {} jobs done, {} rescheduled, {} dead, {} observation(s) written",
         s.requests, s.retries, s.jobs_done, s.jobs_rescheduled, s.jobs_dead, s.observations_written
     );
+    Ok(())
+}
+
+/// The account of `email`; the error says how to make one.
+async fn owner(store: &Arc<dyn Store>, email: &str) -> anyhow::Result<kwi_store::Account> {
+    store.account_by_email(email).await?.with_context(|| {
+        format!(
+            "no user {email}: pass --user EMAIL of an existing user (kwi users create makes one)"
+        )
+    })
+}
+
+/// `kwi watch`.
+pub async fn watch(global: &GlobalOpts, args: &WatchArgs) -> anyhow::Result<()> {
+    let store = super::open_store(global).await?;
+    match &args.command {
+        WatchCommand::Add {
+            source,
+            keywords,
+            cadence,
+            user,
+        } => {
+            let owner = owner(&store, user).await?;
+            let keywords = parse_keywords(keywords)?;
+            let watched = store
+                .watch(owner.id, *source, &keywords, *cadence, Utc::now())
+                .await?;
+            let added = watched.iter().filter(|(_, new)| *new).count();
+            let changed = watched.len() - added;
+            println!(
+                "{source}: {added} keyword(s) watched {cadence} for {}, {changed} already watched (now {cadence})",
+                owner.email
+            );
+        }
+        WatchCommand::List { user } => {
+            let owner_id = match user {
+                Some(u) => Some(owner(&store, u).await?.id),
+                None => None,
+            };
+            let watches = store.watches(owner_id).await?;
+            println!("id\tsource\tkeyword\tcadence\tlast_period\tuser_id");
+            for w in &watches {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    w.id,
+                    w.source,
+                    w.keyword.as_str(),
+                    w.cadence,
+                    w.last_period
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    w.user_id
+                );
+            }
+            eprintln!("{} watched keyword(s)", watches.len());
+        }
+        WatchCommand::Remove {
+            source,
+            keywords,
+            user,
+        } => {
+            let owner = owner(&store, user).await?;
+            let keywords = parse_keywords(keywords)?;
+            let mine = store.watches(Some(owner.id)).await?;
+            let mut removed = 0;
+            for k in &keywords {
+                match mine.iter().find(|w| w.source == *source && &w.keyword == k) {
+                    Some(w) => {
+                        store.unwatch(Some(owner.id), w.id).await?;
+                        removed += 1;
+                    }
+                    None => eprintln!(
+                        "{source}: `{}` was not watched by {}",
+                        k.as_str(),
+                        owner.email
+                    ),
+                }
+            }
+            println!(
+                "{source}: {removed} keyword(s) no longer watched for {}",
+                owner.email
+            );
+        }
+    }
     Ok(())
 }

@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(args) => users::keys(&cli.global, &args).await,
         Command::Collect(args) => collect::run(&cli.global, &args).await,
         Command::Worker(args) => collect::worker(&cli.global, &args).await,
+        Command::Watch(args) => collect::watch(&cli.global, &args).await,
     }
 }
 

@@ -106,8 +106,15 @@ pub async fn run(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{}", listener.local_addr().unwrap_or(args.listen)))
         .trim_end_matches('/')
         .to_string();
-    let (state, writer) =
+    let (mut state, writer) =
         AppState::build_with(store, cache, auth_config(args, &public_url)?).await?;
+    state.daily_limits = std::sync::Arc::new(super::collect::daily_limits(&args.sources));
+    // The collection queue and scheduler in process (`--worker`), as `kwi worker` runs them.
+    let collector = if args.worker {
+        Some(super::collect::start_worker(&state.store, &args.sources)?)
+    } else {
+        None
+    };
     if !state.auth.enabled() {
         tracing::warn!(
             "AUTHENTICATION IS OFF (--auth off): every request acts as an admin; never expose this server"
@@ -135,6 +142,16 @@ pub async fn run(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result<()> {
         "kwi listening"
     );
     app::serve(listener, state, app::shutdown_signal()).await?;
+    if let Some(c) = collector {
+        tracing::info!("stopping the collection worker: finishing the jobs in hand");
+        let s = c.stop().await;
+        tracing::info!(
+            requests = s.requests,
+            jobs_done = s.jobs_done,
+            observations = s.observations_written,
+            "collection worker stopped"
+        );
+    }
     insights.abort();
     for w in watchers {
         w.abort();

@@ -12,13 +12,11 @@
 //! per-second 429 (`{"error":"Exceeded per second rate limit"}`, headers may be absent) is retried;
 //! the daily 429 (`retry-after: 86400`) reschedules the job.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kwi_features::competition::{Listing, competition_features, listing_frame};
-use kwi_features::ingest::{Observation, VALUE_COUNT, value_index};
+use kwi_features::ingest::Observation;
 use kwi_features::{Keyword, Platform};
 use kwi_store::{Job, Source, Store};
 use reqwest::StatusCode;
@@ -26,6 +24,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 
 use super::fetch::{PaceHint, SourceRules};
+use super::observe::{Paging, Priced, market_observation, parse_json};
 use super::{
     Collected, Fetcher, JobError, RetryPolicy, SourceClient, Stats, body_sample, credential_id,
 };
@@ -155,6 +154,17 @@ impl Etsy {
         })
     }
 
+    fn paging(&self) -> Paging<EtsyListing> {
+        Paging {
+            source: Source::Etsy,
+            pages: self.config.pages,
+            limit: self.config.limit,
+            max_offset: MAX_OFFSET,
+            parse: |b| parse_page(b).map(|p| (p.count, p.results)),
+            observe: observation,
+        }
+    }
+
     fn page_url(&self, keyword: &Keyword, offset: u32) -> Result<reqwest::Url, JobError> {
         let mut url = self
             .config
@@ -171,11 +181,7 @@ impl Etsy {
 
 /// Reads one page; the error says where in the body it went wrong.
 fn parse_page(body: &[u8]) -> Result<Page, String> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let page: Page = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        format!("at `{path}`: {}", e.into_inner())
-    })?;
+    let page: Page = parse_json(body)?;
     for (i, l) in page.results.iter().enumerate() {
         if let Some(m) = &l.price
             && (m.divisor <= 0 || m.amount < 0)
@@ -196,55 +202,24 @@ fn observation(
     count: u64,
     listings: &[EtsyListing],
 ) -> Result<Observation, String> {
-    let mut values = [None; VALUE_COUNT];
-    values[value_index("listing_count")] = Some(count as f64);
-    // Prices in the most common currency only: quantiles across currencies mean nothing.
-    let mut by_currency: HashMap<&str, usize> = HashMap::new();
-    for m in listings.iter().filter_map(|l| l.price.as_ref()) {
-        *by_currency.entry(m.currency_code.as_str()).or_default() += 1;
-    }
-    let currency = by_currency
-        .into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
-        .map(|(c, _)| c.to_string());
-    let rows: Vec<Listing> = listings
+    let priced: Vec<Priced> = listings
         .iter()
-        .enumerate()
-        .map(|(i, l)| Listing {
-            keyword: keyword.as_str().to_string(),
-            rank: i as u32 + 1,
+        .map(|l| Priced {
             seller: l.shop_id.map(|s| s.to_string()),
             price: l
                 .price
                 .as_ref()
-                .filter(|m| Some(&m.currency_code) == currency.as_ref())
-                .map(|m| m.amount as f64 / m.divisor as f64),
-            review_count: None,
-            rating: None,
+                .map(|m| (m.amount as f64 / m.divisor as f64, m.currency_code.clone())),
         })
         .collect();
-    if !rows.is_empty() {
-        let frame = listing_frame(Platform::Etsy, period, &rows).map_err(|e| e.to_string())?;
-        let f = competition_features(&frame, None)
-            .map_err(|e| e.to_string())?
-            .collect()
-            .map_err(|e| e.to_string())?;
-        for name in ["price_median", "price_p25", "price_p75"] {
-            let v = f
-                .column(name)
-                .and_then(|c| c.f64().map(|c| c.get(0)))
-                .map_err(|e| e.to_string())?;
-            values[value_index(name)] = v;
-        }
-    }
-    Ok(Observation {
-        platform: Platform::Etsy,
-        keyword: keyword.clone(),
-        period_start: period,
-        values,
-        source: OBSERVATION_SOURCE.to_string(),
-        line: 0,
-    })
+    market_observation(
+        Platform::Etsy,
+        OBSERVATION_SOURCE,
+        keyword,
+        period,
+        count,
+        &priced,
+    )
 }
 
 #[async_trait]
@@ -258,75 +233,31 @@ impl SourceClient for Etsy {
     }
 
     async fn collect(&self, job: &Job) -> Result<Collected, JobError> {
-        let mut raw = Vec::new();
-        let mut listings = Vec::new();
-        let mut count = 0u64;
-        let limit = self.config.limit;
-        for page_no in 0..self.config.pages {
-            let offset = page_no * limit;
-            if offset > MAX_OFFSET {
-                break;
-            }
-            let mut headers = HeaderMap::new();
-            headers.insert("x-api-key", self.api_key.clone());
-            let url = self.page_url(&job.keyword, offset)?;
-            let f = self.fetcher.get(url, headers).await?;
-            raw.push(f.to_raw());
-            match f.status {
-                StatusCode::OK => {}
-                StatusCode::FORBIDDEN if body_sample(&f.body, 500).contains("Shared secret") => {
-                    return Err(JobError::Refused(
-                        "etsy answered 403 \"Shared secret is required\": set KWI_ETSY_API_KEY to `keystring:shared_secret`".into(),
-                    ));
+        self.paging()
+            .collect(job, |offset| async move {
+                let mut headers = HeaderMap::new();
+                headers.insert("x-api-key", self.api_key.clone());
+                let f = self
+                    .fetcher
+                    .get(self.page_url(&job.keyword, offset)?, headers)
+                    .await?;
+                match f.status {
+                    StatusCode::OK => Ok(f),
+                    StatusCode::FORBIDDEN
+                        if body_sample(&f.body, 500).contains("Shared secret") =>
+                    {
+                        Err(JobError::Refused(
+                            "etsy answered 403 \"Shared secret is required\": set KWI_ETSY_API_KEY to `keystring:shared_secret`".into(),
+                        ))
+                    }
+                    _ => Err(f.refused(Source::Etsy)),
                 }
-                _ => return Err(f.refused(Source::Etsy)),
-            }
-            let page = parse_page(&f.body).map_err(|e| JobError::Invalid {
-                message: format!(
-                    "etsy: page at offset {offset} for `{}` {e}",
-                    job.keyword.as_str()
-                ),
-                sample: body_sample(&f.body, 500),
-                raw: raw.clone(),
-            })?;
-            count = page.count;
-            let got = page.results.len() as u64;
-            listings.extend(page.results);
-            if got < u64::from(limit) || u64::from(offset + limit) >= count {
-                break;
-            }
-        }
-        // Polars runs off the async runtime.
-        let (keyword, period) = (job.keyword.clone(), job.period);
-        let row =
-            tokio::task::spawn_blocking(move || observation(&keyword, period, count, &listings))
-                .await
-                .map_err(|e| JobError::Transient(format!("etsy: the feature task failed: {e}")))?
-                .map_err(|e| JobError::Invalid {
-                    message: format!("etsy: `{}`: {e}", job.keyword.as_str()),
-                    sample: String::new(),
-                    raw: raw.clone(),
-                })?;
-        Ok(Collected {
-            rows: vec![row],
-            raw,
-        })
+            })
+            .await
     }
 
     fn reparse(&self, job: &Job, bodies: &[Vec<u8>]) -> Result<Vec<Observation>, String> {
-        let mut listings = Vec::new();
-        let mut count = 0;
-        for b in bodies {
-            let page = parse_page(b)?;
-            count = page.count;
-            listings.extend(page.results);
-        }
-        Ok(vec![observation(
-            &job.keyword,
-            job.period,
-            count,
-            &listings,
-        )?])
+        self.paging().reparse(job, bodies)
     }
 }
 
@@ -344,11 +275,12 @@ mod tests {
         let kw = Keyword::parse("tarot cards").unwrap();
         let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
         let o = observation(&kw, day, page.count, &page.results).unwrap();
-        assert_eq!(o.values[value_index("listing_count")], Some(3.0));
+        let v = |n| o.values[kwi_features::ingest::value_index(n)];
+        assert_eq!(v("listing_count"), Some(3.0));
         // USD only (two of three): median 15, quartiles 12.5 and 17.5.
-        assert_eq!(o.values[value_index("price_median")], Some(15.0));
-        assert_eq!(o.values[value_index("price_p25")], Some(12.5));
-        assert_eq!(o.values[value_index("price_p75")], Some(17.5));
+        assert_eq!(v("price_median"), Some(15.0));
+        assert_eq!(v("price_p75"), Some(17.5));
+        assert_eq!(o.source, "etsy-api");
 
         let e = parse_page(br#"{"count": "many", "results": []}"#).unwrap_err();
         assert!(e.contains("`count`"), "{e}");

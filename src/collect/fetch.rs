@@ -229,6 +229,29 @@ impl Fetcher {
     /// failures are retried; a daily-quota answer or a spent budget ends in
     /// [`JobError::DailyQuota`].
     pub async fn get(&self, url: reqwest::Url, headers: HeaderMap) -> Result<Fetched, JobError> {
+        self.send(reqwest::Method::GET, url, headers, None).await
+    }
+
+    /// POSTs a form to an endpoint outside the daily budget (an OAuth token endpoint), paced and
+    /// retried like [`Fetcher::get`].
+    pub async fn post_form(
+        &self,
+        url: reqwest::Url,
+        headers: HeaderMap,
+        form: String,
+    ) -> Result<Fetched, JobError> {
+        self.send(reqwest::Method::POST, url, headers, Some(form))
+            .await
+    }
+
+    /// The one request loop; `form` set means a POST outside the budget.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: reqwest::Url,
+        headers: HeaderMap,
+        form: Option<String>,
+    ) -> Result<Fetched, JobError> {
         let source = self.rules.source;
         let p = &self.policy;
         let mut backoff = backon::ExponentialBuilder::default()
@@ -241,16 +264,17 @@ impl Fetcher {
         loop {
             attempt += 1;
             let now = Utc::now();
-            if self
-                .store
-                .spend_budget(
-                    source,
-                    &self.credential,
-                    now.date_naive(),
-                    self.rules.per_day,
-                )
-                .await?
-                .is_none()
+            if form.is_none()
+                && self
+                    .store
+                    .spend_budget(
+                        source,
+                        &self.credential,
+                        now.date_naive(),
+                        self.rules.per_day,
+                    )
+                    .await?
+                    .is_none()
             {
                 return Err(JobError::DailyQuota {
                     api: source,
@@ -259,13 +283,20 @@ impl Fetcher {
             }
             self.pacer.wait().await;
             Stats::add(&self.stats.requests, 1);
-            let sent = self
+            let mut request = self
                 .http
-                .get(url.clone())
+                .request(method.clone(), url.clone())
                 .headers(headers.clone())
-                .timeout(p.timeout)
-                .send()
-                .await;
+                .timeout(p.timeout);
+            if let Some(form) = &form {
+                request = request
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form.clone());
+            }
+            let sent = request.send().await;
             let failure: (String, Option<Duration>) = match sent {
                 Err(e) => (transport_error(source, &e), None),
                 Ok(res) => {

@@ -7,8 +7,13 @@
 //! failures with exponential backoff and jitter (honouring `Retry-After`, capped). A daily-quota
 //! answer is never retried: the job goes back to the queue until the quota resets.
 
+pub mod amazon;
+pub mod ebay;
 pub mod etsy;
 mod fetch;
+pub mod observe;
+mod schedule;
+mod token;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +26,7 @@ use kwi_store::{Job, RawResponse, Source, StoreError};
 use serde::Serialize;
 
 pub use fetch::{Fetched, Fetcher, Pacer, RetryPolicy};
+pub use schedule::{DailyLimits, SourceReport, report, run_scheduler};
 pub use worker::{Worker, WorkerOptions};
 
 /// Why a job did not finish.

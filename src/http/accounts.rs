@@ -526,7 +526,7 @@ pub async fn delete_history(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn parse_id(field: &'static str, s: &str) -> Result<Uuid, ApiError> {
+pub(super) fn parse_id(field: &'static str, s: &str) -> Result<Uuid, ApiError> {
     strict_uuid(s).ok_or_else(|| ApiError::BadRequest {
         field,
         message: format!("`{s}` is not an id (a UUID)"),

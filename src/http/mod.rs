@@ -3,6 +3,7 @@
 
 mod access;
 mod accounts;
+mod collector;
 mod dashboard;
 mod error;
 mod export;
@@ -141,6 +142,21 @@ pub(crate) fn api_routes() -> Routes {
             patch(accounts::update_plan),
         )
         .add("/v1/admin/audit", Access::Role(Admin), get(accounts::audit))
+        .add(
+            "/v1/watchlist",
+            customer,
+            get(collector::watchlist).post(collector::add_watch),
+        )
+        .add(
+            "/v1/watchlist/{id}",
+            customer,
+            delete(collector::remove_watch),
+        )
+        .add(
+            "/v1/collector/status",
+            Access::Role(Admin),
+            get(collector::status),
+        )
         // TimeGPT-compatible (the nixtla SDK's paths): bodies may be zstd-compressed and larger.
         .add("/model_params", customer, get(timegpt::model_params))
         .add(

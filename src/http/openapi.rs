@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::access::{Access, route_table};
-use super::{accounts, error, export, forecast, insights, keywords, telemetry, timegpt};
+use super::{accounts, collector, error, export, forecast, insights, keywords, telemetry, timegpt};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -62,6 +62,10 @@ use super::{accounts, error, export, forecast, insights, keywords, telemetry, ti
         accounts::update_plan,
         accounts::audit,
         accounts::searches,
+        collector::watchlist,
+        collector::add_watch,
+        collector::remove_watch,
+        collector::status,
         timegpt::model_params,
         timegpt::forecast,
         timegpt::cross_validation,
@@ -91,6 +95,7 @@ use super::{accounts, error, export, forecast, insights, keywords, telemetry, ti
         (name = "auth", description = "Sign-in: password, refresh tokens, OpenID Connect"),
         (name = "account", description = "The caller's account: plan, usage, history, API keys"),
         (name = "admin", description = "Users, plans, the audit trail, search analytics"),
+        (name = "collectors", description = "Watched keywords (collected from the marketplaces' APIs on their cadence) and the collection queue's status"),
         (name = "timegpt", description = "TimeGPT-compatible forecasting (Nixtla API v2 paths) for the `nixtla` Python SDK: zstd-compressed bodies up to 64 MiB once decoded"),
     )
 )]

@@ -249,7 +249,108 @@ pub struct SourceStatus {
     pub last_success: Option<DateTime<Utc>>,
     /// The most recent failure recorded on a job, if any.
     pub last_error: Option<String>,
+    /// Requests taken from today's budgets (UTC day, every credential).
+    pub requests_today: i64,
 }
+
+/// How often a watched keyword is collected (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Cadence {
+    /// Every UTC day; the observation is for the day.
+    Daily,
+    /// Every ISO week; the observation is for its Monday.
+    Weekly,
+}
+
+impl Cadence {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cadence::Daily => "daily",
+            Cadence::Weekly => "weekly",
+        }
+    }
+
+    /// The period a collection made on `day` is for.
+    pub fn period(self, day: NaiveDate) -> NaiveDate {
+        use chrono::Datelike;
+        match self {
+            Cadence::Daily => day,
+            Cadence::Weekly => {
+                day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday()))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Cadence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Cadence {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [Cadence::Daily, Cadence::Weekly]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| format!("unknown cadence `{s}`: expected daily or weekly"))
+    }
+}
+
+/// A watched keyword: collected from `source` every `cadence` for its owner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Watch {
+    /// Id.
+    pub id: Uuid,
+    /// The owner.
+    pub user_id: Uuid,
+    /// Where it is collected from.
+    pub source: Source,
+    /// The keyword (normalised).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub keyword: Keyword,
+    /// How often.
+    pub cadence: Cadence,
+    /// The latest period a collection was queued for (`null` until the scheduler first runs).
+    pub last_period: Option<NaiveDate>,
+    /// When the watch was added.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WatchRow {
+    id: Uuid,
+    user_id: Uuid,
+    source: String,
+    keyword: String,
+    cadence: String,
+    last_period: Option<NaiveDate>,
+    created_at: DateTime<Utc>,
+}
+
+impl WatchRow {
+    fn into_watch(self) -> Result<Watch> {
+        let corrupt =
+            |what: &str, e: String| StoreError::Corrupt(format!("watch {}: {what}: {e}", self.id));
+        Ok(Watch {
+            source: self.source.parse().map_err(|e| corrupt("source", e))?,
+            keyword: Keyword::parse(&self.keyword)
+                .map_err(|e| corrupt("keyword", e.to_string()))?,
+            cadence: self.cadence.parse().map_err(|e| corrupt("cadence", e))?,
+            id: self.id,
+            user_id: self.user_id,
+            last_period: self.last_period,
+            created_at: self.created_at,
+        })
+    }
+}
+
+const WATCH_COLUMNS: &str = "id, user_id, source, keyword, cadence, last_period, created_at";
 
 #[derive(sqlx::FromRow)]
 struct CountRow {
@@ -257,6 +358,14 @@ struct CountRow {
     state: String,
     n: i64,
     last_at: Option<DateTime<Utc>>,
+}
+
+/// The guard of every write a worker makes to a job it claimed: it still holds the lease (binds
+/// `$1` = job id, `$2` = worker name). A worker whose lease was taken over changes nothing.
+macro_rules! held_by {
+    () => {
+        "id = $1 AND worker = $2 AND state = 'running'"
+    };
 }
 
 const JOB_COLUMNS: &str =
@@ -328,8 +437,28 @@ pub trait Jobs: Send + Sync {
     ) -> Result<Option<i64>>;
     /// Requests taken from the day's budget.
     async fn budget_used(&self, source: Source, credential: &str, day: NaiveDate) -> Result<i64>;
-    /// Per source: jobs by state, last success, last error.
-    async fn queue_status(&self) -> Result<Vec<(Source, SourceStatus)>>;
+    /// Per source: jobs by state, last success, last error, requests taken on `today`.
+    async fn queue_status(&self, today: NaiveDate) -> Result<Vec<(Source, SourceStatus)>>;
+    /// Watches `keywords` on `source` for `user` at `cadence`, in one transaction; a keyword
+    /// already watched on that source takes the new cadence. Returns each watch and whether it is
+    /// new, in the order given.
+    async fn watch(
+        &self,
+        user: Uuid,
+        source: Source,
+        keywords: &[Keyword],
+        cadence: Cadence,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Watch, bool)>>;
+    /// The watches of `user` (of every user with `None`), by source, keyword, owner.
+    async fn watches(&self, user: Option<Uuid>) -> Result<Vec<Watch>>;
+    /// Stops a watch of `user` (of anyone with `None`); `false` when there is none.
+    async fn unwatch(&self, user: Option<Uuid>, id: Uuid) -> Result<bool>;
+    /// The scheduler's step, in ONE transaction: queues the job of the current period (the day
+    /// for daily watches, the ISO week's Monday for weekly ones, both from `today`) of every watch
+    /// not queued for it yet, due `now`. A watch missed while no scheduler ran is queued for the
+    /// current period (the marketplaces answer only for now). Returns jobs newly queued.
+    async fn schedule_watches(&self, today: NaiveDate, now: DateTime<Utc>) -> Result<u64>;
     /// Dead letters, newest first.
     async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>>;
     /// Kept responses of a source's finished or dead jobs, oldest first.
@@ -344,8 +473,31 @@ where
     for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> NaiveDate: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> Uuid: Encode<'q, DB> + Type<DB>,
 {
+    /// Queues one job; a no-op unless its key is new or dead (then it is queued afresh).
+    async fn enqueue(tx: &mut DB::Connection, j: &NewJob, now: DateTime<Utc>) -> Result<u64> {
+        let r = sqlx::query(
+            "INSERT INTO collect_jobs (id, idem_key, source, keyword, period, state, attempts, \
+             run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $7) \
+             ON CONFLICT (idem_key) DO UPDATE SET state = 'queued', attempts = 0, \
+             run_at = excluded.run_at, lease_until = NULL, worker = NULL, updated_at = excluded.updated_at \
+             WHERE collect_jobs.state = 'dead'",
+        )
+        .bind(Uuid::now_v7())
+        .bind(idem_key(j.source, &j.keyword, j.period))
+        .bind(j.source.as_str())
+        .bind(j.keyword.as_str())
+        .bind(j.period)
+        .bind(j.run_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        Ok(DB::rows_affected(&r))
+    }
+
     async fn keep_raw(
         tx: &mut DB::Connection,
         job: Uuid,
@@ -395,23 +547,7 @@ where
         let mut tx = self.pool.begin().await?;
         let mut n = 0;
         for j in jobs {
-            let r = sqlx::query(
-                "INSERT INTO collect_jobs (id, idem_key, source, keyword, period, state, attempts, \
-                 run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $7) \
-                 ON CONFLICT (idem_key) DO UPDATE SET state = 'queued', attempts = 0, \
-                 run_at = excluded.run_at, lease_until = NULL, worker = NULL, updated_at = excluded.updated_at \
-                 WHERE collect_jobs.state = 'dead'",
-            )
-            .bind(Uuid::now_v7())
-            .bind(idem_key(j.source, &j.keyword, j.period))
-            .bind(j.source.as_str())
-            .bind(j.keyword.as_str())
-            .bind(j.period)
-            .bind(j.run_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            n += DB::rows_affected(&r);
+            n += Self::enqueue(&mut tx, j, now).await?;
         }
         tx.commit().await?;
         Ok(n)
@@ -445,12 +581,13 @@ where
         worker: &str,
         lease_until: DateTime<Utc>,
     ) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE collect_jobs SET lease_until = $1 WHERE id = $2 AND worker = $3 AND state = 'running'",
-        )
-        .bind(lease_until)
+        let r = sqlx::query(concat!(
+            "UPDATE collect_jobs SET lease_until = $3 WHERE ",
+            held_by!()
+        ))
         .bind(job)
         .bind(worker)
+        .bind(lease_until)
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&r) == 1)
@@ -465,13 +602,15 @@ where
         now: DateTime<Utc>,
     ) -> Result<Option<ImportCounts>> {
         let mut tx = self.pool.begin().await?;
-        let source: Option<String> = sqlx::query_scalar(
+        let source: Option<String> = sqlx::query_scalar(concat!(
             "UPDATE collect_jobs SET state = 'done', lease_until = NULL, last_error = NULL, \
-             updated_at = $1 WHERE id = $2 AND worker = $3 AND state = 'running' RETURNING source",
-        )
-        .bind(now)
+             updated_at = $3 WHERE ",
+            held_by!(),
+            " RETURNING source"
+        ))
         .bind(job)
         .bind(worker)
+        .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(source) = source else {
@@ -491,15 +630,16 @@ where
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE collect_jobs SET state = 'queued', run_at = $1, last_error = $2, lease_until = NULL, \
-             worker = NULL, updated_at = $3 WHERE id = $4 AND worker = $5 AND state = 'running'",
-        )
+        let r = sqlx::query(concat!(
+            "UPDATE collect_jobs SET state = 'queued', run_at = $3, last_error = $4, lease_until = NULL, \
+             worker = NULL, updated_at = $5 WHERE ",
+            held_by!()
+        ))
+        .bind(job)
+        .bind(worker)
         .bind(run_at)
         .bind(error)
         .bind(now)
-        .bind(job)
-        .bind(worker)
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&r) == 1)
@@ -515,14 +655,16 @@ where
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String, String)> = sqlx::query_as(
-            "UPDATE collect_jobs SET state = 'dead', last_error = $1, lease_until = NULL, updated_at = $2 \
-             WHERE id = $3 AND worker = $4 AND state = 'running' RETURNING source, keyword",
-        )
-        .bind(error)
-        .bind(now)
+        let row: Option<(String, String)> = sqlx::query_as(concat!(
+            "UPDATE collect_jobs SET state = 'dead', last_error = $3, lease_until = NULL, updated_at = $4 \
+             WHERE ",
+            held_by!(),
+            " RETURNING source, keyword"
+        ))
         .bind(job)
         .bind(worker)
+        .bind(error)
+        .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
         let Some((source, keyword)) = row else {
@@ -610,7 +752,7 @@ where
         Ok(used.unwrap_or(0))
     }
 
-    async fn queue_status(&self) -> Result<Vec<(Source, SourceStatus)>> {
+    async fn queue_status(&self, today: NaiveDate) -> Result<Vec<(Source, SourceStatus)>> {
         let rows: Vec<CountRow> = sqlx::query_as(
             "SELECT source, state, COUNT(*) AS n, MAX(updated_at) AS last_at FROM collect_jobs \
              GROUP BY source, state",
@@ -652,7 +794,124 @@ where
             let i = status_of(&out, &source)?;
             out[i].1.last_error = Some(error);
         }
+        let spent: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT source, CAST(SUM(used) AS BIGINT) FROM collect_budgets WHERE day = $1 GROUP BY source",
+        )
+        .bind(today)
+        .fetch_all(&self.pool)
+        .await?;
+        for (source, used) in spent {
+            let i = status_of(&out, &source)?;
+            out[i].1.requests_today = used;
+        }
         Ok(out)
+    }
+
+    async fn watch(
+        &self,
+        user: Uuid,
+        source: Source,
+        keywords: &[Keyword],
+        cadence: Cadence,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Watch, bool)>> {
+        let sql = format!(
+            "INSERT INTO watchlist (id, user_id, source, keyword, cadence, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, source, keyword) \
+             DO UPDATE SET cadence = excluded.cadence RETURNING {WATCH_COLUMNS}"
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(keywords.len());
+        for keyword in keywords {
+            let id = Uuid::now_v7();
+            let row: WatchRow = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .bind(user)
+                .bind(source.as_str())
+                .bind(keyword.as_str())
+                .bind(cadence.as_str())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let created = row.id == id;
+            out.push((row.into_watch()?, created));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn watches(&self, user: Option<Uuid>) -> Result<Vec<Watch>> {
+        let order = "ORDER BY source, keyword, user_id";
+        let rows: Vec<WatchRow> = match user {
+            Some(u) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {WATCH_COLUMNS} FROM watchlist WHERE user_id = $1 {order}"
+                )))
+                .bind(u)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {WATCH_COLUMNS} FROM watchlist {order}"
+                )))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.into_iter().map(WatchRow::into_watch).collect()
+    }
+
+    async fn unwatch(&self, user: Option<Uuid>, id: Uuid) -> Result<bool> {
+        let r = match user {
+            Some(u) => {
+                sqlx::query("DELETE FROM watchlist WHERE id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(u)
+                    .execute(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM watchlist WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+            }
+        };
+        Ok(DB::rows_affected(&r) == 1)
+    }
+
+    async fn schedule_watches(&self, today: NaiveDate, now: DateTime<Utc>) -> Result<u64> {
+        let (day, week) = (Cadence::Daily.period(today), Cadence::Weekly.period(today));
+        let mut tx = self.pool.begin().await?;
+        let due: Vec<WatchRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {WATCH_COLUMNS} FROM watchlist WHERE last_period IS NULL \
+             OR (cadence = 'daily' AND last_period < $1) OR (cadence = 'weekly' AND last_period < $2) \
+             ORDER BY id"
+        )))
+        .bind(day)
+        .bind(week)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut queued = 0;
+        for row in due {
+            let w = row.into_watch()?;
+            let period = w.cadence.period(today);
+            let job = NewJob {
+                source: w.source,
+                keyword: w.keyword,
+                period,
+                run_at: now,
+            };
+            queued += Self::enqueue(&mut tx, &job, now).await?;
+            sqlx::query("UPDATE watchlist SET last_period = $1 WHERE id = $2")
+                .bind(period)
+                .bind(w.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(queued)
     }
 
     async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>> {

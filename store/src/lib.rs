@@ -23,7 +23,8 @@ pub use accounts::{
     month_bounds,
 };
 pub use collect::{
-    DeadLetter, Job, JobState, Jobs, NewJob, RawResponse, Source, SourceStatus, StoredRaw, idem_key,
+    Cadence, DeadLetter, Job, JobState, Jobs, NewJob, RawResponse, Source, SourceStatus, StoredRaw,
+    Watch, idem_key,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

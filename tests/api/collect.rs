@@ -23,7 +23,7 @@ use crate::helpers::{TestDb, backend_tests};
 
 /// What the fake answers to the next request (then it goes back to answering pages).
 #[derive(Debug, Clone)]
-enum Reply {
+pub(crate) enum Reply {
     PerSecond429 { headers: bool },
     Daily429,
     Status(u16),
@@ -35,9 +35,9 @@ enum Reply {
 }
 
 #[derive(Default)]
-struct Fake {
+pub(crate) struct Fake {
     script: Mutex<VecDeque<Reply>>,
-    requests: AtomicUsize,
+    pub requests: AtomicUsize,
     keys_seen: Mutex<Vec<String>>,
 }
 
@@ -49,7 +49,7 @@ struct Params {
 }
 
 /// The `count` the fake reports for a keyword: 40 per character (e.g. "tarot cards" → 440).
-fn count_of(keyword: &str) -> u64 {
+pub(crate) fn count_of(keyword: &str) -> u64 {
     40 * keyword.chars().count() as u64
 }
 
@@ -133,7 +133,7 @@ async fn listings(
     }
 }
 
-async fn start_fake(script: Vec<Reply>) -> (Arc<Fake>, String) {
+pub(crate) async fn start_fake(script: Vec<Reply>) -> (Arc<Fake>, String) {
     let fake = Arc::new(Fake::default());
     fake.script.lock().unwrap().extend(script);
     let app = axum::Router::new()
@@ -148,7 +148,7 @@ async fn start_fake(script: Vec<Reply>) -> (Arc<Fake>, String) {
     (fake, url)
 }
 
-fn fast_policy() -> RetryPolicy {
+pub(crate) fn fast_policy() -> RetryPolicy {
     RetryPolicy {
         retries: 4,
         min_delay: Duration::from_millis(10),
@@ -159,56 +159,51 @@ fn fast_policy() -> RetryPolicy {
     }
 }
 
-struct Rig {
-    store: Arc<dyn Store>,
-    stats: Arc<Stats>,
-    worker: Arc<Worker>,
-}
-
-async fn new_rig(db: &TestDb, base: &str, pages: u32, per_day: i64) -> Rig {
-    let store = kwi_store::open(&db.url).await.unwrap();
-    let stats = Arc::new(Stats::default());
-    let config = EtsyConfig {
-        base_url: base.parse().unwrap(),
-        api_key: "testkey:testsecret".into(),
-        per_second: 200.0,
-        per_day,
-        pages,
-        limit: 100,
-    };
-    let etsy: Arc<dyn SourceClient> =
-        Arc::new(Etsy::new(config, store.clone(), fast_policy(), stats.clone()).unwrap());
-    let options = WorkerOptions {
-        name: "test-worker".into(),
-        lease: Duration::from_secs(30),
-        concurrency: 2,
-        idle_poll: Duration::from_millis(20),
-    };
-    let worker = Arc::new(Worker::new(
-        store.clone(),
-        vec![etsy],
-        options,
-        stats.clone(),
-    ));
-    Rig {
-        store,
-        stats,
-        worker,
-    }
-}
-
-fn period() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
+/// A store, a worker with one source client, and their counters.
+pub(crate) struct Rig {
+    pub store: Arc<dyn Store>,
+    pub stats: Arc<Stats>,
+    pub worker: Arc<Worker>,
+    pub source: Source,
 }
 
 impl Rig {
+    /// A rig whose worker runs the client `make` builds on the rig's store and counters.
+    pub async fn with_client(
+        db: &TestDb,
+        make: impl FnOnce(Arc<dyn Store>, Arc<Stats>) -> Arc<dyn SourceClient>,
+    ) -> Rig {
+        let store = kwi_store::open(&db.url).await.unwrap();
+        let stats = Arc::new(Stats::default());
+        let client = make(store.clone(), stats.clone());
+        let source = client.source();
+        let options = WorkerOptions {
+            name: "test-worker".into(),
+            lease: Duration::from_secs(30),
+            concurrency: 2,
+            idle_poll: Duration::from_millis(20),
+        };
+        let worker = Arc::new(Worker::new(
+            store.clone(),
+            vec![client],
+            options,
+            stats.clone(),
+        ));
+        Rig {
+            store,
+            stats,
+            worker,
+            source,
+        }
+    }
+
     /// Enqueues the keywords and works until each job is settled (or waits beyond a minute).
-    async fn collect(&self, keywords: &[&str]) -> Vec<kwi_store::Job> {
+    pub async fn collect(&self, keywords: &[&str]) -> Vec<kwi_store::Job> {
         let now = Utc::now();
         let jobs: Vec<NewJob> = keywords
             .iter()
             .map(|k| NewJob {
-                source: Source::Etsy,
+                source: self.source,
                 keyword: Keyword::parse(k).unwrap(),
                 period: period(),
                 run_at: now,
@@ -229,10 +224,16 @@ impl Rig {
         out
     }
 
-    async fn listing_count(&self, keyword: &str) -> Option<i64> {
+    /// The stored listing count of a keyword on the rig's platform (at most one observation).
+    pub async fn listing_count(&self, keyword: &str) -> Option<i64> {
+        let platform = match self.source {
+            Source::Etsy => Platform::Etsy,
+            Source::Ebay => Platform::Ebay,
+            Source::Amazon => Platform::Amazon,
+        };
         let h = self
             .store
-            .history(Platform::Etsy, &Keyword::parse(keyword).unwrap())
+            .history(platform, &Keyword::parse(keyword).unwrap())
             .await
             .unwrap();
         assert!(
@@ -241,6 +242,25 @@ impl Rig {
         );
         h.first().and_then(|p| p.listing_count)
     }
+}
+
+async fn new_rig(db: &TestDb, base: &str, pages: u32, per_day: i64) -> Rig {
+    let config = EtsyConfig {
+        base_url: base.parse().unwrap(),
+        api_key: "testkey:testsecret".into(),
+        per_second: 200.0,
+        per_day,
+        pages,
+        limit: 100,
+    };
+    Rig::with_client(db, |store, stats| {
+        Arc::new(Etsy::new(config, store, fast_policy(), stats).unwrap())
+    })
+    .await
+}
+
+pub(crate) fn period() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
 }
 
 async fn pages_are_followed_to_the_count_and_a_second_run_is_a_no_op(db: TestDb) {
@@ -507,4 +527,85 @@ async fn a_worker_killed_mid_job_loses_nothing(db: TestDb) {
 backend_tests!(
     #[tokio::test(flavor = "multi_thread")]
     a_worker_killed_mid_job_loses_nothing
+);
+
+/// What the raw TCP fake does with one connection.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    /// Headers promising a body, half of it, then EOF.
+    EofMidBody,
+    /// Reads the request, then resets the connection (RST, zero linger).
+    Reset,
+}
+
+/// A bare TCP server, below HTTP, for the failures an HTTP framework cannot produce: each
+/// connection gets the next `Wire` of the script, then whole pages (`Connection: close`).
+async fn start_raw(script: Vec<Wire>) -> (Arc<AtomicUsize>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let script = Arc::new(Mutex::new(VecDeque::from(script)));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let next = script.lock().unwrap().pop_front();
+            tokio::spawn(async move {
+                // Read the request head only (the client keeps its side open).
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head);
+                let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+                let p: Params = serde_urlencoded::from_str(query).unwrap();
+                let body = page(&p).to_string();
+                let sent = match next {
+                    Some(Wire::Reset) => {
+                        s.set_zero_linger().unwrap();
+                        return;
+                    }
+                    Some(Wire::EofMidBody) => body.len() / 2,
+                    None => body.len(),
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&body.as_bytes()[..sent]).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (connections, url)
+}
+
+async fn resets_and_eof_mid_body_are_retried(db: TestDb) {
+    let (connections, url) = start_raw(vec![Wire::EofMidBody, Wire::Reset]).await;
+    let rig = new_rig(&db, &url, 1, 10_000).await;
+    let jobs = rig.collect(&["mug"]).await;
+    assert_eq!(jobs[0].state, JobState::Done, "{jobs:?}");
+    let s = rig.stats.snapshot();
+    assert_eq!((s.requests, s.retries), (3, 2), "{s:?}");
+    assert!(connections.load(Ordering::SeqCst) >= 3);
+    assert_eq!(rig.listing_count("mug").await, Some(120));
+    // Nothing of the broken answers was kept as a page.
+    assert_eq!(
+        rig.store.raw_responses(Source::Etsy).await.unwrap().len(),
+        1
+    );
+}
+backend_tests!(
+    #[tokio::test(flavor = "multi_thread")]
+    resets_and_eof_mid_body_are_retried
 );

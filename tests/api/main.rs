@@ -9,10 +9,12 @@
 
 mod access;
 mod accounts;
+mod amazon;
 mod cache;
 mod collect;
 mod contract;
 mod dashboard;
+mod ebay;
 mod export;
 mod helpers;
 mod http;
@@ -24,3 +26,4 @@ mod openapi;
 mod serving;
 mod store;
 mod timegpt;
+mod watch;
