@@ -311,9 +311,14 @@ impl Running {
     }
 }
 
-/// Starts the worker of every source that has credentials, and the scheduler; an error when no
-/// source has any.
-pub(crate) fn start_worker(store: &Arc<dyn Store>, o: &SourceOpts) -> anyhow::Result<Running> {
+/// Starts the worker of every source that has credentials, and the scheduler. When no source has
+/// any: an error if `need_a_source` (`kwi worker`), else a warning and the scheduler alone (`kwi
+/// serve --worker` still starts; the queued jobs wait for a worker with credentials).
+pub(crate) fn start_worker(
+    store: &Arc<dyn Store>,
+    o: &SourceOpts,
+    need_a_source: bool,
+) -> anyhow::Result<Running> {
     let stats = Arc::new(Stats::default());
     let mut clients = Vec::new();
     for source in Source::ALL {
@@ -326,36 +331,37 @@ pub(crate) fn start_worker(store: &Arc<dyn Store>, o: &SourceOpts) -> anyhow::Re
             Err(e) => tracing::warn!("{source}: not collected: {e:#}"),
         }
     }
-    if clients.is_empty() {
-        bail!(
-            "no source has credentials (set KWI_ETSY_API_KEY; KWI_EBAY_CLIENT_ID and KWI_EBAY_CLIENT_SECRET; or KWI_SPAPI_CLIENT_ID, KWI_SPAPI_CLIENT_SECRET and KWI_SPAPI_REFRESH_TOKEN)"
-        );
+    const NONE: &str = "no source has credentials (set KWI_ETSY_API_KEY; KWI_EBAY_CLIENT_ID and KWI_EBAY_CLIENT_SECRET; or KWI_SPAPI_CLIENT_ID, KWI_SPAPI_CLIENT_SECRET and KWI_SPAPI_REFRESH_TOKEN)";
+    if clients.is_empty() && need_a_source {
+        bail!("{NONE}");
     }
-    let options = worker_options(o);
-    tracing::info!(
-        worker = %options.name,
-        concurrency = options.concurrency,
-        sources = ?clients.iter().map(|c| c.source()).collect::<Vec<_>>(),
-        "collection worker running"
-    );
-    let worker = Arc::new(Worker::new(store.clone(), clients, options, stats.clone()));
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let tasks = vec![
-        tokio::spawn(worker.run(rx.clone())),
-        tokio::spawn(run_scheduler(
-            store.clone(),
-            daily_limits(o),
-            Duration::from_secs(o.schedule_secs.max(1)),
-            rx,
-        )),
-    ];
+    let mut tasks = vec![tokio::spawn(run_scheduler(
+        store.clone(),
+        daily_limits(o),
+        Duration::from_secs(o.schedule_secs.max(1)),
+        rx.clone(),
+    ))];
+    if clients.is_empty() {
+        tracing::warn!("{NONE}: only the scheduler runs; queued collections wait for a worker");
+    } else {
+        let options = worker_options(o);
+        tracing::info!(
+            worker = %options.name,
+            concurrency = options.concurrency,
+            sources = ?clients.iter().map(|c| c.source()).collect::<Vec<_>>(),
+            "collection worker running"
+        );
+        let worker = Arc::new(Worker::new(store.clone(), clients, options, stats.clone()));
+        tasks.push(tokio::spawn(worker.run(rx)));
+    }
     Ok(Running { stop, tasks, stats })
 }
 
 /// `kwi worker`.
 pub async fn worker(global: &GlobalOpts, args: &WorkerArgs) -> anyhow::Result<()> {
     let store = super::open_store(global).await?;
-    let running = start_worker(&store, &args.sources)?;
+    let running = start_worker(&store, &args.sources, true)?;
     crate::app::shutdown_signal().await;
     eprintln!("stopping: finishing the jobs in hand");
     let s = running.stop().await;

@@ -111,7 +111,11 @@ pub async fn run(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result<()> {
     state.daily_limits = std::sync::Arc::new(super::collect::daily_limits(&args.sources));
     // The collection queue and scheduler in process (`--worker`), as `kwi worker` runs them.
     let collector = if args.worker {
-        Some(super::collect::start_worker(&state.store, &args.sources)?)
+        Some(super::collect::start_worker(
+            &state.store,
+            &args.sources,
+            false,
+        )?)
     } else {
         None
     };

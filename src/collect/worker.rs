@@ -48,6 +48,8 @@ fn hostname() -> String {
 pub struct Worker {
     store: Arc<dyn Store>,
     clients: HashMap<Source, Arc<dyn SourceClient>>,
+    /// The sources it has clients for: the only jobs it claims.
+    sources: Vec<Source>,
     options: WorkerOptions,
     stats: Arc<Stats>,
 }
@@ -73,9 +75,14 @@ impl Worker {
         options: WorkerOptions,
         stats: Arc<Stats>,
     ) -> Self {
+        let clients: HashMap<Source, Arc<dyn SourceClient>> =
+            clients.into_iter().map(|c| (c.source(), c)).collect();
+        let mut sources: Vec<Source> = clients.keys().copied().collect();
+        sources.sort();
         Self {
             store,
-            clients: clients.into_iter().map(|c| (c.source(), c)).collect(),
+            clients,
+            sources,
             options,
             stats,
         }
@@ -92,27 +99,12 @@ impl Worker {
         let lease = chrono::Duration::from_std(self.options.lease)?;
         let Some(job) = self
             .store
-            .claim_job(&self.options.name, now, now + lease)
+            .claim_job(&self.options.name, &self.sources, now, now + lease)
             .await?
         else {
             return Ok(None);
         };
-        let Some(client) = self.clients.get(&job.source).cloned() else {
-            // No credentials for this source here: hand it back at once for a worker that has.
-            self.store
-                .retry_job(
-                    job.id,
-                    &self.options.name,
-                    now + chrono::Duration::seconds(60),
-                    &format!(
-                        "worker {} has no {} credentials",
-                        self.options.name, job.source
-                    ),
-                    now,
-                )
-                .await?;
-            return Ok(Some((job, Settled::Rescheduled)));
-        };
+        let client = self.clients[&job.source].clone();
         let started = std::time::Instant::now();
         let result = self.with_lease(&job, client.collect(&job)).await?;
         let settled = self.settle(&job, client.as_ref(), result).await?;

@@ -377,11 +377,12 @@ pub trait Jobs: Send + Sync {
     /// Enqueues jobs; a key already queued, running or done is left as it is (idempotent), a dead
     /// one is queued again with its attempts reset. Returns how many were (re)queued.
     async fn enqueue_jobs(&self, jobs: &[NewJob], now: DateTime<Utc>) -> Result<u64>;
-    /// Leases the oldest ready job (queued and due, or running with its lease run out) to `worker`
-    /// until `lease_until`.
+    /// Leases the oldest ready job of `sources` (queued and due, or running with its lease run
+    /// out) to `worker` until `lease_until`; a worker never takes a job it has no client for.
     async fn claim_job(
         &self,
         worker: &str,
+        sources: &[Source],
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>>;
@@ -556,14 +557,24 @@ where
     async fn claim_job(
         &self,
         worker: &str,
+        sources: &[Source],
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>> {
+        if sources.is_empty() {
+            return Ok(None);
+        }
+        // The names are the enum's own constants, never input: safe to write into the statement.
+        let names = sources
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "UPDATE collect_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
              lease_until = $2, updated_at = $3 WHERE id = (SELECT id FROM collect_jobs \
-             WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3) \
-             ORDER BY run_at, id LIMIT 1 {}) RETURNING {JOB_COLUMNS}",
+             WHERE ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3)) \
+             AND source IN ({names}) ORDER BY run_at, id LIMIT 1 {}) RETURNING {JOB_COLUMNS}",
             DB::SKIP_LOCKED
         );
         let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -434,10 +434,23 @@ async fn an_expired_lease_passes_the_job_on_and_the_first_worker_writes_nothing(
         run_at: now,
     };
     rig.store.enqueue_jobs(&[job], now).await.unwrap();
+    // A worker only claims jobs of the sources it has clients for.
+    let later = now + chrono::Duration::seconds(30);
+    let none = rig
+        .store
+        .claim_job("ebay-only", &[Source::Ebay], now, later)
+        .await
+        .unwrap();
+    assert_eq!(none, None);
     // A worker that claimed it and died: its lease ran out a second ago.
     let ghost = rig
         .store
-        .claim_job("ghost", now, now - chrono::Duration::seconds(1))
+        .claim_job(
+            "ghost",
+            &[Source::Etsy],
+            now,
+            now - chrono::Duration::seconds(1),
+        )
         .await
         .unwrap()
         .unwrap();

@@ -336,3 +336,58 @@ backend_tests!(
     #[tokio::test(flavor = "multi_thread")]
     serve_with_worker_collects_watched_keywords
 );
+
+/// Without any credentials `kwi worker` refuses to start, naming the settings; `kwi serve
+/// --worker` starts anyway (scheduler alone) and answers.
+async fn without_credentials_the_worker_refuses_and_the_server_starts(db: TestDb) {
+    let out = kwi(&db)
+        .args(["worker"])
+        .env_remove("KWI_ETSY_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no source has credentials") && err.contains("KWI_ETSY_API_KEY"),
+        "{err}"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = kwi(&db)
+        .args([
+            "serve",
+            "--worker",
+            "--no-sample",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_remove("KWI_ETSY_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..240 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
+            && r.status().is_success()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(
+        ready,
+        "kwi serve --worker without credentials did not become ready"
+    );
+}
+backend_tests!(
+    #[tokio::test(flavor = "multi_thread")]
+    without_credentials_the_worker_refuses_and_the_server_starts
+);
