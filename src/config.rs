@@ -66,6 +66,29 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Watched keywords, collected on their cadence by `kwi worker` / `kwi serve --worker`
     Watch(WatchArgs),
+    /// Write a consistent copy of the embedded (SQLite) database while it is in use
+    Backup(BackupArgs),
+    /// Put a backup in place of the embedded database (the server stopped; the old file is kept)
+    Restore(RestoreArgs),
+}
+
+/// `kwi backup`.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// The backup file to write (must not exist)
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `kwi restore`.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup file (from `kwi backup`)
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Replace an existing database (it is kept beside, renamed `*.before-restore-<time>`)
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Marketplace API credentials and limits (environment variables; never logged).

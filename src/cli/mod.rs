@@ -2,6 +2,7 @@
 //! on the library. Only this module (and `main.rs`) reads the configuration; library modules take
 //! plain values.
 
+mod backup;
 mod collect;
 mod export;
 mod import;
@@ -27,6 +28,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Collect(args) => collect::run(&cli.global, &args).await,
         Command::Worker(args) => collect::worker(&cli.global, &args).await,
         Command::Watch(args) => collect::watch(&cli.global, &args).await,
+        Command::Backup(args) => backup::backup(&cli.global, &args).await,
+        Command::Restore(args) => backup::restore(&cli.global, &args).await,
     }
 }
 

@@ -27,7 +27,7 @@ pub use collect::{
     Watch, idem_key,
 };
 pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, check_sqlite_file};
 
 /// Rows written per INSERT statement (16 binds each: below both backends' bind-parameter limits).
 pub const IMPORT_BATCH: usize = 1000;
@@ -50,6 +50,9 @@ pub enum StoreError {
     /// A unique value (named) is already taken.
     #[error("{0} already taken")]
     Conflict(String),
+    /// The backend cannot do this (what to do instead is in the message).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Result alias for the store.
@@ -376,6 +379,10 @@ pub trait Store: Accounts + Jobs + Send + Sync + 'static {
     async fn migrate(&self) -> Result<()>;
     /// Cheap liveness check.
     async fn ping(&self) -> Result<()>;
+    /// Writes a consistent copy of the whole database to the new file `dest`, while the store
+    /// stays in use (SQLite: `VACUUM INTO`). PostgreSQL answers [`StoreError::Unsupported`]:
+    /// `pg_dump` is its tool.
+    async fn backup_into(&self, dest: &std::path::Path) -> Result<()>;
     /// Upserts observations in ONE transaction (all or nothing) and refreshes the snapshots of the
     /// keywords that changed. `progress` is called with the number of rows written so far.
     async fn import(

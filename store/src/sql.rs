@@ -487,6 +487,22 @@ where
         Ok(())
     }
 
+    async fn backup_into(&self, dest: &std::path::Path) -> Result<()> {
+        if DB::BACKEND != Backend::Sqlite {
+            return Err(StoreError::Unsupported(
+                "PostgreSQL is backed up with its own tools: pg_dump --format=custom --file FILE \"$KWI_DATABASE_URL\" (restore: pg_restore --clean --if-exists --dbname \"$KWI_DATABASE_URL\" FILE)".into(),
+            ));
+        }
+        // VACUUM INTO reads one snapshot (a read transaction), so writers may go on meanwhile;
+        // the copy is compacted and has no WAL of its own.
+        let dest = dest.to_string_lossy().into_owned();
+        sqlx::query("VACUUM INTO $1")
+            .bind(dest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn import(
         &self,
         rows: &[Observation],

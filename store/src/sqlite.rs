@@ -48,6 +48,37 @@ impl SqliteStore {
     }
 }
 
+/// Checks an SQLite database file without writing to it (read-only, no journal files made):
+/// `PRAGMA integrity_check` must answer `ok`. Returns its (observations, keywords).
+pub async fn check_sqlite_file(path: &Path) -> Result<(i64, i64)> {
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .immutable(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await?;
+    let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await?;
+    if verdict != "ok" {
+        pool.close().await;
+        return Err(StoreError::Corrupt(format!(
+            "{}: integrity check: {verdict}",
+            path.display()
+        )));
+    }
+    let observations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM keyword_observations")
+        .fetch_one(&pool)
+        .await?;
+    let keywords: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM keyword_data")
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    Ok((observations, keywords))
+}
+
 /// Same statement as the PostgreSQL one, with SQLite's JSON functions, and the volumes as
 /// comma-separated lists (values printed with 17 significant digits: they read back exactly;
 /// migration 0006). `WHERE true` resolves SQLite's parsing ambiguity between a join's ON and the

@@ -10,6 +10,7 @@
 mod access;
 mod accounts;
 mod amazon;
+mod backup;
 mod cache;
 mod collect;
 mod contract;
