@@ -204,9 +204,22 @@ pub async fn run(global: &GlobalOpts, args: &CollectArgs) -> anyhow::Result<()> 
         stats.clone(),
     ));
     let started = std::time::Instant::now();
+    // Drawn on stderr when it is a terminal only (indicatif's default).
+    let bar = indicatif::ProgressBar::new(keys.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:40}] {pos}/{len} keywords ({per_sec}, eta {eta})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(source.as_str());
     let jobs = worker
-        .drain(&keys, Duration::from_secs(args.patience_secs))
+        .drain(&keys, Duration::from_secs(args.patience_secs), &|n| {
+            bar.set_position(n)
+        })
         .await?;
+    bar.finish_and_clear();
     let s = stats.snapshot();
     let count = |st: JobState| jobs.iter().filter(|j| j.state == st).count();
     println!(

@@ -274,11 +274,13 @@ impl Worker {
     }
 
     /// Works until every job of `keys` is done or dead, or waits in the queue beyond `patience`
-    /// (a daily quota, a long backoff). Returns the jobs as they stand.
+    /// (a daily quota, a long backoff). `progress` hears the number of jobs settled at each look
+    /// at the queue. Returns the jobs as they stand.
     pub async fn drain(
         self: Arc<Self>,
         keys: &[String],
         patience: Duration,
+        progress: &(dyn Fn(u64) + Send + Sync),
     ) -> anyhow::Result<Vec<Job>> {
         let (tx, rx) = watch::channel(false);
         let runner = tokio::spawn(self.clone().run(rx));
@@ -286,12 +288,14 @@ impl Worker {
             loop {
                 let jobs = self.store.jobs(keys).await?;
                 let horizon = Utc::now() + chrono::Duration::from_std(patience)?;
-                let settled = jobs.iter().all(|j| match j.state {
+                let is_settled = |j: &Job| match j.state {
                     JobState::Done | JobState::Dead => true,
                     JobState::Queued => j.run_at > horizon,
                     JobState::Running => false,
-                });
-                if settled {
+                };
+                let settled = jobs.iter().filter(|j| is_settled(j)).count();
+                progress(settled as u64);
+                if settled == jobs.len() {
                     return anyhow::Ok(jobs);
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;

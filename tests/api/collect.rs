@@ -217,7 +217,9 @@ impl Rig {
         let mut out = self
             .worker
             .clone()
-            .drain(&keys, Duration::from_secs(60))
+            .drain(&keys, Duration::from_secs(60), &|n| {
+                assert!(n <= keys.len() as u64, "settled {n} of {}", keys.len())
+            })
             .await
             .unwrap();
         out.sort_by(|a, b| a.keyword.as_str().cmp(b.keyword.as_str()));
