@@ -895,6 +895,12 @@ where
     async fn schedule_watches(&self, today: NaiveDate, now: DateTime<Utc>) -> Result<u64> {
         let (day, week) = (Cadence::Daily.period(today), Cadence::Weekly.period(today));
         let mut tx = self.pool.begin().await?;
+        // Take the write lock first (a statement that writes, matching nothing): an SQLite
+        // transaction that reads before it writes fails at once with SQLITE_BUSY when another
+        // writer (a worker finishing a job) got in between, instead of waiting its turn.
+        sqlx::query("UPDATE watchlist SET last_period = last_period WHERE id IS NULL")
+            .execute(&mut *tx)
+            .await?;
         let due: Vec<WatchRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {WATCH_COLUMNS} FROM watchlist WHERE last_period IS NULL \
              OR (cadence = 'daily' AND last_period < $1) OR (cadence = 'weekly' AND last_period < $2) \

@@ -610,24 +610,27 @@ where
 
     async fn activate_model(&self, version: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM models WHERE version = $1")
+        // Write first: an SQLite transaction that reads before it writes cannot wait for another
+        // writer (the prediction writer) and fails at once with SQLITE_BUSY; one that starts
+        // with a write waits for the lock within the busy timeout.
+        sqlx::query(
+            "UPDATE models SET active = $1 WHERE active = $2 \
+             AND kind = (SELECT kind FROM models WHERE version = $3)",
+        )
+        .bind(false)
+        .bind(true)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        let r = sqlx::query("UPDATE models SET active = $1 WHERE version = $2")
+            .bind(true)
             .bind(version)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        let Some(kind) = kind else {
+        if DB::rows_affected(&r) == 0 {
+            // No such model: nothing was deactivated either (the kind's subquery was empty).
             return Ok(false);
-        };
-        sqlx::query(MODEL_DEACTIVATE_KIND)
-            .bind(false)
-            .bind(kind.as_str())
-            .bind(true)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE models SET active = $1 WHERE version = $2")
-            .bind(true)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
