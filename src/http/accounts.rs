@@ -394,6 +394,14 @@ pub async fn change_password(
     p: Principal,
     extract::Json(req): extract::Json<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
+    // Checked even where it is ignored (a user with no password), as the description says.
+    let max = crate::auth::secret::MAX_PASSWORD;
+    if req.current_password.chars().count() > max {
+        return Err(ApiError::BadRequest {
+            field: "current_password",
+            message: format!("a password has at most {max} characters"),
+        });
+    }
     state
         .auth
         .change_password(&p, &req.current_password, &req.new_password)

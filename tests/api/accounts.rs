@@ -104,6 +104,16 @@ async fn password_change_ends_every_session(app: TestApp) {
         .await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{name}: {wrong}");
     assert_eq!(wrong.json()["error"]["field"], "current_password");
+    // Over the described 256 characters: refused even for a user who has no password (the test
+    // admin), whose current password is otherwise ignored.
+    let long = app
+        .post_json(
+            "/v1/me/password",
+            json!({"current_password": "x".repeat(257), "new_password": "a new long passphrase"}),
+        )
+        .await;
+    assert_eq!(long.status, StatusCode::BAD_REQUEST, "{name}: {long}");
+    assert_eq!(long.json()["error"]["field"], "current_password");
     let weak = app
         .post_as(
             "/v1/me/password",
