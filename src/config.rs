@@ -109,7 +109,7 @@ pub struct SourceOpts {
     #[arg(long, env = "KWI_ETSY_PER_SECOND", default_value_t = 10.0)]
     pub etsy_per_second: f64,
     /// Etsy requests per UTC day, shared by every worker (Etsy's default limit)
-    #[arg(long, env = "KWI_ETSY_PER_DAY", default_value_t = 10_000)]
+    #[arg(long, env = "KWI_ETSY_PER_DAY", default_value_t = crate::collect::etsy::DEFAULT_PER_DAY)]
     pub etsy_per_day: i64,
     /// Etsy result pages read per keyword (100 listings each; offsets stop at 12,000)
     #[arg(long, env = "KWI_ETSY_PAGES", default_value_t = 1)]
@@ -142,7 +142,7 @@ pub struct SourceOpts {
     #[arg(long, env = "KWI_EBAY_PER_SECOND", default_value_t = 5.0)]
     pub ebay_per_second: f64,
     /// eBay requests per UTC day, shared by every worker (eBay's Browse default limit)
-    #[arg(long, env = "KWI_EBAY_PER_DAY", default_value_t = 5_000)]
+    #[arg(long, env = "KWI_EBAY_PER_DAY", default_value_t = crate::collect::ebay::DEFAULT_PER_DAY)]
     pub ebay_per_day: i64,
     /// eBay result pages read per keyword (200 items each; offsets stop at 10,000)
     #[arg(long, env = "KWI_EBAY_PAGES", default_value_t = 1)]
@@ -179,7 +179,7 @@ pub struct SourceOpts {
     #[arg(long, env = "KWI_SPAPI_PER_SECOND", default_value_t = 2.0)]
     pub spapi_per_second: f64,
     /// SP-API requests per UTC day (our own cap: the operation has no daily quota)
-    #[arg(long, env = "KWI_SPAPI_PER_DAY", default_value_t = 100_000)]
+    #[arg(long, env = "KWI_SPAPI_PER_DAY", default_value_t = crate::collect::amazon::DEFAULT_PER_DAY)]
     pub spapi_per_day: i64,
     /// Retries of one request after a transient failure (5xx, timeout, reset, per-second 429)
     #[arg(long, default_value_t = 4)]

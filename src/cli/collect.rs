@@ -41,6 +41,17 @@ fn base_url(raw: &str, setting: &str) -> anyhow::Result<reqwest::Url> {
         .with_context(|| format!("{setting} `{raw}` is not a URL"))
 }
 
+/// What to set for `source` to be collected.
+fn missing(source: Source) -> &'static str {
+    match source {
+        Source::Etsy => "no Etsy credentials: set KWI_ETSY_API_KEY to `keystring:shared_secret`",
+        Source::Ebay => "no eBay credentials: set KWI_EBAY_CLIENT_ID and KWI_EBAY_CLIENT_SECRET",
+        Source::Amazon => {
+            "no SP-API credentials: set KWI_SPAPI_CLIENT_ID, KWI_SPAPI_CLIENT_SECRET and KWI_SPAPI_REFRESH_TOKEN"
+        }
+    }
+}
+
 /// The client of `source`, from its settings; the error names what is missing.
 fn client(
     source: Source,
@@ -48,10 +59,21 @@ fn client(
     store: &Arc<dyn Store>,
     stats: &Arc<Stats>,
 ) -> anyhow::Result<Arc<dyn SourceClient>> {
-    match source {
+    configured_client(source, o, store, stats)?.ok_or_else(|| anyhow::anyhow!(missing(source)))
+}
+
+/// The client of `source`, `None` when its credentials are not set; an error when they are set
+/// wrongly.
+fn configured_client(
+    source: Source,
+    o: &SourceOpts,
+    store: &Arc<dyn Store>,
+    stats: &Arc<Stats>,
+) -> anyhow::Result<Option<Arc<dyn SourceClient>>> {
+    let client: Arc<dyn SourceClient> = match source {
         Source::Etsy => {
             let Some(api_key) = o.etsy_api_key.clone() else {
-                bail!("no Etsy credentials: set KWI_ETSY_API_KEY to `keystring:shared_secret`");
+                return Ok(None);
             };
             let config = EtsyConfig {
                 base_url: base_url(&o.etsy_base_url, "KWI_ETSY_BASE_URL")?,
@@ -61,18 +83,13 @@ fn client(
                 pages: o.etsy_pages,
                 limit: MAX_LIMIT,
             };
-            Ok(Arc::new(Etsy::new(
-                config,
-                store.clone(),
-                policy(o),
-                stats.clone(),
-            )?))
+            Arc::new(Etsy::new(config, store.clone(), policy(o), stats.clone())?)
         }
         Source::Ebay => {
             let (Some(client_id), Some(client_secret)) =
                 (o.ebay_client_id.clone(), o.ebay_client_secret.clone())
             else {
-                bail!("no eBay credentials: set KWI_EBAY_CLIENT_ID and KWI_EBAY_CLIENT_SECRET");
+                return Ok(None);
             };
             let config = EbayConfig {
                 base_url: base_url(&o.ebay_base_url, "KWI_EBAY_BASE_URL")?,
@@ -85,12 +102,7 @@ fn client(
                 pages: o.ebay_pages,
                 limit: crate::collect::ebay::MAX_LIMIT,
             };
-            Ok(Arc::new(Ebay::new(
-                config,
-                store.clone(),
-                policy(o),
-                stats.clone(),
-            )?))
+            Arc::new(Ebay::new(config, store.clone(), policy(o), stats.clone())?)
         }
         Source::Amazon => {
             let (Some(client_id), Some(client_secret), Some(refresh_token)) = (
@@ -98,9 +110,7 @@ fn client(
                 o.spapi_client_secret.clone(),
                 o.spapi_refresh_token.clone(),
             ) else {
-                bail!(
-                    "no SP-API credentials: set KWI_SPAPI_CLIENT_ID, KWI_SPAPI_CLIENT_SECRET and KWI_SPAPI_REFRESH_TOKEN"
-                );
+                return Ok(None);
             };
             let token_url = o.spapi_token_url.parse().with_context(|| {
                 format!("KWI_SPAPI_TOKEN_URL `{}` is not a URL", o.spapi_token_url)
@@ -115,14 +125,10 @@ fn client(
                 per_second: o.spapi_per_second,
                 per_day: o.spapi_per_day,
             };
-            Ok(Arc::new(SpApi::new(
-                config,
-                store.clone(),
-                policy(o),
-                stats.clone(),
-            )?))
+            Arc::new(SpApi::new(config, store.clone(), policy(o), stats.clone())?)
         }
-    }
+    };
+    Ok(Some(client))
 }
 
 fn worker_options(o: &SourceOpts) -> WorkerOptions {
@@ -335,12 +341,10 @@ pub(crate) fn start_worker(
     let stats = Arc::new(Stats::default());
     let mut clients = Vec::new();
     for source in Source::ALL {
-        match client(source, o, store, &stats) {
-            Ok(c) => clients.push(c),
+        match configured_client(source, o, store, &stats) {
+            Ok(Some(c)) => clients.push(c),
             // Not configured is normal; configured wrongly is worth a warning.
-            Err(e) if e.to_string().starts_with("no ") => {
-                tracing::info!("{source}: not collected ({e})")
-            }
+            Ok(None) => tracing::info!("{source}: not collected ({})", missing(source)),
             Err(e) => tracing::warn!("{source}: not collected: {e:#}"),
         }
     }

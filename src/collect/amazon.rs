@@ -33,6 +33,8 @@ use super::{
 
 /// The `source` of the observations written.
 pub const OBSERVATION_SOURCE: &str = "amazon-spapi";
+/// Our own daily cap (`KWI_SPAPI_PER_DAY`): searchCatalogItems has no daily quota.
+pub const DEFAULT_PER_DAY: i64 = 100_000;
 
 /// SP-API settings (`KWI_SPAPI_*`).
 #[derive(Debug, Clone)]

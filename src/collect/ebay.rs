@@ -36,6 +36,8 @@ pub const MAX_OFFSET: u32 = 10_000;
 pub const MAX_LIMIT: u32 = 200;
 /// The `source` of the observations written.
 pub const OBSERVATION_SOURCE: &str = "ebay-api";
+/// eBay Browse's default daily limit (`KWI_EBAY_PER_DAY`).
+pub const DEFAULT_PER_DAY: i64 = 5_000;
 /// The scope of an application token for the Browse API.
 pub const SCOPE: &str = "https://api.ebay.com/oauth/api_scope";
 

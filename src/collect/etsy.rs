@@ -35,6 +35,8 @@ pub const MAX_OFFSET: u32 = 12_000;
 pub const MAX_LIMIT: u32 = 100;
 /// The `source` of the observations written.
 pub const OBSERVATION_SOURCE: &str = "etsy-api";
+/// Etsy's default daily limit (`KWI_ETSY_PER_DAY`).
+pub const DEFAULT_PER_DAY: i64 = 10_000;
 
 /// Etsy settings (`KWI_ETSY_*`).
 #[derive(Debug, Clone)]

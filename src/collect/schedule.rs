@@ -22,9 +22,9 @@ impl Default for DailyLimits {
     fn default() -> Self {
         Self {
             per_day: vec![
-                (Source::Etsy, 10_000),
-                (Source::Ebay, 5_000),
-                (Source::Amazon, 100_000),
+                (Source::Etsy, super::etsy::DEFAULT_PER_DAY),
+                (Source::Ebay, super::ebay::DEFAULT_PER_DAY),
+                (Source::Amazon, super::amazon::DEFAULT_PER_DAY),
             ],
         }
     }

@@ -108,15 +108,20 @@ pub async fn add_watch(
     })?;
     let source = req.source;
     let cadence = req.cadence.map(Cadence::from).unwrap_or(Cadence::Weekly);
-    let mine = state.store.watches(Some(p.user_id)).await?;
-    let known = mine
-        .iter()
-        .any(|w| w.source == source && w.keyword == keyword);
-    if !known && mine.len() >= MAX_WATCHES {
-        return Err(ApiError::Conflict(format!(
-            "you watch {} keywords, the most allowed; remove some first",
-            mine.len()
-        )));
+    // The list is read only at the cap (a keyword already watched may still change cadence).
+    let count = state.store.watch_count(p.user_id).await?;
+    if count >= MAX_WATCHES as i64 {
+        let known = state
+            .store
+            .watches(Some(p.user_id))
+            .await?
+            .iter()
+            .any(|w| w.source == source && w.keyword == keyword);
+        if !known {
+            return Err(ApiError::Conflict(format!(
+                "you watch {count} keywords, the most allowed; remove some first"
+            )));
+        }
     }
     let (watch, created) = state
         .store

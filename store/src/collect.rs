@@ -165,15 +165,26 @@ struct JobRow {
     last_error: Option<String>,
 }
 
+/// The source and keyword of a stored row; `what` and `id` name the row in the error.
+fn stored_target(what: &str, id: Uuid, source: &str, keyword: &str) -> Result<(Source, Keyword)> {
+    let corrupt =
+        |field: &str, e: String| StoreError::Corrupt(format!("{what} {id}: {field}: {e}"));
+    Ok((
+        source.parse().map_err(|e| corrupt("source", e))?,
+        Keyword::parse(keyword).map_err(|e| corrupt("keyword", e.to_string()))?,
+    ))
+}
+
 impl JobRow {
     fn into_job(self) -> Result<Job> {
-        let corrupt =
-            |what: &str, e: String| StoreError::Corrupt(format!("job {}: {what}: {e}", self.id));
+        let (source, keyword) = stored_target("job", self.id, &self.source, &self.keyword)?;
         Ok(Job {
-            source: self.source.parse().map_err(|e| corrupt("source", e))?,
-            keyword: Keyword::parse(&self.keyword)
-                .map_err(|e| corrupt("keyword", e.to_string()))?,
-            state: self.state.parse().map_err(|e| corrupt("state", e))?,
+            source,
+            keyword,
+            state: self
+                .state
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("job {}: state: {e}", self.id)))?,
             id: self.id,
             idem_key: self.idem_key,
             period: self.period,
@@ -335,13 +346,14 @@ struct WatchRow {
 
 impl WatchRow {
     fn into_watch(self) -> Result<Watch> {
-        let corrupt =
-            |what: &str, e: String| StoreError::Corrupt(format!("watch {}: {what}: {e}", self.id));
+        let (source, keyword) = stored_target("watch", self.id, &self.source, &self.keyword)?;
         Ok(Watch {
-            source: self.source.parse().map_err(|e| corrupt("source", e))?,
-            keyword: Keyword::parse(&self.keyword)
-                .map_err(|e| corrupt("keyword", e.to_string()))?,
-            cadence: self.cadence.parse().map_err(|e| corrupt("cadence", e))?,
+            source,
+            keyword,
+            cadence: self
+                .cadence
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("watch {}: cadence: {e}", self.id)))?,
             id: self.id,
             user_id: self.user_id,
             last_period: self.last_period,
@@ -453,6 +465,8 @@ pub trait Jobs: Send + Sync {
     ) -> Result<Vec<(Watch, bool)>>;
     /// The watches of `user` (of every user with `None`), by source, keyword, owner.
     async fn watches(&self, user: Option<Uuid>) -> Result<Vec<Watch>>;
+    /// How many keywords `user` watches.
+    async fn watch_count(&self, user: Uuid) -> Result<i64>;
     /// Stops a watch of `user` (of anyone with `None`); `false` when there is none.
     async fn unwatch(&self, user: Option<Uuid>, id: Uuid) -> Result<bool>;
     /// The scheduler's step, in ONE transaction: queues the job of the current period (the day
@@ -871,6 +885,15 @@ where
             }
         };
         rows.into_iter().map(WatchRow::into_watch).collect()
+    }
+
+    async fn watch_count(&self, user: Uuid) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM watchlist WHERE user_id = $1")
+                .bind(user)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn unwatch(&self, user: Option<Uuid>, id: Uuid) -> Result<bool> {

@@ -127,10 +127,7 @@ async fn start_fake(script: Vec<Reply>) -> (Arc<Fake>, String) {
         .route("/auth/o2/token", axum::routing::post(token))
         .route("/catalog/2022-04-01/items", axum::routing::get(search))
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (fake, url)
+    (fake, crate::collect::serve_fake(app).await)
 }
 
 async fn spapi_rig(db: &TestDb, base: &str, refresh_token: &str) -> Rig {

@@ -142,10 +142,15 @@ pub(crate) async fn start_fake(script: Vec<Reply>) -> (Arc<Fake>, String) {
             axum::routing::get(listings),
         )
         .with_state(fake.clone());
+    (fake, crate::collect::serve_fake(app).await)
+}
+
+/// Serves a marketplace fake on a free loopback port; its base URL (with the trailing `/`).
+pub(crate) async fn serve_fake(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (fake, url)
+    url
 }
 
 pub(crate) fn fast_policy() -> RetryPolicy {

@@ -166,10 +166,7 @@ async fn start_fake(script: Vec<Reply>) -> (Arc<Fake>, String) {
             axum::routing::get(search),
         )
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (fake, url)
+    (fake, crate::collect::serve_fake(app).await)
 }
 
 async fn ebay_rig(db: &TestDb, base: &str, secret: &str) -> Rig {

@@ -25,6 +25,14 @@ async fn delete_as(app: &TestApp, uri: &str, token: &str) -> StatusCode {
     app.send(with_token(req, token)).await.status
 }
 
+/// One scheduler pass as if on `today`.
+async fn schedule(app: &TestApp, today: &str) -> u64 {
+    app.store
+        .schedule_watches(day(today), Utc::now())
+        .await
+        .unwrap()
+}
+
 async fn job_state(app: &TestApp, source: Source, keyword: &str, period: &str) -> Option<JobState> {
     let key = idem_key(source, &Keyword::parse(keyword).unwrap(), day(period));
     app.store.job(&key).await.unwrap().map(|j| j.state)
@@ -101,21 +109,8 @@ async fn watch_lists_are_per_user_and_each_period_is_queued_once(app: TestApp) {
     assert_eq!(etsy["quota_left"], 10_000);
 
     // The scheduler on Wednesday 2026-12-02: both weekly watches, for Monday 11-30; once.
-    let now = Utc::now();
-    assert_eq!(
-        app.store
-            .schedule_watches(day("2026-12-02"), now)
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        app.store
-            .schedule_watches(day("2026-12-02"), now)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(schedule(&app, "2026-12-02").await, 2);
+    assert_eq!(schedule(&app, "2026-12-02").await, 0);
     assert_eq!(
         job_state(&app, Source::Etsy, "tarot cards", "2026-11-30").await,
         Some(JobState::Queued)
@@ -124,14 +119,7 @@ async fn watch_lists_are_per_user_and_each_period_is_queued_once(app: TestApp) {
         job_state(&app, Source::Ebay, "mug", "2026-11-30").await,
         Some(JobState::Queued)
     );
-    assert_eq!(
-        app.store
-            .schedule_watches(day("2026-12-06"), now)
-            .await
-            .unwrap(),
-        0,
-        "same week"
-    );
+    assert_eq!(schedule(&app, "2026-12-06").await, 0, "same week");
 
     // Daily from now on (same watch, 200): queued for the day, then each new day.
     let res = app
@@ -145,33 +133,15 @@ async fn watch_lists_are_per_user_and_each_period_is_queued_once(app: TestApp) {
     assert_eq!(res.json()["id"], tarot["id"]);
     assert_eq!(res.json()["created"], false);
     assert_eq!(res.json()["cadence"], "daily");
-    assert_eq!(
-        app.store
-            .schedule_watches(day("2026-12-02"), now)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        app.store
-            .schedule_watches(day("2026-12-03"), now)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(schedule(&app, "2026-12-02").await, 1);
+    assert_eq!(schedule(&app, "2026-12-03").await, 1);
     assert_eq!(
         job_state(&app, Source::Etsy, "tarot cards", "2026-12-03").await,
         Some(JobState::Queued)
     );
 
     // Down for almost three weeks: the current periods are queued, once each.
-    assert_eq!(
-        app.store
-            .schedule_watches(day("2026-12-22"), now)
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(schedule(&app, "2026-12-22").await, 2);
     assert_eq!(
         job_state(&app, Source::Etsy, "tarot cards", "2026-12-22").await,
         Some(JobState::Queued)
@@ -214,13 +184,7 @@ async fn watch_lists_are_per_user_and_each_period_is_queued_once(app: TestApp) {
         1
     );
     // Alice's queued collections stay; a deleted watch only stops new ones.
-    assert_eq!(
-        app.store
-            .schedule_watches(day("2026-12-23"), now)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(schedule(&app, "2026-12-23").await, 0);
 }
 backend_tests!(watch_lists_are_per_user_and_each_period_is_queued_once);
 
