@@ -4,7 +4,7 @@
 //! A backup is written beside its destination as `*.partial`, checked (`PRAGMA
 //! integrity_check`), then renamed into place: a file under the destination's name is always a
 //! whole, checked copy. A restore never deletes the database it replaces: it keeps it beside,
-//! renamed `*.before-restore-<UTC time>`.
+//! renamed `*.before-restore-<UTC time>` (with its write-ahead log folded in first).
 
 use std::path::{Path, PathBuf};
 
@@ -87,14 +87,6 @@ pub async fn restore(global: &GlobalOpts, args: &RestoreArgs) -> anyhow::Result<
     let (observations, keywords) = kwi_store::check_sqlite_file(&args.from)
         .await
         .with_context(|| format!("{} is not a readable kwi backup", args.from.display()))?;
-    let wal = with_suffix(&target, "-wal");
-    if wal.exists() {
-        bail!(
-            "{} is in use ({} exists): stop kwi serve and kwi worker first",
-            target.display(),
-            wal.display()
-        );
-    }
     let mut kept = None;
     if target.exists() {
         if !args.force {
@@ -103,13 +95,28 @@ pub async fn restore(global: &GlobalOpts, args: &RestoreArgs) -> anyhow::Result<
                 target.display()
             );
         }
+        // Its log folded in first, so the kept file holds every committed transaction.
+        if !kwi_store::checkpoint_sqlite_file(&target)
+            .await
+            .with_context(|| format!("cannot read {}", target.display()))?
+        {
+            bail!(
+                "{} is in use: stop kwi serve and kwi worker first",
+                target.display()
+            );
+        }
         let aside = with_suffix(
             &target,
             &format!(".before-restore-{}", Utc::now().format("%Y%m%dT%H%M%SZ")),
         );
-        std::fs::rename(&target, &aside)
-            .with_context(|| format!("cannot move {} aside", target.display()))?;
-        let _ = std::fs::remove_file(with_suffix(&target, "-shm"));
+        // The main file with its (now empty) log and shared-memory files, under one name.
+        for suffix in ["", "-wal", "-shm"] {
+            let from = with_suffix(&target, suffix);
+            if from.exists() {
+                std::fs::rename(&from, with_suffix(&aside, suffix))
+                    .with_context(|| format!("cannot move {} aside", from.display()))?;
+            }
+        }
         kept = Some(aside);
     }
     if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -27,7 +27,7 @@ pub use collect::{
     Watch, idem_key,
 };
 pub use postgres::PgStore;
-pub use sqlite::{SqliteStore, check_sqlite_file};
+pub use sqlite::{SqliteStore, check_sqlite_file, checkpoint_sqlite_file};
 
 /// Rows written per INSERT statement (16 binds each: below both backends' bind-parameter limits).
 pub const IMPORT_BATCH: usize = 1000;

@@ -79,6 +79,24 @@ pub async fn check_sqlite_file(path: &Path) -> Result<(i64, i64)> {
     Ok((observations, keywords))
 }
 
+/// Folds an SQLite file's write-ahead log into it (`PRAGMA wal_checkpoint(TRUNCATE)`), so the
+/// file alone holds every committed transaction. `false` when another connection kept it from
+/// completing (the database is in use).
+pub async fn checkpoint_sqlite_file(path: &Path) -> Result<bool> {
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(Duration::from_secs(2));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await?;
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    Ok(busy == 0)
+}
+
 /// Same statement as the PostgreSQL one, with SQLite's JSON functions, and the volumes as
 /// comma-separated lists (values printed with 17 significant digits: they read back exactly;
 /// migration 0006). `WHERE true` resolves SQLite's parsing ambiguity between a join's ON and the
