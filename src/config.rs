@@ -181,6 +181,15 @@ pub struct SourceOpts {
     /// SP-API requests per UTC day (our own cap: the operation has no daily quota)
     #[arg(long, env = "KWI_SPAPI_PER_DAY", default_value_t = crate::collect::amazon::DEFAULT_PER_DAY)]
     pub spapi_per_day: i64,
+    /// Seconds between two looks at a requested report's status (Brand Analytics)
+    #[arg(long, env = "KWI_SPAPI_REPORT_POLL_SECS", default_value_t = 30)]
+    pub spapi_report_poll_secs: u64,
+    /// Longest wait for a requested report, in seconds (then the attempt is retried later)
+    #[arg(long, env = "KWI_SPAPI_REPORT_TIMEOUT_SECS", default_value_t = 3600)]
+    pub spapi_report_timeout_secs: u64,
+    /// Largest report document read, in MB decompressed
+    #[arg(long, env = "KWI_SPAPI_REPORT_MAX_MB", default_value_t = 4096)]
+    pub spapi_report_max_mb: u64,
     /// Retries of one request after a transient failure (5xx, timeout, reset, per-second 429)
     #[arg(long, default_value_t = 4)]
     pub retries: usize,
@@ -223,15 +232,27 @@ pub struct CollectArgs {
     /// A file with one keyword per line (added to --keywords)
     #[arg(long)]
     pub keywords_file: Option<PathBuf>,
-    /// The period the observations are for (default: Monday of this ISO week, UTC)
+    /// The period the observations are for (default: Monday of this ISO week, UTC; with
+    /// --report, the Sunday of the report's week, by default the last week that has ended)
     #[arg(long)]
     pub period: Option<chrono::NaiveDate>,
+    /// Collect a report instead of keywords: `search-terms` (Amazon Brand Analytics, weekly)
+    #[arg(long, conflicts_with_all = ["keywords", "keywords_file"])]
+    pub report: Option<Report>,
     /// Wait for jobs rescheduled up to this many seconds ahead (longer waits are reported)
     #[arg(long, default_value_t = 120)]
     pub patience_secs: u64,
     /// Sources' settings
     #[command(flatten)]
     pub sources: SourceOpts,
+}
+
+/// A source's report (`kwi collect --report`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Report {
+    /// Amazon Brand Analytics Search Terms: each term's weekly search frequency rank and its top
+    /// clicked products' shares
+    SearchTerms,
 }
 
 /// `kwi collect` subcommands.

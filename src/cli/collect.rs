@@ -12,9 +12,10 @@ use kwi_store::{JobState, NewJob, Source, Store, idem_key};
 use crate::collect::amazon::{SpApi, SpApiConfig};
 use crate::collect::ebay::{Ebay, EbayConfig};
 use crate::collect::etsy::{Etsy, EtsyConfig, MAX_LIMIT};
+use crate::collect::search_terms::{self, last_complete_week, report_week};
 use crate::collect::{
-    DailyLimits, RetryPolicy, SourceClient, Stats, Worker, WorkerOptions, run_scheduler,
-    weekly_period,
+    DailyLimits, ReforecastSnapshot, Reforecaster, RetryPolicy, SourceClient, Stats, Worker,
+    WorkerOptions, run_scheduler, weekly_period,
 };
 use crate::config::{
     CollectArgs, CollectCommand, GlobalOpts, SourceOpts, WatchArgs, WatchCommand, WorkerArgs,
@@ -124,6 +125,11 @@ fn configured_client(
                 marketplace: o.spapi_marketplace.clone(),
                 per_second: o.spapi_per_second,
                 per_day: o.spapi_per_day,
+                reports: search_terms::ReportOptions {
+                    poll: Duration::from_millis(o.spapi_report_poll_secs.max(1) * 1000),
+                    timeout: Duration::from_secs(o.spapi_report_timeout_secs),
+                    max_bytes: o.spapi_report_max_mb.max(1) << 20,
+                },
             };
             Arc::new(SpApi::new(config, store.clone(), policy(o), stats.clone())?)
         }
@@ -176,33 +182,61 @@ pub async fn run(global: &GlobalOpts, args: &CollectArgs) -> anyhow::Result<()> 
     let Some(source) = args.source else {
         bail!("which source? pass --source etsy, ebay or amazon");
     };
-    let keywords = keywords(args)?;
+    if args.report.is_some() && source != Source::Amazon {
+        bail!("--report search-terms is Amazon's (Brand Analytics): pass --source amazon");
+    }
+    // Checked before the store is opened: a bad argument changes nothing.
+    let keywords = match args.report {
+        Some(_) => Vec::new(),
+        None => keywords(args)?,
+    };
+    let report_of = match (args.report, args.period) {
+        (None, _) => None,
+        (Some(_), None) => Some(last_complete_week(Utc::now().date_naive())),
+        (Some(_), Some(p)) if report_week(p) == p => Some(p),
+        (Some(_), Some(p)) => bail!(
+            "--period {p} is a {}: Brand Analytics weeks start on a Sunday (that week's is {})",
+            p.format("%A"),
+            report_week(p)
+        ),
+    };
     let store = super::open_store(global).await?;
     let stats = Arc::new(Stats::default());
     let client = client(source, &args.sources, &store, &stats)?;
-    let period = args
-        .period
-        .unwrap_or_else(|| weekly_period(Utc::now().date_naive()));
     let now = Utc::now();
-    let jobs: Vec<NewJob> = keywords
-        .iter()
-        .map(|k| NewJob {
-            source,
-            keyword: k.clone(),
-            period,
-            run_at: now,
-        })
-        .collect();
-    let queued = store.enqueue_jobs(&jobs, now).await?;
-    let keys: Vec<String> = keywords
-        .iter()
-        .map(|k| idem_key(source, k, period))
-        .collect();
-    eprintln!(
-        "{source}: {} keyword(s) for the period of {period}; {queued} queued, {} already collected or queued",
-        keys.len(),
-        keys.len() as u64 - queued
-    );
+    let keys: Vec<String> = if let Some(week) = report_of {
+        let key = store
+            .enqueue_report(source, search_terms::REPORT, week, now)
+            .await?;
+        eprintln!(
+            "{source}: the Brand Analytics search terms report of the week of {week} ({key})"
+        );
+        vec![key]
+    } else {
+        let period = args
+            .period
+            .unwrap_or_else(|| weekly_period(Utc::now().date_naive()));
+        let jobs: Vec<NewJob> = keywords
+            .iter()
+            .map(|k| NewJob {
+                source,
+                keyword: k.clone(),
+                period,
+                run_at: now,
+            })
+            .collect();
+        let queued = store.enqueue_jobs(&jobs, now).await?;
+        let keys: Vec<String> = keywords
+            .iter()
+            .map(|k| idem_key(source, k, period))
+            .collect();
+        eprintln!(
+            "{source}: {} keyword(s) for the period of {period}; {queued} queued, {} already collected or queued",
+            keys.len(),
+            keys.len() as u64 - queued
+        );
+        keys
+    };
     let worker = Arc::new(Worker::new(
         store.clone(),
         vec![client.clone()],
@@ -317,27 +351,24 @@ pub(crate) struct Running {
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stats: Arc<Stats>,
+    reforecaster: Arc<Reforecaster>,
 }
 
 impl Running {
     /// Stops claiming, finishes the jobs in hand, stops the scheduler; returns the counters.
-    pub(crate) async fn stop(self) -> crate::collect::StatsSnapshot {
+    pub(crate) async fn stop(self) -> (crate::collect::StatsSnapshot, ReforecastSnapshot) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
-        self.stats.snapshot()
+        (self.stats.snapshot(), self.reforecaster.snapshot())
     }
 }
 
-/// Starts the worker of every source that has credentials, and the scheduler. When no source has
-/// any: an error if `need_a_source` (`kwi worker`), else a warning and the scheduler alone (`kwi
-/// serve --worker` still starts; the queued jobs wait for a worker with credentials).
-pub(crate) fn start_worker(
-    store: &Arc<dyn Store>,
-    o: &SourceOpts,
-    need_a_source: bool,
-) -> anyhow::Result<Running> {
+/// Starts the scheduler, the re-forecasting worker and the collection worker of every source
+/// that has credentials. Without any, collections wait in the queue for a worker that has them
+/// (a warning says which settings are missing); re-forecast chunks are worked all the same.
+pub(crate) fn start_worker(store: &Arc<dyn Store>, o: &SourceOpts) -> Running {
     let stats = Arc::new(Stats::default());
     let mut clients = Vec::new();
     for source in Source::ALL {
@@ -348,10 +379,6 @@ pub(crate) fn start_worker(
             Err(e) => tracing::warn!("{source}: not collected: {e:#}"),
         }
     }
-    const NONE: &str = "no source has credentials (set KWI_ETSY_API_KEY; KWI_EBAY_CLIENT_ID and KWI_EBAY_CLIENT_SECRET; or KWI_SPAPI_CLIENT_ID, KWI_SPAPI_CLIENT_SECRET and KWI_SPAPI_REFRESH_TOKEN)";
-    if clients.is_empty() && need_a_source {
-        bail!("{NONE}");
-    }
     let (stop, rx) = tokio::sync::watch::channel(false);
     let mut tasks = vec![tokio::spawn(run_scheduler(
         store.clone(),
@@ -359,32 +386,55 @@ pub(crate) fn start_worker(
         Duration::from_secs(o.schedule_secs.max(1)),
         rx.clone(),
     ))];
+    let options = worker_options(o);
     if clients.is_empty() {
-        tracing::warn!("{NONE}: only the scheduler runs; queued collections wait for a worker");
+        tracing::warn!(
+            "no source has credentials (set KWI_ETSY_API_KEY; KWI_EBAY_CLIENT_ID and KWI_EBAY_CLIENT_SECRET; or KWI_SPAPI_CLIENT_ID, KWI_SPAPI_CLIENT_SECRET and KWI_SPAPI_REFRESH_TOKEN): queued collections wait for a worker that has them; this one works re-forecast chunks and the scheduler"
+        );
     } else {
-        let options = worker_options(o);
         tracing::info!(
             worker = %options.name,
             concurrency = options.concurrency,
             sources = ?clients.iter().map(|c| c.source()).collect::<Vec<_>>(),
             "collection worker running"
         );
-        let worker = Arc::new(Worker::new(store.clone(), clients, options, stats.clone()));
-        tasks.push(tokio::spawn(worker.run(rx)));
+        let worker = Arc::new(Worker::new(
+            store.clone(),
+            clients,
+            options.clone(),
+            stats.clone(),
+        ));
+        tasks.push(tokio::spawn(worker.run(rx.clone())));
     }
-    Ok(Running { stop, tasks, stats })
+    let reforecaster = Arc::new(Reforecaster::new(store.clone(), options));
+    tasks.push(tokio::spawn(reforecaster.clone().run(rx)));
+    Running {
+        stop,
+        tasks,
+        stats,
+        reforecaster,
+    }
 }
 
 /// `kwi worker`.
 pub async fn worker(global: &GlobalOpts, args: &WorkerArgs) -> anyhow::Result<()> {
     let store = super::open_store(global).await?;
-    let running = start_worker(&store, &args.sources, true)?;
+    let running = start_worker(&store, &args.sources);
     crate::app::shutdown_signal().await;
     eprintln!("stopping: finishing the jobs in hand");
-    let s = running.stop().await;
+    let (s, r) = running.stop().await;
     println!(
-        "{} request(s), {} retries, {} jobs done, {} rescheduled, {} dead, {} observation(s) written",
-        s.requests, s.retries, s.jobs_done, s.jobs_rescheduled, s.jobs_dead, s.observations_written
+        "{} request(s), {} retries, {} jobs done, {} rescheduled, {} dead, {} observation(s) written; \
+         {} re-forecast chunk(s) done, {} failed, {} prediction(s) written",
+        s.requests,
+        s.retries,
+        s.jobs_done,
+        s.jobs_rescheduled,
+        s.jobs_dead,
+        s.observations_written,
+        r.chunks_done,
+        r.chunks_failed,
+        r.predictions
     );
     Ok(())
 }

@@ -111,11 +111,7 @@ pub async fn run(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result<()> {
     state.daily_limits = std::sync::Arc::new(super::collect::daily_limits(&args.sources));
     // The collection queue and scheduler in process (`--worker`), as `kwi worker` runs them.
     let collector = if args.worker {
-        Some(super::collect::start_worker(
-            &state.store,
-            &args.sources,
-            false,
-        )?)
+        Some(super::collect::start_worker(&state.store, &args.sources))
     } else {
         None
     };
@@ -148,11 +144,13 @@ pub async fn run(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result<()> {
     app::serve(listener, state, app::shutdown_signal()).await?;
     if let Some(c) = collector {
         tracing::info!("stopping the collection worker: finishing the jobs in hand");
-        let s = c.stop().await;
+        let (s, r) = c.stop().await;
         tracing::info!(
             requests = s.requests,
             jobs_done = s.jobs_done,
             observations = s.observations_written,
+            reforecast_chunks = r.chunks_done,
+            predictions = r.predictions,
             "collection worker stopped"
         );
     }

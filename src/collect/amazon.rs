@@ -1,4 +1,5 @@
-//! Amazon Selling Partner API: Catalog Items `searchCatalogItems`
+//! Amazon Selling Partner API: Catalog Items `searchCatalogItems` (and the Brand Analytics Search
+//! Terms report: [`super::search_terms`])
 //! (`GET /catalog/2022-04-01/items?keywords=&marketplaceIds=&includedData=summaries&pageSize=`),
 //! with a Login with Amazon access token (`POST https://api.amazon.com/auth/o2/token`, refresh-token
 //! grant) in `x-amz-access-token`.
@@ -19,13 +20,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kwi_features::ingest::Observation;
 use kwi_features::{Keyword, Platform};
-use kwi_store::{Job, Source, Store};
+use kwi_store::{Job, Source, Store, report_key};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 
 use super::fetch::{Fetched, PaceHint, SourceRules};
 use super::observe::{market_observation, parse_json};
+use super::search_terms::{REPORT, ReportOptions, parse_document};
 use super::token::{TokenCache, request_token, secret_header, with_token};
 use super::{
     Collected, Fetcher, JobError, RetryPolicy, SourceClient, Stats, body_sample, credential_id,
@@ -55,6 +57,8 @@ pub struct SpApiConfig {
     pub per_second: f64,
     /// Our own cap of requests per UTC day.
     pub per_day: i64,
+    /// How the Brand Analytics Search Terms report is followed ([`super::search_terms`]).
+    pub reports: ReportOptions,
 }
 
 impl SpApiConfig {
@@ -171,12 +175,26 @@ impl SpApi {
             .await
     }
 
-    fn search_url(&self, keyword: &Keyword) -> Result<reqwest::Url, JobError> {
-        let mut url = self
-            .config
+    /// The settings of the report flow.
+    pub(super) fn report_options(&self) -> ReportOptions {
+        self.config.reports
+    }
+
+    /// The marketplace asked about.
+    pub(super) fn marketplace(&self) -> &str {
+        &self.config.marketplace
+    }
+
+    /// An operation's URL under the regional endpoint.
+    pub(super) fn api_url(&self, path: &str) -> Result<reqwest::Url, JobError> {
+        self.config
             .base_url
-            .join("catalog/2022-04-01/items")
-            .map_err(|e| JobError::Refused(format!("KWI_SPAPI_BASE_URL: {e}")))?;
+            .join(path)
+            .map_err(|e| JobError::Refused(format!("KWI_SPAPI_BASE_URL: {e}")))
+    }
+
+    fn search_url(&self, keyword: &Keyword) -> Result<reqwest::Url, JobError> {
+        let mut url = self.api_url("catalog/2022-04-01/items")?;
         url.query_pairs_mut()
             .append_pair("keywords", keyword.as_str())
             .append_pair("marketplaceIds", &self.config.marketplace)
@@ -185,12 +203,24 @@ impl SpApi {
         Ok(url)
     }
 
-    /// One search; a 401/403 refreshes the token once.
-    async fn search(&self, url: reqwest::Url) -> Result<Fetched, JobError> {
+    /// One call of `api` (named in the error): a GET, or a POST of `json`; a 401/403 refreshes
+    /// the token once.
+    pub(super) async fn call(
+        &self,
+        url: reqwest::Url,
+        json: Option<String>,
+        api: &str,
+    ) -> Result<Fetched, JobError> {
         let send = |token: HeaderValue| {
             let mut headers = HeaderMap::new();
             headers.insert("x-amz-access-token", token);
-            self.fetcher.get(url.clone(), headers)
+            let (url, json) = (url.clone(), json.clone());
+            async move {
+                match json {
+                    Some(j) => self.fetcher.post_json(url, headers, j).await,
+                    None => self.fetcher.get(url, headers).await,
+                }
+            }
         };
         with_token(
             |stale| async move { self.access_token(stale.as_ref()).await },
@@ -199,11 +229,16 @@ impl SpApi {
         )
         .await?
         .ok_or_else(|| {
-            JobError::Refused(
-                "amazon refused a freshly issued access token (401/403): check that the app's role allows the Catalog Items API for KWI_SPAPI_MARKETPLACE".into(),
-            )
+            JobError::Refused(format!(
+                "amazon refused a freshly issued access token (401/403): check that the app's role allows the {api} API for KWI_SPAPI_MARKETPLACE"
+            ))
         })
     }
+}
+
+/// Whether a job is the weekly Search Terms report rather than a keyword's catalog search.
+fn is_search_terms(job: &Job) -> bool {
+    job.idem_key == report_key(Source::Amazon, REPORT, job.period)
 }
 
 fn parse_answer(body: &[u8]) -> Result<SearchAnswer, String> {
@@ -236,7 +271,12 @@ impl SourceClient for SpApi {
     }
 
     async fn collect(&self, job: &Job) -> Result<Collected, JobError> {
-        let f = self.search(self.search_url(&job.keyword)?).await?;
+        if is_search_terms(job) {
+            return self.search_terms(job).await;
+        }
+        let f = self
+            .call(self.search_url(&job.keyword)?, None, "Catalog Items")
+            .await?;
         let raw = vec![f.to_raw()];
         if f.status != StatusCode::OK {
             return Err(f.refused(Source::Amazon));
@@ -257,6 +297,9 @@ impl SourceClient for SpApi {
 
     fn reparse(&self, job: &Job, bodies: &[Vec<u8>]) -> Result<Vec<Observation>, String> {
         let body = bodies.last().ok_or("no kept page")?;
+        if is_search_terms(job) {
+            return parse_document(body, job.period, self.config.reports.max_bytes);
+        }
         Ok(vec![observation(
             &job.keyword,
             job.period,

@@ -164,6 +164,14 @@ impl Fetched {
     }
 }
 
+/// A request body.
+enum Payload {
+    /// A form to a token endpoint (outside the daily budget).
+    Form(String),
+    /// A JSON document to the API.
+    Json(String),
+}
+
 /// Budget, pacer, HTTP client and retry policy of one (source, credential).
 pub struct Fetcher {
     rules: SourceRules,
@@ -232,6 +240,23 @@ impl Fetcher {
         self.send(reqwest::Method::GET, url, headers, None).await
     }
 
+    /// POSTs a JSON document (an API call: taken from the daily budget), paced and retried like
+    /// [`Fetcher::get`].
+    pub async fn post_json(
+        &self,
+        url: reqwest::Url,
+        headers: HeaderMap,
+        json: String,
+    ) -> Result<Fetched, JobError> {
+        self.send(
+            reqwest::Method::POST,
+            url,
+            headers,
+            Some(Payload::Json(json)),
+        )
+        .await
+    }
+
     /// POSTs a form to an endpoint outside the daily budget (an OAuth token endpoint), paced and
     /// retried like [`Fetcher::get`].
     pub async fn post_form(
@@ -240,17 +265,22 @@ impl Fetcher {
         headers: HeaderMap,
         form: String,
     ) -> Result<Fetched, JobError> {
-        self.send(reqwest::Method::POST, url, headers, Some(form))
-            .await
+        self.send(
+            reqwest::Method::POST,
+            url,
+            headers,
+            Some(Payload::Form(form)),
+        )
+        .await
     }
 
-    /// The one request loop; `form` set means a POST outside the budget.
+    /// The one request loop; a form is a POST outside the budget.
     async fn send(
         &self,
         method: reqwest::Method,
         url: reqwest::Url,
         headers: HeaderMap,
-        form: Option<String>,
+        payload: Option<Payload>,
     ) -> Result<Fetched, JobError> {
         let source = self.rules.source;
         let p = &self.policy;
@@ -264,7 +294,7 @@ impl Fetcher {
         loop {
             attempt += 1;
             let now = Utc::now();
-            if form.is_none()
+            if !matches!(payload, Some(Payload::Form(_)))
                 && self
                     .store
                     .spend_budget(
@@ -288,13 +318,14 @@ impl Fetcher {
                 .request(method.clone(), url.clone())
                 .headers(headers.clone())
                 .timeout(p.timeout);
-            if let Some(form) = &form {
+            if let Some(payload) = &payload {
+                let (kind, body) = match payload {
+                    Payload::Form(b) => ("application/x-www-form-urlencoded", b),
+                    Payload::Json(b) => ("application/json", b),
+                };
                 request = request
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(form.clone());
+                    .header(reqwest::header::CONTENT_TYPE, kind)
+                    .body(body.clone());
             }
             let sent = request.send().await;
             let failure: (String, Option<Duration>) = match sent {

@@ -12,7 +12,9 @@ pub mod ebay;
 pub mod etsy;
 mod fetch;
 pub mod observe;
+mod reforecast;
 mod schedule;
+pub mod search_terms;
 mod token;
 mod worker;
 
@@ -26,8 +28,9 @@ use kwi_store::{Job, RawResponse, Source, StoreError};
 use serde::Serialize;
 
 pub use fetch::{Fetched, Fetcher, Pacer, RetryPolicy};
+pub use reforecast::{CHUNK_ATTEMPTS, ReforecastSnapshot, Reforecaster};
 pub use schedule::{DailyLimits, SourceReport, report, run_scheduler};
-pub use worker::{Worker, WorkerOptions};
+pub use worker::{Settled, Worker, WorkerOptions};
 
 /// Why a job did not finish.
 #[derive(Debug, thiserror::Error)]

@@ -67,6 +67,18 @@ pub enum Settled {
     LeaseLost,
 }
 
+impl Settled {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settled::Done => "done",
+            Settled::Rescheduled => "rescheduled",
+            Settled::Dead => "dead",
+            Settled::LeaseLost => "lease_lost",
+        }
+    }
+}
+
 impl Worker {
     /// A worker over `clients`.
     pub fn new(
@@ -106,33 +118,19 @@ impl Worker {
         };
         let client = self.clients[&job.source].clone();
         let started = std::time::Instant::now();
-        let result = self.with_lease(&job, client.collect(&job)).await?;
+        let result = hold_lease(
+            self.store.as_ref(),
+            job.id,
+            &job.idem_key,
+            &self.options.name,
+            self.options.lease,
+            client.collect(&job),
+        )
+        .await?;
         let settled = self.settle(&job, client.as_ref(), result).await?;
         metrics::histogram!("kwi_collect_job_seconds", "source" => job.source.as_str())
             .record(started.elapsed().as_secs_f64());
         Ok(Some((job, settled)))
-    }
-
-    /// Runs `work`, renewing the job's lease every third of it; an error if the lease is lost.
-    async fn with_lease<T>(
-        &self,
-        job: &Job,
-        work: impl std::future::Future<Output = T>,
-    ) -> anyhow::Result<T> {
-        let every = self.options.lease / 3;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                out = &mut work => return Ok(out),
-                _ = tick.tick() => {
-                    let until = Utc::now() + chrono::Duration::from_std(self.options.lease)?;
-                    if !self.store.renew_lease(job.id, &self.options.name, until).await? {
-                        anyhow::bail!("lease of job {} lost to another worker", job.idem_key);
-                    }
-                }
-            }
-        }
     }
 
     async fn settle(
@@ -196,12 +194,7 @@ impl Worker {
             Err(JobError::Refused(why)) => self.bury(job, &why, None, &[]).await?,
             Err(JobError::Store(e)) => return Err(e.into()),
         };
-        outcome(match settled {
-            Settled::Done => "done",
-            Settled::Rescheduled => "rescheduled",
-            Settled::Dead => "dead",
-            Settled::LeaseLost => "lease_lost",
-        });
+        outcome(settled.as_str());
         Ok(settled)
     }
 
@@ -305,5 +298,31 @@ impl Worker {
         let _ = tx.send(true);
         let _ = runner.await;
         result
+    }
+}
+
+/// Runs `work` while renewing the lease of job `id` (named `label` in the error) for `worker`
+/// every third of `lease`; an error, and `work` dropped, if the lease is lost.
+pub(super) async fn hold_lease<T>(
+    store: &dyn Store,
+    id: uuid::Uuid,
+    label: &str,
+    worker: &str,
+    lease: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> anyhow::Result<T> {
+    let every = lease / 3;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return Ok(out),
+            _ = tick.tick() => {
+                let until = Utc::now() + chrono::Duration::from_std(lease)?;
+                if !store.renew_lease(id, worker, until).await? {
+                    anyhow::bail!("lease of job {label} lost to another worker");
+                }
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use kwi_features::Keyword;
-use kwi_store::{Cadence, Source, Watch};
+use kwi_store::{Cadence, DeadLetter, ReforecastStatus, Source, Watch};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
@@ -160,20 +160,30 @@ pub async fn remove_watch(
 /// Body of `GET /v1/collector/status`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CollectorStatus {
-    /// Jobs queued or running, every source.
+    /// Jobs queued or running: every source's and the re-forecast chunks.
     queue_depth: i64,
     /// Per source.
     sources: Vec<SourceReport>,
+    /// Re-forecast chunks (`kwi-train reforecast`) of every run, by state.
+    reforecast: ReforecastStatus,
+    /// The latest jobs that failed for good, newest first (at most 20).
+    dead_letters: Vec<DeadLetter>,
 }
 
 /// `GET /v1/collector/status`: the queue (depth, per source jobs by state, last success, last
-/// error) and today's requests against each source's daily limit.
+/// error), today's requests against each source's daily limit, the re-forecast chunks and the
+/// latest dead letters.
 #[utoipa::path(get, path = "/v1/collector/status", tag = "collectors",
     responses((status = 200, body = CollectorStatus)))]
 pub async fn status(State(state): State<AppState>) -> Result<Json<CollectorStatus>, ApiError> {
     let sources = crate::collect::report(state.store.as_ref(), &state.daily_limits).await?;
+    let reforecast = state.store.reforecast_status(None).await?;
     Ok(Json(CollectorStatus {
-        queue_depth: sources.iter().map(|s| s.queued + s.running).sum(),
+        queue_depth: sources.iter().map(|s| s.queued + s.running).sum::<i64>()
+            + reforecast.queued
+            + reforecast.running,
         sources,
+        reforecast,
+        dead_letters: state.store.dead_letters(20).await?,
     }))
 }

@@ -41,6 +41,7 @@ use crate::cache::{Cache, FastHash};
 use batcher::{Answer, Job, Pipeline};
 pub use batcher::{COALESCE_LANES, COALESCE_MAX, INLINE_VALUES};
 pub use body::{Band, ForecastBody, Step};
+pub(crate) use body::{forecast_many, prediction_record, series_from_volumes};
 use flight::SingleFlight;
 pub use persist::{PERSIST_BATCH, PERSIST_QUEUE};
 use slot::ModelSlot;

@@ -17,14 +17,14 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use kwi_features::Keyword;
 use kwi_features::ingest::Observation;
+use kwi_features::{Keyword, Platform};
 use serde::Serialize;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
 use uuid::Uuid;
 
 use crate::sql::{Dialect, SqlStore, write_observations};
-use crate::{ImportCounts, Result, StoreError};
+use crate::{ImportCounts, PredictionRecord, Result, StoreError};
 
 /// Where a job collects from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -114,6 +114,13 @@ impl FromStr for JobState {
 /// The idempotency key of a collection: `source:keyword:period`.
 pub fn idem_key(source: Source, keyword: &Keyword, period: NaiveDate) -> String {
     format!("{source}:{}:{period}", keyword.as_str())
+}
+
+/// The idempotency key of a source's report for a period (`amazon-report:search-terms:2026-11-22`):
+/// the job of a report that is not one keyword's (its `keyword` is the report's name). It cannot be
+/// a keyword job's key: those start with the bare source name.
+pub fn report_key(source: Source, report: &str, period: NaiveDate) -> String {
+    format!("{source}-report:{report}:{period}")
 }
 
 /// A job to enqueue.
@@ -229,12 +236,13 @@ struct RawRow {
 
 /// A failure kept in `collect_dead_letters`.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetter {
     /// The job.
     pub job_id: Uuid,
-    /// Its source.
+    /// Its source (`reforecast` for a re-forecast chunk).
     pub source: String,
-    /// Its keyword.
+    /// Its keyword (a re-forecast chunk's run).
     pub keyword: String,
     /// Why it failed.
     pub error: String,
@@ -364,6 +372,116 @@ impl WatchRow {
 
 const WATCH_COLUMNS: &str = "id, user_id, source, keyword, cadence, last_period, created_at";
 
+/// The `source` of re-forecast chunks in `collect_jobs`.
+const REFORECAST: &str = "reforecast";
+/// The collection sources, as a SQL list (constants, never input).
+const COLLECT_SOURCES: &str = "('etsy', 'ebay', 'amazon')";
+
+/// The longest re-forecast run name.
+pub const MAX_RUN_NAME: usize = 200;
+
+/// One chunk of a re-forecast run: keywords forecast together by one worker, their predictions
+/// written in the transaction that finishes the chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReforecastChunk {
+    /// Job id.
+    pub id: Uuid,
+    /// The run it belongs to.
+    pub run: String,
+    /// Its place in the run (0-based).
+    pub index: usize,
+    /// Chunks in the run.
+    pub of: usize,
+    /// The keywords.
+    pub keys: Vec<(Platform, Keyword)>,
+    /// Claims so far (this one included).
+    pub attempts: i32,
+}
+
+/// A chunk's `payload` column.
+#[derive(Serialize, serde::Deserialize)]
+struct ChunkPayload {
+    index: usize,
+    of: usize,
+    keys: Vec<(String, String)>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ChunkRow {
+    id: Uuid,
+    keyword: String,
+    payload: Option<String>,
+    attempts: i32,
+}
+
+impl ChunkRow {
+    fn into_chunk(self) -> Result<ReforecastChunk> {
+        let corrupt =
+            |e: String| StoreError::Corrupt(format!("re-forecast chunk {}: {e}", self.id));
+        let p: ChunkPayload = serde_json::from_str(self.payload.as_deref().unwrap_or_default())
+            .map_err(|e| corrupt(format!("payload: {e}")))?;
+        let keys = p
+            .keys
+            .iter()
+            .map(|(platform, keyword)| {
+                Ok((
+                    platform
+                        .parse::<Platform>()
+                        .map_err(|e| corrupt(e.to_string()))?,
+                    Keyword::parse(keyword).map_err(|e| corrupt(e.to_string()))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ReforecastChunk {
+            id: self.id,
+            run: self.keyword,
+            index: p.index,
+            of: p.of,
+            keys,
+            attempts: self.attempts,
+        })
+    }
+}
+
+/// What [`Jobs::enqueue_reforecast`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReforecastQueued {
+    /// Stored keywords split into chunks.
+    pub keywords: usize,
+    /// Chunks in the run.
+    pub chunks: usize,
+    /// Chunks queued now: every chunk of a new run; the dead ones of an existing run.
+    pub queued: u64,
+    /// The run existed: its chunks are those of its first enqueue.
+    pub existing: bool,
+}
+
+/// A re-forecast run's chunks by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReforecastStatus {
+    /// Waiting.
+    pub queued: i64,
+    /// Leased by a worker now.
+    pub running: i64,
+    /// Forecast and written.
+    pub done: i64,
+    /// Failed for good (see the dead letters).
+    pub dead: i64,
+}
+
+impl ReforecastStatus {
+    /// Every chunk.
+    pub fn total(&self) -> i64 {
+        self.queued + self.running + self.done + self.dead
+    }
+}
+
+/// The idempotency key of a re-forecast chunk.
+pub fn reforecast_key(run: &str, index: usize) -> String {
+    format!("{REFORECAST}:{run}:{index}")
+}
+
 #[derive(sqlx::FromRow)]
 struct CountRow {
     source: String,
@@ -389,6 +507,15 @@ pub trait Jobs: Send + Sync {
     /// Enqueues jobs; a key already queued, running or done is left as it is (idempotent), a dead
     /// one is queued again with its attempts reset. Returns how many were (re)queued.
     async fn enqueue_jobs(&self, jobs: &[NewJob], now: DateTime<Utc>) -> Result<u64>;
+    /// Enqueues the job of `source`'s report `report` for `period` (see [`report_key`]), due
+    /// `now`, idempotently as [`Jobs::enqueue_jobs`]; returns its key.
+    async fn enqueue_report(
+        &self,
+        source: Source,
+        report: &str,
+        period: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<String>;
     /// Leases the oldest ready job of `sources` (queued and due, or running with its lease run
     /// out) to `worker` until `lease_until`; a worker never takes a job it has no client for.
     async fn claim_job(
@@ -474,6 +601,33 @@ pub trait Jobs: Send + Sync {
     /// not queued for it yet, due `now`. A watch missed while no scheduler ran is queued for the
     /// current period (the marketplaces answer only for now). Returns jobs newly queued.
     async fn schedule_watches(&self, today: NaiveDate, now: DateTime<Utc>) -> Result<u64>;
+    /// Splits every stored keyword (by platform, then keyword) into chunks of `chunk` and queues
+    /// them as the new re-forecast run `run`, in one transaction. A run that exists keeps the
+    /// chunks of its first enqueue: its dead chunks are queued again, nothing else changes.
+    async fn enqueue_reforecast(
+        &self,
+        run: &str,
+        chunk: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ReforecastQueued>;
+    /// Leases the oldest ready re-forecast chunk to `worker` until `lease_until`.
+    async fn claim_reforecast(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<ReforecastChunk>>;
+    /// In ONE transaction: marks the chunk done and writes its predictions. `false` (and nothing
+    /// written) when the lease was lost, so a chunk's predictions are written once.
+    async fn finish_reforecast(
+        &self,
+        job: Uuid,
+        worker: &str,
+        rows: &[PredictionRecord],
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// The chunks of run `run` (of every run with `None`) by state.
+    async fn reforecast_status(&self, run: Option<&str>) -> Result<ReforecastStatus>;
     /// Dead letters, newest first.
     async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>>;
     /// Kept responses of a source's finished or dead jobs, oldest first.
@@ -492,8 +646,13 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> Uuid: Encode<'q, DB> + Type<DB>,
 {
-    /// Queues one job; a no-op unless its key is new or dead (then it is queued afresh).
-    async fn enqueue(tx: &mut DB::Connection, j: &NewJob, now: DateTime<Utc>) -> Result<u64> {
+    /// Queues one job under `key`; a no-op unless the key is new or dead (then it is queued afresh).
+    async fn enqueue(
+        tx: &mut DB::Connection,
+        key: &str,
+        j: &NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
         let r = sqlx::query(
             "INSERT INTO collect_jobs (id, idem_key, source, keyword, period, state, attempts, \
              run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $7) \
@@ -502,7 +661,7 @@ where
              WHERE collect_jobs.state = 'dead'",
         )
         .bind(Uuid::now_v7())
-        .bind(idem_key(j.source, &j.keyword, j.period))
+        .bind(key)
         .bind(j.source.as_str())
         .bind(j.keyword.as_str())
         .bind(j.period)
@@ -562,10 +721,30 @@ where
         let mut tx = self.pool.begin().await?;
         let mut n = 0;
         for j in jobs {
-            n += Self::enqueue(&mut tx, j, now).await?;
+            n += Self::enqueue(&mut tx, &idem_key(j.source, &j.keyword, j.period), j, now).await?;
         }
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn enqueue_report(
+        &self,
+        source: Source,
+        report: &str,
+        period: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        let keyword = Keyword::parse(report).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let key = report_key(source, keyword.as_str(), period);
+        let job = NewJob {
+            source,
+            keyword,
+            period,
+            run_at: now,
+        };
+        let mut conn = self.pool.acquire().await?;
+        Self::enqueue(&mut *conn, &key, &job, now).await?;
+        Ok(key)
     }
 
     async fn claim_job(
@@ -778,17 +957,17 @@ where
     }
 
     async fn queue_status(&self, today: NaiveDate) -> Result<Vec<(Source, SourceStatus)>> {
-        let rows: Vec<CountRow> = sqlx::query_as(
+        let rows: Vec<CountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT source, state, COUNT(*) AS n, MAX(updated_at) AS last_at FROM collect_jobs \
-             GROUP BY source, state",
-        )
+                 WHERE source IN {COLLECT_SOURCES} GROUP BY source, state"
+        )))
         .fetch_all(&self.pool)
         .await?;
-        let errors: Vec<(String, String)> = sqlx::query_as(
+        let errors: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT j.source, j.last_error FROM collect_jobs j WHERE j.last_error IS NOT NULL \
-             AND j.updated_at = (SELECT MAX(k.updated_at) FROM collect_jobs k \
-             WHERE k.source = j.source AND k.last_error IS NOT NULL)",
-        )
+                 AND j.source IN {COLLECT_SOURCES} AND j.updated_at = (SELECT MAX(k.updated_at) \
+                 FROM collect_jobs k WHERE k.source = j.source AND k.last_error IS NOT NULL)"
+        )))
         .fetch_all(&self.pool)
         .await?;
         let mut out: Vec<(Source, SourceStatus)> = Source::ALL
@@ -943,7 +1122,13 @@ where
                 period,
                 run_at: now,
             };
-            queued += Self::enqueue(&mut tx, &job, now).await?;
+            queued += Self::enqueue(
+                &mut tx,
+                &idem_key(job.source, &job.keyword, job.period),
+                &job,
+                now,
+            )
+            .await?;
             sqlx::query("UPDATE watchlist SET last_period = $1 WHERE id = $2")
                 .bind(period)
                 .bind(w.id)
@@ -952,6 +1137,169 @@ where
         }
         tx.commit().await?;
         Ok(queued)
+    }
+
+    async fn enqueue_reforecast(
+        &self,
+        run: &str,
+        chunk: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ReforecastQueued> {
+        if run.trim().is_empty() || run.len() > MAX_RUN_NAME {
+            return Err(StoreError::Invalid(format!(
+                "a re-forecast run needs a name of 1 to {MAX_RUN_NAME} bytes (got {})",
+                run.len()
+            )));
+        }
+        if !(1..=100_000).contains(&chunk) {
+            return Err(StoreError::Invalid(format!(
+                "chunk size {chunk} is outside 1..=100000 keywords"
+            )));
+        }
+        // A run is what its first enqueue made: queueing it again only revives its dead chunks
+        // (re-chunking a run would forecast some keywords twice).
+        let existing: Vec<(Option<String>,)> = sqlx::query_as(
+            "SELECT payload FROM collect_jobs WHERE source = 'reforecast' AND keyword = $1",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await?;
+        if !existing.is_empty() {
+            let mut keywords = 0;
+            for (payload,) in &existing {
+                let p: ChunkPayload = serde_json::from_str(payload.as_deref().unwrap_or_default())
+                    .map_err(|e| {
+                        StoreError::Corrupt(format!("re-forecast run {run}: payload: {e}"))
+                    })?;
+                keywords += p.keys.len();
+            }
+            let r = sqlx::query(
+                "UPDATE collect_jobs SET state = 'queued', attempts = 0, run_at = $2, \
+                 lease_until = NULL, worker = NULL, updated_at = $2 \
+                 WHERE source = 'reforecast' AND keyword = $1 AND state = 'dead'",
+            )
+            .bind(run)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            return Ok(ReforecastQueued {
+                keywords,
+                chunks: existing.len(),
+                queued: DB::rows_affected(&r),
+                existing: true,
+            });
+        }
+        // Read before the transaction: a SQLite transaction that writes must begin with its write.
+        // Keywords stored after this read belong to the next run.
+        let keys: Vec<(String, String)> =
+            sqlx::query_as("SELECT platform, keyword FROM keyword_data ORDER BY platform, keyword")
+                .fetch_all(&self.pool)
+                .await?;
+        let of = keys.len().div_ceil(chunk);
+        let mut tx = self.pool.begin().await?;
+        let mut queued = 0;
+        for (index, part) in keys.chunks(chunk).enumerate() {
+            let payload = serde_json::to_string(&ChunkPayload {
+                index,
+                of,
+                keys: part.to_vec(),
+            })
+            .map_err(|e| StoreError::Invalid(format!("cannot encode a chunk: {e}")))?;
+            // Two enqueues of one new run at once: the second one's rows conflict and do nothing.
+            let r = sqlx::query(
+                "INSERT INTO collect_jobs (id, idem_key, source, keyword, period, state, attempts, \
+                 run_at, created_at, updated_at, payload) \
+                 VALUES ($1, $2, 'reforecast', $3, $4, 'queued', 0, $5, $5, $5, $6) \
+                 ON CONFLICT (idem_key) DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(reforecast_key(run, index))
+            .bind(run)
+            .bind(now.date_naive())
+            .bind(now)
+            .bind(payload)
+            .execute(&mut *tx)
+            .await?;
+            queued += DB::rows_affected(&r);
+        }
+        tx.commit().await?;
+        Ok(ReforecastQueued {
+            keywords: keys.len(),
+            chunks: of,
+            queued,
+            existing: false,
+        })
+    }
+
+    async fn claim_reforecast(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<ReforecastChunk>> {
+        let sql = format!(
+            "UPDATE collect_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
+             lease_until = $2, updated_at = $3 WHERE id = (SELECT id FROM collect_jobs \
+             WHERE ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3)) \
+             AND source = '{REFORECAST}' ORDER BY run_at, id LIMIT 1 {}) \
+             RETURNING id, keyword, payload, attempts",
+            DB::SKIP_LOCKED
+        );
+        let row: Option<ChunkRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(worker)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(ChunkRow::into_chunk).transpose()
+    }
+
+    async fn finish_reforecast(
+        &self,
+        job: Uuid,
+        worker: &str,
+        rows: &[PredictionRecord],
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(concat!(
+            "UPDATE collect_jobs SET state = 'done', lease_until = NULL, last_error = NULL, \
+             updated_at = $3 WHERE ",
+            held_by!()
+        ))
+        .bind(job)
+        .bind(worker)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if DB::rows_affected(&r) != 1 {
+            return Ok(false);
+        }
+        if !rows.is_empty() {
+            DB::insert_predictions(&mut *tx, rows, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn reforecast_status(&self, run: Option<&str>) -> Result<ReforecastStatus> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM collect_jobs WHERE source = 'reforecast' \
+             AND (CAST($1 AS TEXT) IS NULL OR keyword = $1) GROUP BY state",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut st = ReforecastStatus::default();
+        for (state, n) in rows {
+            match state.parse().map_err(StoreError::Corrupt)? {
+                JobState::Queued => st.queued = n,
+                JobState::Running => st.running = n,
+                JobState::Done => st.done = n,
+                JobState::Dead => st.dead = n,
+            }
+        }
+        Ok(st)
     }
 
     async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>> {

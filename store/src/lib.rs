@@ -23,8 +23,9 @@ pub use accounts::{
     month_bounds,
 };
 pub use collect::{
-    Cadence, DeadLetter, Job, JobState, Jobs, NewJob, RawResponse, Source, SourceStatus, StoredRaw,
-    Watch, idem_key,
+    Cadence, DeadLetter, Job, JobState, Jobs, MAX_RUN_NAME, NewJob, RawResponse, ReforecastChunk,
+    ReforecastQueued, ReforecastStatus, Source, SourceStatus, StoredRaw, Watch, idem_key,
+    reforecast_key, report_key,
 };
 pub use postgres::PgStore;
 pub use sqlite::{SqliteStore, check_sqlite_file, checkpoint_sqlite_file};
@@ -53,6 +54,9 @@ pub enum StoreError {
     /// The backend cannot do this (what to do instead is in the message).
     #[error("{0}")]
     Unsupported(String),
+    /// The caller asked for something out of range (what and why in the message).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Result alias for the store.

@@ -24,6 +24,7 @@ mod insights;
 mod monthly;
 mod oidc;
 mod openapi;
+mod reforecast;
 mod serving;
 mod store;
 mod timegpt;

@@ -46,6 +46,8 @@ pub enum Command {
     FitCompetition(crate::competition::FitCompetitionArgs),
     /// Compute and store competition scores, opportunity and trend insights for every stored keyword
     Insights(crate::competition::InsightsArgs),
+    /// Queue every stored keyword, in chunks, for the workers to forecast with the active model
+    Reforecast(crate::reforecast::ReforecastArgs),
 }
 
 /// Where the series come from.
@@ -250,6 +252,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(a) => cmd_publish(a).await,
         Command::FitCompetition(a) => crate::competition::cmd_fit_competition(a).await,
         Command::Insights(a) => crate::competition::cmd_insights(a).await,
+        Command::Reforecast(a) => crate::reforecast::cmd_reforecast(a).await,
     }
 }
 

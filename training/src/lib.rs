@@ -4,7 +4,8 @@
 //! feature layer) → [`pipeline`] (validation split, global members, ensemble, intervals) →
 //! [`evaluate`] (M4 metrics, coverage, MSIS) → [`report`] (Markdown, JSON, PNG) → [`cli`] (the
 //! subcommands); [`competition`] fits the competition model (`fit-competition`) and runs the
-//! insights job (`insights`). Only this crate fits models; the server loads what it publishes.
+//! insights job (`insights`); [`reforecast`] queues a sharded re-forecast for the workers. Only
+//! this crate fits models; the server loads what it publishes.
 
 pub mod cli;
 pub mod competition;
@@ -12,4 +13,5 @@ pub mod config;
 pub mod data;
 pub mod evaluate;
 pub mod pipeline;
+pub mod reforecast;
 pub mod report;

@@ -371,3 +371,78 @@ fn monthly_panel_is_read_as_monthly_and_matches_the_weekly_file_averaged() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `kwi-train reforecast` on the embedded store: every stored keyword queued in chunks, once per
+/// run; an empty store, a chunk size out of range and a `--wait` with no worker get clear errors.
+#[test]
+fn reforecast_queues_every_stored_keyword_in_chunks_once_per_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kwi_train(&["reforecast"], dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds no keywords") && err.contains("kwi import"),
+        "{err}"
+    );
+
+    let url = format!("sqlite:{}", dir.path().join("kwi.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stored = rt.block_on(async {
+        let store = kwi_store::open(&url).await.unwrap();
+        let file = kwi_features::ingest::read_observations(
+            &gtrends(),
+            &kwi_features::ingest::IngestOptions::default(),
+        )
+        .unwrap();
+        store.import(&file.rows, &|_| {}).await.unwrap();
+        store.keyword_count().await.unwrap()
+    });
+    assert_eq!(stored, 32, "the Google Trends panel has 32 topics");
+
+    let stdout = ok(kwi_train(&["reforecast", "--chunk", "10"], dir.path()));
+    assert!(
+        stdout.contains("32 keyword(s) in 4 chunk(s) of up to 10; 4 chunk(s) queued"),
+        "{stdout}"
+    );
+    // Nothing changed: the same run, with its first chunks (whatever --chunk says now).
+    let out = kwi_train(&["reforecast", "--chunk", "7"], dir.path());
+    let again = ok(out.clone());
+    assert!(
+        again.contains(
+            "was already queued: 32 keyword(s) in 4 chunk(s); 0 dead chunk(s) queued again"
+        ),
+        "{again}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing new"));
+    // A named run is a new run.
+    let named = ok(kwi_train(
+        &["reforecast", "--chunk", "32", "--run", "nightly"],
+        dir.path(),
+    ));
+    assert!(
+        named.contains("run nightly: 32 keyword(s) in 1 chunk(s)"),
+        "{named}"
+    );
+
+    let out = kwi_train(&["reforecast", "--chunk", "0"], dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1..=100000"));
+
+    let out = kwi_train(
+        &[
+            "reforecast",
+            "--run",
+            "nightly",
+            "--wait",
+            "--timeout-secs",
+            "1",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gave up after 1 s: 1 chunk(s) queued") && err.contains("kwi worker"),
+        "{err}"
+    );
+}
