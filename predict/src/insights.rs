@@ -445,22 +445,71 @@ async fn current_inputs(store: &dyn Store, forecaster: &str) -> anyhow::Result<I
     })
 }
 
-/// The server's insights schedule (`served` gives the forecaster being served now): runs the job at once, then every `every` checks (one indexed
-/// query and a registry read) whether new data, a newly served forecaster or a newly activated
-/// competition model arrived since the last successful run, and re-runs it if so. A failed run is
-/// retried at the next check.
+/// Longest wait between two renewals of the insights lease.
+pub const LEASE_TICK: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The server's insights schedule (`served` gives the forecaster being served now): runs the job at
+/// once, then every `every` checks (one indexed query and a registry read) whether new data, a
+/// newly served forecaster or a newly activated competition model arrived since the last
+/// successful run, and re-runs it if so; a failed run is retried at the next check. Only the
+/// instance holding the store's
+/// [`kwi_store::INSIGHTS_LEASE`] runs it (`holder` names this one; the lease lasts three
+/// [`LEASE_TICK`]s, or three periods when `every` is shorter, and is renewed at each tick and
+/// while a run lasts), so several servers on one store compute insights once; when the holder
+/// dies, another takes over once its lease has run out (within a minute by default).
 pub fn spawn_scheduler(
     store: Arc<dyn Store>,
     served: impl Fn() -> Arc<Predictor> + Send + 'static,
     horizon: Horizon,
     every: std::time::Duration,
+    holder: String,
 ) -> tokio::task::JoinHandle<()> {
+    // The lease is renewed more often than the job is checked (at most every LEASE_TICK), so
+    // another instance takes over within three ticks of this one dying, not three check periods.
+    let beat = every.min(LEASE_TICK);
+    let ttl = beat
+        .saturating_mul(3)
+        .max(std::time::Duration::from_secs(1));
+    let lead = {
+        let store = store.clone();
+        let holder = holder.clone();
+        move || {
+            let (store, holder) = (store.clone(), holder.clone());
+            async move {
+                let now = chrono::Utc::now();
+                let until =
+                    now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+                store
+                    .lead(kwi_store::INSIGHTS_LEASE, &holder, now, until)
+                    .await
+            }
+        }
+    };
     tokio::spawn(async move {
         let mut last: Option<Inputs> = None;
-        let mut tick = tokio::time::interval(every);
+        let mut checked: Option<tokio::time::Instant> = None;
+        let mut tick = tokio::time::interval(beat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            match lead().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Another instance computes them; check at once on taking over (it may
+                    // have died mid-run).
+                    last = None;
+                    checked = None;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "insights schedule: cannot read the store");
+                    continue;
+                }
+            }
+            if checked.is_some_and(|t| t.elapsed() < every) {
+                continue;
+            }
+            checked = Some(tokio::time::Instant::now());
             let predictor = served();
             let inputs = match current_inputs(store.as_ref(), &predictor.manifest.version).await {
                 Ok(i) => i,
@@ -475,7 +524,19 @@ pub fn spawn_scheduler(
             if last.is_some() {
                 tracing::info!("insights schedule: data or models changed; recomputing");
             }
-            if run_logged(store.clone(), predictor, horizon).await {
+            let run = run_logged(store.clone(), predictor, horizon);
+            tokio::pin!(run);
+            let ok = loop {
+                tokio::select! {
+                    ok = &mut run => break ok,
+                    () = tokio::time::sleep(ttl / 3) => {
+                        if let Err(e) = lead().await {
+                            tracing::warn!(error = %e, "insights schedule: cannot renew its lease");
+                        }
+                    }
+                }
+            };
+            if ok {
                 last = Some(inputs);
             }
         }

@@ -309,9 +309,24 @@ impl Auth {
         let purge_store = store.clone();
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
+            let holder = kwi_store::instance_id();
             loop {
                 tick.tick().await;
-                match purge_store.purge_history(Utc::now()).await {
+                // Once across instances: the holder of the purge's lease (three periods long).
+                let now = Utc::now();
+                let until = now + chrono::Duration::from_std(PURGE_EVERY * 3).unwrap_or_default();
+                match purge_store
+                    .lead(kwi_store::PURGE_LEASE, holder, now, until)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the history purge's lease");
+                        continue;
+                    }
+                }
+                match purge_store.purge_history(now).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "search history past its retention deleted"),
                     Err(e) => tracing::warn!(error = %e, "cannot purge search history"),

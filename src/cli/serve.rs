@@ -134,6 +134,7 @@ pub async fn run(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result<()> {
         state.forecaster.served_models(),
         kwi_features::Horizon::new(INSIGHTS_HORIZON).expect("a valid horizon"),
         Duration::from_secs(args.insights_check_secs.max(1)),
+        kwi_store::instance_id().to_string(),
     );
     tracing::info!(
         addr = %listener.local_addr()?,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use kwi_store::{Source, Store, StoreError};
+use kwi_store::{SCHEDULER_LEASE, Source, Store, StoreError};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -101,29 +101,42 @@ pub async fn report(
 
 /// Queues the due collections of watched keywords every `every` (at once on start, which is how
 /// a scheduler that was down catches up), and refreshes the gauges, until `stop` turns true.
-/// Any number of schedulers may run: a period's job is queued once (its key is unique).
+/// Any number of schedulers may run: only the one holding the store's
+/// [`kwi_store::SCHEDULER_LEASE`] (three periods long, renewed each period, given up on stop)
+/// queues, and a period's job is queued once anyway (its key is unique).
 pub async fn run_scheduler(
     store: Arc<dyn Store>,
     limits: DailyLimits,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let holder = kwi_store::instance_id();
+    let ttl =
+        chrono::Duration::from_std(every.saturating_mul(3)).unwrap_or(chrono::Duration::hours(1));
     loop {
         let now = Utc::now();
-        match store.schedule_watches(now.date_naive(), now).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(queued = n, "scheduler: watched keywords queued"),
-            Err(e) => tracing::warn!(error = %e, "scheduler: cannot queue watched keywords"),
+        // One scheduler across instances: the one holding the lease queues the watched keywords.
+        match store.lead(SCHEDULER_LEASE, holder, now, now + ttl).await {
+            Ok(true) => match store.schedule_watches(now.date_naive(), now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queued = n, "scheduler: watched keywords queued"),
+                Err(e) => tracing::warn!(error = %e, "scheduler: cannot queue watched keywords"),
+            },
+            Ok(false) => tracing::debug!("scheduler: another instance holds the scheduler's lease"),
+            Err(e) => tracing::warn!(error = %e, "scheduler: cannot read its lease"),
         }
         if let Err(e) = report(store.as_ref(), &limits).await {
             tracing::warn!(error = %e, "scheduler: cannot read the queue");
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            changed = stop.changed() => if changed.is_err() { return },
+            changed = stop.changed() => if changed.is_err() { break },
         }
         if *stop.borrow() {
-            return;
+            break;
         }
+    }
+    if let Err(e) = store.release(SCHEDULER_LEASE, holder).await {
+        tracing::warn!(error = %e, "scheduler: cannot give its lease up");
     }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 mod accounts;
 mod collect;
+mod lease;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -27,6 +28,7 @@ pub use collect::{
     ReforecastQueued, ReforecastStatus, Source, SourceStatus, StoredRaw, Watch, idem_key,
     reforecast_key, report_key,
 };
+pub use lease::{INSIGHTS_LEASE, Leases, PURGE_LEASE, SCHEDULER_LEASE, instance_id};
 pub use postgres::PgStore;
 pub use sqlite::{SqliteStore, check_sqlite_file, checkpoint_sqlite_file};
 
@@ -376,7 +378,7 @@ pub struct TrendItem {
 
 /// The storage interface the rest of the service talks to.
 #[async_trait]
-pub trait Store: Accounts + Jobs + Send + Sync + 'static {
+pub trait Store: Accounts + Jobs + Leases + Send + Sync + 'static {
     /// Which backend this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.

@@ -443,6 +443,7 @@ async fn insights_schedule_recomputes_after_new_data(app: TestApp) {
         app.state.forecaster.served_models(),
         h13(),
         std::time::Duration::from_millis(100),
+        "test-instance".into(),
     );
     let outlook = async |uri: &str| {
         for _ in 0..200 {

@@ -21,6 +21,7 @@ mod helpers;
 mod http;
 mod import;
 mod insights;
+mod lease;
 mod monthly;
 mod oidc;
 mod openapi;
