@@ -19,7 +19,7 @@ use kwi_store::{PredictionRecord, ReforecastChunk, Store};
 use serde::Serialize;
 use tokio::sync::{Mutex, watch};
 
-use super::worker::{Settled, WorkerOptions, hold_lease};
+use super::worker::{Settled, WorkerOptions, hold_lease, poll_until_stopped};
 use crate::serving::{forecast_many, prediction_record, series_from_volumes};
 
 /// Claims of one chunk before it goes to the dead letters (a chunk fails only when the store or
@@ -194,21 +194,15 @@ impl Reforecaster {
     /// Works until `stop` turns true: claims the next ready chunk, or sleeps `idle_poll` when none
     /// is. A chunk in hand is finished before stopping. One chunk at a time: the model call
     /// already uses the cores it is given.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        while !*stop.borrow() {
-            match self.run_one().await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.options.idle_poll) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::error!("re-forecast worker: {e:#}");
-                    tokio::time::sleep(self.options.idle_poll.max(Duration::from_secs(1))).await;
-                }
-            }
-        }
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let idle = self.options.idle_poll;
+        poll_until_stopped(
+            "re-forecast worker",
+            idle,
+            idle.max(Duration::from_secs(1)),
+            stop,
+            || async { Ok(self.run_one().await?.is_some()) },
+        )
+        .await;
     }
 }

@@ -125,11 +125,14 @@ struct Term {
     conversion: f64,
 }
 
-/// The document's rows folded per search term as they are read (never held as a list).
+/// The document's rows folded per keyword as they are read (never held as a list): terms that
+/// normalise alike ("Mug", "mug ") are one keyword; a term our keyword rules refuse (blank, too
+/// long) is counted and left out, not the whole report.
 #[derive(Debug, Default)]
 struct Terms {
-    by_term: HashMap<String, Term>,
+    by_keyword: HashMap<Keyword, Term>,
     rows: usize,
+    skipped: usize,
 }
 
 impl<'de> Deserialize<'de> for Terms {
@@ -162,7 +165,11 @@ impl<'de> Deserialize<'de> for Terms {
                         }
                     }
                     out.rows += 1;
-                    let t = out.by_term.entry(r.search_term).or_insert(Term {
+                    let Ok(keyword) = Keyword::parse(&r.search_term) else {
+                        out.skipped += 1;
+                        continue;
+                    };
+                    let t = out.by_keyword.entry(keyword).or_insert(Term {
                         rank: r.search_frequency_rank,
                         click: 0.0,
                         conversion: 0.0,
@@ -240,31 +247,15 @@ pub fn parse_document(
             "the document is for the week of {start}, the job asked for the week of {week}"
         ));
     }
-    let mut skipped = 0usize;
-    let mut folded: HashMap<Keyword, Term> = HashMap::new();
-    for (raw, t) in doc.data_by_department_and_search_term.by_term {
-        // A term our keyword rules refuse (blank, too long) is left out, not the whole report.
-        let Ok(k) = Keyword::parse(&raw) else {
-            skipped += 1;
-            continue;
-        };
-        // Terms that normalise alike ("Mug", "mug ") are one keyword.
-        let e = folded.entry(k).or_insert(Term {
-            rank: t.rank,
-            click: 0.0,
-            conversion: 0.0,
-        });
-        e.rank = e.rank.min(t.rank);
-        e.click += t.click;
-        e.conversion += t.conversion;
-    }
-    if skipped > 0 {
+    let folded = doc.data_by_department_and_search_term;
+    if folded.skipped > 0 {
         tracing::warn!(
-            skipped,
+            skipped = folded.skipped,
             "search terms report: terms that are not valid keywords left out"
         );
     }
     let mut rows: Vec<Observation> = folded
+        .by_keyword
         .into_iter()
         .map(|(keyword, t)| {
             let mut values = [None; VALUE_COUNT];

@@ -28,20 +28,12 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
-            name: format!("{}-{}", hostname(), std::process::id()),
+            name: format!("{}-{}", kwi_store::host_name(), std::process::id()),
             lease: super::DEFAULT_LEASE,
             concurrency: 4,
             idle_poll: Duration::from_secs(1),
         }
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "kwi".into())
 }
 
 /// Runs jobs of the sources it has clients for.
@@ -242,23 +234,13 @@ impl Worker {
         let mut tasks = Vec::new();
         for _ in 0..self.options.concurrency.max(1) {
             let me = self.clone();
-            let mut stop = stop.clone();
+            let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
-                while !*stop.borrow() {
-                    match me.run_one().await {
-                        Ok(Some(_)) => {}
-                        Ok(None) => {
-                            tokio::select! {
-                                _ = tokio::time::sleep(me.options.idle_poll) => {}
-                                _ = stop.changed() => {}
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!("collector worker: {e:#}");
-                            tokio::time::sleep(me.options.idle_poll).await;
-                        }
-                    }
-                }
+                let idle = me.options.idle_poll;
+                poll_until_stopped("collector worker", idle, idle, stop, || async {
+                    Ok(me.run_one().await?.is_some())
+                })
+                .await;
             }));
         }
         for t in tasks {
@@ -322,6 +304,36 @@ pub(super) async fn hold_lease<T>(
                 if !store.renew_lease(id, worker, until).await? {
                     anyhow::bail!("lease of job {label} lost to another worker");
                 }
+            }
+        }
+    }
+}
+
+/// Runs `step` until `stop` turns true: again at once after a step that worked (`Ok(true)`),
+/// after `idle` (or the stop) when it found nothing to do, after `error_wait` when it failed
+/// (logged, prefixed with `what`).
+pub(super) async fn poll_until_stopped<F, Fut>(
+    what: &str,
+    idle: Duration,
+    error_wait: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    while !*stop.borrow() {
+        match step().await {
+            Ok(true) => {}
+            Ok(false) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!("{what}: {e:#}");
+                tokio::time::sleep(error_wait).await;
             }
         }
     }

@@ -672,6 +672,19 @@ where
         Ok(DB::rows_affected(&r))
     }
 
+    /// The claim statement: leases the oldest ready job whose source satisfies `source_test`
+    /// (`IN (...)`, `= '...'`: constants, never input) to `$1` until `$2` at `$3`, returning
+    /// `columns`.
+    fn claim_sql(source_test: &str, columns: &str) -> String {
+        format!(
+            "UPDATE collect_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
+             lease_until = $2, updated_at = $3 WHERE id = (SELECT id FROM collect_jobs \
+             WHERE ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3)) \
+             AND source {source_test} ORDER BY run_at, id LIMIT 1 {}) RETURNING {columns}",
+            DB::SKIP_LOCKED
+        )
+    }
+
     async fn keep_raw(
         tx: &mut DB::Connection,
         job: Uuid,
@@ -763,13 +776,7 @@ where
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
-            "UPDATE collect_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
-             lease_until = $2, updated_at = $3 WHERE id = (SELECT id FROM collect_jobs \
-             WHERE ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3)) \
-             AND source IN ({names}) ORDER BY run_at, id LIMIT 1 {}) RETURNING {JOB_COLUMNS}",
-            DB::SKIP_LOCKED
-        );
+        let sql = Self::claim_sql(&format!("IN ({names})"), JOB_COLUMNS);
         let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(worker)
             .bind(lease_until)
@@ -1237,13 +1244,9 @@ where
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<ReforecastChunk>> {
-        let sql = format!(
-            "UPDATE collect_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
-             lease_until = $2, updated_at = $3 WHERE id = (SELECT id FROM collect_jobs \
-             WHERE ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3)) \
-             AND source = '{REFORECAST}' ORDER BY run_at, id LIMIT 1 {}) \
-             RETURNING id, keyword, payload, attempts",
-            DB::SKIP_LOCKED
+        let sql = Self::claim_sql(
+            &format!("= '{REFORECAST}'"),
+            "id, keyword, payload, attempts",
         );
         let row: Option<ChunkRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(worker)

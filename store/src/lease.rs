@@ -26,14 +26,19 @@ pub const PURGE_LEASE: &str = "history-purge";
 pub fn instance_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|s| s.trim().to_string())
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "kwi".into());
         let tag = uuid::Uuid::new_v4().simple().to_string();
-        format!("{host}-{}-{}", std::process::id(), &tag[..8])
+        format!("{}-{}-{}", host_name(), std::process::id(), &tag[..8])
     })
+}
+
+/// This machine's name (`/etc/hostname`; `kwi` when there is none): part of the names workers and
+/// lease holders go by.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "kwi".into())
 }
 
 /// Named leases over the store.

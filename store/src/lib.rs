@@ -28,7 +28,7 @@ pub use collect::{
     ReforecastQueued, ReforecastStatus, Source, SourceStatus, StoredRaw, Watch, idem_key,
     reforecast_key, report_key,
 };
-pub use lease::{INSIGHTS_LEASE, Leases, PURGE_LEASE, SCHEDULER_LEASE, instance_id};
+pub use lease::{INSIGHTS_LEASE, Leases, PURGE_LEASE, SCHEDULER_LEASE, host_name, instance_id};
 pub use postgres::PgStore;
 pub use sqlite::{SqliteStore, check_sqlite_file, checkpoint_sqlite_file};
 

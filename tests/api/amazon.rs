@@ -132,8 +132,9 @@ async fn start_fake(script: Vec<Reply>) -> (Arc<Fake>, String) {
     (fake, crate::collect::serve_fake(app).await)
 }
 
-async fn spapi_rig(db: &TestDb, base: &str, refresh_token: &str) -> Rig {
-    let config = SpApiConfig {
+/// The SP-API settings the fakes expect, at `base`.
+fn spapi_config(base: &str, refresh_token: &str, reports: ReportOptions) -> SpApiConfig {
+    SpApiConfig {
         base_url: base.parse().unwrap(),
         token_url: format!("{base}auth/o2/token").parse().unwrap(),
         client_id: "amzn1.application-oa2-client.test".into(),
@@ -142,8 +143,12 @@ async fn spapi_rig(db: &TestDb, base: &str, refresh_token: &str) -> Rig {
         marketplace: "ATVPDKIKX0DER".into(),
         per_second: 200.0,
         per_day: 1000,
-        reports: ReportOptions::default(),
-    };
+        reports,
+    }
+}
+
+async fn spapi_rig(db: &TestDb, base: &str, refresh_token: &str) -> Rig {
+    let config = spapi_config(base, refresh_token, ReportOptions::default());
     Rig::with_client(db, |store, stats| {
         Arc::new(SpApi::new(config, store, fast_policy(), stats).unwrap())
     })
@@ -383,21 +388,15 @@ async fn start_reports_fake(statuses: Vec<&'static str>) -> (Arc<Fake>, Arc<Repo
 }
 
 async fn report_rig(db: &TestDb, base: &str) -> Rig {
-    let config = SpApiConfig {
-        base_url: base.parse().unwrap(),
-        token_url: format!("{base}auth/o2/token").parse().unwrap(),
-        client_id: "amzn1.application-oa2-client.test".into(),
-        client_secret: "test-client-secret".into(),
-        refresh_token: REFRESH_TOKEN.into(),
-        marketplace: "ATVPDKIKX0DER".into(),
-        per_second: 200.0,
-        per_day: 1000,
-        reports: ReportOptions {
+    let config = spapi_config(
+        base,
+        REFRESH_TOKEN,
+        ReportOptions {
             poll: std::time::Duration::from_millis(20),
             timeout: std::time::Duration::from_secs(20),
             max_bytes: 1 << 20,
         },
-    };
+    );
     Rig::with_client(db, |store, stats| {
         Arc::new(SpApi::new(config, store, fast_policy(), stats).unwrap())
     })
@@ -487,17 +486,7 @@ async fn search_terms_report_is_created_polled_downloaded_and_stored(db: TestDb)
         .map(|k| zstd::decode_all(&k.raw.body_zstd[..]).unwrap())
         .collect();
     let client = SpApi::new(
-        SpApiConfig {
-            base_url: url.parse().unwrap(),
-            token_url: format!("{url}auth/o2/token").parse().unwrap(),
-            client_id: "amzn1.application-oa2-client.test".into(),
-            client_secret: "test-client-secret".into(),
-            refresh_token: REFRESH_TOKEN.into(),
-            marketplace: "ATVPDKIKX0DER".into(),
-            per_second: 200.0,
-            per_day: 1000,
-            reports: ReportOptions::default(),
-        },
+        spapi_config(&url, REFRESH_TOKEN, ReportOptions::default()),
         rig.store.clone(),
         fast_policy(),
         rig.stats.clone(),
