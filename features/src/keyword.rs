@@ -8,7 +8,9 @@ use chrono::{Datelike, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
-/// Longest keyword accepted, in characters (after normalisation).
+/// Longest keyword accepted, in characters (Unicode code points), both as given and once
+/// normalised: the raw limit is the one a client can check against the API schema's `maxLength`,
+/// the normalised one holds because NFKC can lengthen a text (`"ﷺ"` becomes 18 characters).
 pub const MAX_KEYWORD_CHARS: usize = 200;
 
 /// A normalised keyword: Unicode NFKC, trimmed, lowercased, inner whitespace collapsed to one space.
@@ -42,6 +44,10 @@ impl Keyword {
     /// assert!(Keyword::parse("   ").is_err());
     /// ```
     pub fn parse(raw: &str) -> Result<Self, KeywordError> {
+        let raw_chars = raw.chars().count();
+        if raw_chars > MAX_KEYWORD_CHARS {
+            return Err(KeywordError::TooLong(raw_chars));
+        }
         let nfkc: String = raw.nfkc().collect();
         let lowered = nfkc.to_lowercase();
         let mut out = String::with_capacity(lowered.len());
@@ -295,6 +301,12 @@ mod tests {
         check(" \u{3000} ", Err(KeywordError::Empty));
         check("a\u{0}b", Err(KeywordError::Control));
         check(&"x".repeat(201), Err(KeywordError::TooLong(201)));
+        // Over the limit as given, under it once whitespace is collapsed: still refused, as the
+        // API schema's maxLength (which counts the text as sent) says.
+        let padded = format!("tarot{}cards", " ".repeat(200));
+        check(&padded, Err(KeywordError::TooLong(210)));
+        // Under the limit as given, over it once NFKC expands a ligature (18 characters each).
+        check(&"\u{FDFA}".repeat(12), Err(KeywordError::TooLong(12 * 18)));
         check(&"x".repeat(200), Ok(&"x".repeat(200)));
     }
 

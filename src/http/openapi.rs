@@ -155,7 +155,7 @@ impl PartialSchema for KeywordText {
             .description(Some(format!(
                 "A keyword, normalised on the way in (Unicode NFKC, lower case, whitespace \
                  trimmed and collapsed to single spaces); at most {MAX_KEYWORD_CHARS} characters \
-                 once normalised, at least one that is not whitespace, no control characters"
+                 as sent and once normalised, at least one that is not whitespace, no control characters"
             )))
             .examples([serde_json::json!("coffee")])
             .into()
@@ -183,7 +183,7 @@ impl PartialSchema for KeywordList {
             .pattern(Some(format!("^,*(?:{entry}(?:,+{entry}){{0,999}})?,*$")))
             .description(Some(format!(
                 "Comma-separated keywords (each as `Keyword`: at most {MAX_KEYWORD_CHARS} \
-                 characters once normalised), at most 1000; empty entries are skipped"
+                 characters as sent and once normalised), at most 1000; empty entries are skipped"
             )))
             .examples([serde_json::json!("coffee,tarot cards")])
             .into()
