@@ -94,16 +94,23 @@ pub async fn open_cache(redis_url: Option<&str>, local_bytes: u64) -> Cache {
     }
 }
 
-/// Serves the router on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// Serves the router behind `edge` on `listener` until `shutdown` resolves, then finishes
+/// in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    edge: crate::http::Edge,
+    shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server failed")
+    edge.validate()?;
+    crate::http::edge::serve(
+        listener,
+        crate::http::router_with(state, &edge),
+        &edge,
+        shutdown,
+    )
+    .await;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -12,10 +12,13 @@
 //! many levels cannot blow the memory bound.
 //!
 //! A cache failure never fails a request: `get` degrades to a miss and `set` to a no-op, and the
-//! failure is counted so `/readyz` can report it. Redis reconnects by itself (connection manager).
+//! failure is counted so `/readyz` can report it. Redis reconnects by itself (connection manager);
+//! `/metrics` has `kwi_cache_redis_up` (0 from the first failed operation until the next one that
+//! succeeds) and `kwi_cache_redis_errors_total`, and the log says once when Redis stops answering
+//! and once when it answers again (not once per failed request).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -73,7 +76,14 @@ pub struct Cache {
     /// The whole cache without Redis; the near cache in front of it with it (`None`: turned off).
     local: Option<Local>,
     ttl: Duration,
-    errors: Arc<AtomicU64>,
+    health: Arc<RedisHealth>,
+}
+
+/// Whether Redis answered its last operation, and how many failed since start.
+#[derive(Default)]
+struct RedisHealth {
+    errors: AtomicU64,
+    down: AtomicBool,
 }
 
 impl Cache {
@@ -83,7 +93,7 @@ impl Cache {
             redis: None,
             local: Some(local(max_bytes, ttl)),
             ttl,
-            errors: Arc::default(),
+            health: Arc::default(),
         }
     }
 
@@ -95,11 +105,12 @@ impl Cache {
             .await
             .map_err(|_| format!("Redis at {url} did not answer within {REDIS_CONNECT_TIMEOUT:?}"))?
             .map_err(|e| format!("Redis at {url}: {e}"))?;
+        metrics::gauge!("kwi_cache_redis_up").set(1.0);
         Ok(Self {
             redis: Some(manager),
             local: (near_bytes > 0).then(|| local(near_bytes, ttl)),
             ttl,
-            errors: Arc::default(),
+            health: Arc::default(),
         })
     }
 
@@ -145,12 +156,35 @@ impl Cache {
 
     /// Cache operations that failed since start (Redis down or slow).
     pub fn error_count(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
+        self.health.errors.load(Ordering::Relaxed)
     }
 
     fn failed(&self, op: &str, err: impl std::fmt::Display) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(op, error = %err, "cache operation failed; continuing without cache");
+        self.health.errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("kwi_cache_redis_errors_total").increment(1);
+        if self.health.down.swap(true, Ordering::Relaxed) {
+            tracing::debug!(op, error = %err, "cache operation failed");
+        } else {
+            metrics::gauge!("kwi_cache_redis_up").set(0.0);
+            tracing::warn!(
+                op,
+                error = %err,
+                "Redis stopped answering; serving without the shared cache (misses) until it answers again"
+            );
+        }
+    }
+
+    /// Called when Redis answered: the first answer after a failure says so once.
+    fn answered(&self) {
+        if self.health.down.load(Ordering::Relaxed)
+            && self.health.down.swap(false, Ordering::Relaxed)
+        {
+            metrics::gauge!("kwi_cache_redis_up").set(1.0);
+            tracing::info!(
+                errors = self.error_count(),
+                "Redis answers again; the shared cache is back"
+            );
+        }
     }
 
     /// Looks a key up; any failure is a miss.
@@ -165,6 +199,7 @@ impl Cache {
                 match tokio::time::timeout(REDIS_OP_TIMEOUT, m.get::<_, Option<Vec<u8>>>(key)).await
                 {
                     Ok(Ok(v)) => {
+                        self.answered();
                         let v = v.map(Bytes::from);
                         if let Some(v) = &v {
                             self.admit(key, v);
@@ -219,7 +254,7 @@ impl Cache {
                 )
                 .await
                 {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => self.answered(),
                     Ok(Err(e)) => self.failed("set", e),
                     Err(_) => self.failed("set", "timeout"),
                 }
@@ -257,6 +292,7 @@ impl Cache {
         .await
         {
             Ok(Ok(v)) if v.len() == ask.len() => {
+                self.answered();
                 for (&i, b) in wanted.iter().zip(v) {
                     if let Some(b) = b.map(Bytes::from) {
                         self.admit(keys[i].as_ref(), &b);
@@ -293,7 +329,7 @@ impl Cache {
                 match tokio::time::timeout(REDIS_OP_TIMEOUT * 4, pipe.query_async::<()>(&mut m))
                     .await
                 {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => self.answered(),
                     Ok(Err(e)) => self.failed("set_many", e),
                     Err(_) => self.failed("set_many", "timeout"),
                 }
@@ -313,7 +349,10 @@ impl Cache {
                 )
                 .await
                 {
-                    Ok(Ok(_)) => Ok(()),
+                    Ok(Ok(_)) => {
+                        self.answered();
+                        Ok(())
+                    }
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("timeout".into()),
                 }

@@ -470,6 +470,19 @@ pub struct ServeArgs {
     /// Require an admin's credentials for `/metrics` (default: public, for Prometheus)
     #[arg(long, env = "KWI_PRIVATE_METRICS")]
     pub private_metrics: bool,
+    /// Origins (`https://app.example.com`, comma-separated, or `*`) whose browser scripts may call
+    /// the API (CORS); default none: the dashboard is served from the same origin and needs none
+    #[arg(long = "cors-origin", env = "KWI_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Seconds a client has to send a request's whole header before the connection is closed
+    #[arg(long, env = "KWI_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may send nothing before it is abandoned (408)
+    #[arg(long, env = "KWI_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// KiB a request's header may take in all (431 beyond; at least 8)
+    #[arg(long, env = "KWI_MAX_HEADER_KB", default_value_t = 64)]
+    pub max_header_kb: u64,
     /// Also run the collection queue and the watch-list scheduler in this process (as `kwi worker`)
     #[arg(long, env = "KWI_WORKER")]
     pub worker: bool,

@@ -2,7 +2,7 @@
 //! caller, the "theoretical arrival time"). With Redis, the state lives there and one Lua script
 //! (one round trip, Redis `TIME` as the only clock) checks and updates it, so every instance
 //! shares one limit per caller; without Redis, or while it is down, the same arithmetic runs in
-//! process.
+//! process (each decision taken so because Redis failed counts in `kwi_rate_limit_fallbacks_total`).
 //!
 //! Why not `governor`: it keeps state in process only (no shared limit across instances), and the
 //! in-process fallback must compute exactly what the script computes, so the headers a client sees
@@ -200,7 +200,10 @@ impl Limiter {
                     s.reset_secs = d.decision.reset_secs;
                     return d.decision;
                 }
-                Err(e) => self.warn(&e),
+                Err(e) => {
+                    metrics::counter!("kwi_rate_limit_fallbacks_total").increment(1);
+                    self.warn(&e);
+                }
             }
         }
         let mut s = slot.lock().expect("limiter slot");

@@ -84,6 +84,17 @@ pub async fn migrate(global: &GlobalOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The edge's settings from `kwi serve`'s options.
+fn edge_settings(args: &ServeArgs) -> crate::http::Edge {
+    crate::http::Edge {
+        cors_origins: args.cors_origins.clone(),
+        header_timeout: Duration::from_secs(args.header_timeout_secs),
+        body_timeout: Duration::from_secs(args.body_timeout_secs),
+        max_header_bytes: usize::try_from(args.max_header_kb.saturating_mul(1024))
+            .unwrap_or(usize::MAX),
+    }
+}
+
 /// `kwi serve`: open store and cache, load sample data into an empty store, serve until
 /// Ctrl-C/SIGTERM, then drain the prediction writer.
 pub async fn run(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result<()> {
@@ -97,6 +108,8 @@ pub async fn run(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result<()> {
         args.cache_mb.saturating_mul(1 << 20),
     )
     .await;
+    let edge = edge_settings(args);
+    edge.validate().context("invalid edge settings")?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -142,7 +155,7 @@ pub async fn run(global: &GlobalOpts, args: &ServeArgs) -> anyhow::Result<()> {
         cache = ?state.cache.kind(),
         "kwi listening"
     );
-    app::serve(listener, state, app::shutdown_signal()).await?;
+    app::serve(listener, state, edge, app::shutdown_signal()).await?;
     if let Some(c) = collector {
         tracing::info!("stopping the collection worker: finishing the jobs in hand");
         let (s, r) = c.stop().await;

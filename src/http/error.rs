@@ -57,6 +57,8 @@ pub enum ApiError {
     Conflict(String),
     /// The body is larger than the endpoint takes.
     PayloadTooLarge(String),
+    /// The body stopped arriving (the edge's body timeout).
+    RequestTimeout(String),
     /// A dependency the request needs is down (e.g. the identity provider).
     Unavailable(String),
     /// The body is not in a media type the endpoint takes.
@@ -120,6 +122,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 409: the request conflicts with the current state (an artifact that cannot be loaded).
     Conflict,
+    /// 408: the body stopped arriving before it was complete.
+    RequestTimeout,
     /// 413: the body is larger than the endpoint takes.
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
@@ -145,6 +149,7 @@ impl ApiError {
             | ApiError::MethodNotAllowed(m)
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
+            | ApiError::RequestTimeout(m)
             | ApiError::Unavailable(m)
             | ApiError::UnsupportedMediaType(m) => m.clone(),
             ApiError::TooMany { detail, .. } => detail.to_string(),
@@ -218,6 +223,12 @@ impl IntoResponse for ApiError {
                 None,
                 m.as_str(),
             ),
+            ApiError::RequestTimeout(m) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                None,
+                m.as_str(),
+            ),
             ApiError::UnsupportedMediaType(m) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -250,7 +261,22 @@ impl IntoResponse for ApiError {
 
 impl From<kwi_store::StoreError> for ApiError {
     fn from(e: kwi_store::StoreError) -> Self {
-        ApiError::Internal(Box::new(e))
+        use kwi_store::StoreError as E;
+        match e {
+            // Both say what is wrong without internals: no address, no query.
+            E::Full => {
+                tracing::error!("write refused: the disk holding the database is full");
+                ApiError::Unavailable(
+                    "the store's disk is full: writes are refused until space is freed; reads keep working"
+                        .into(),
+                )
+            }
+            E::Unreachable(detail) => {
+                tracing::error!(%detail, "the store is unreachable");
+                ApiError::Unavailable("the store is unreachable; retry shortly".into())
+            }
+            e => ApiError::Internal(Box::new(e)),
+        }
     }
 }
 
@@ -268,7 +294,7 @@ impl From<crate::auth::AccountError> for ApiError {
             },
             E::NotFound(m) => ApiError::NotFound(m),
             E::Conflict(m) => ApiError::Conflict(m),
-            E::Store(e) => ApiError::Internal(Box::new(e)),
+            E::Store(e) => e.into(),
             E::Internal(m) => ApiError::Internal(m.into()),
         }
     }
@@ -308,6 +334,16 @@ impl From<ServeError> for ApiError {
                 message: e.to_string(),
             },
             ServeError::Unloadable { .. } => ApiError::Conflict(e.to_string()),
+            ServeError::Store(s) if s.is_transient() => {
+                // Shared with the other waiters of a single flight: the error is rebuilt.
+                match s.as_ref() {
+                    kwi_store::StoreError::Unreachable(d) => {
+                        kwi_store::StoreError::Unreachable(d.clone())
+                    }
+                    _ => kwi_store::StoreError::Full,
+                }
+                .into()
+            }
             ServeError::Store(_) | ServeError::Model(_) | ServeError::Internal(_) => {
                 ApiError::Internal(Box::new(e))
             }

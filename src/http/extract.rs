@@ -84,6 +84,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
                 ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
             }
+            e if super::edge::is_body_timeout(&e) => ApiError::RequestTimeout(
+                "the body stopped arriving: nothing was received within the body timeout".into(),
+            ),
             e => ApiError::Unreadable {
                 field: "body".into(),
                 message: e.body_text(),

@@ -5,6 +5,7 @@ mod access;
 mod accounts;
 mod collector;
 mod dashboard;
+pub mod edge;
 mod error;
 mod export;
 mod extract;
@@ -20,6 +21,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post};
 
 pub use access::{Access, Routes, route_table};
+pub use edge::Edge;
 pub use error::ApiError;
 pub use extract::MAX_BODY_BYTES;
 pub use forecast::MAX_BATCH;
@@ -180,9 +182,15 @@ fn timegpt_route(
         .layer::<_, Infallible>(tower_http::decompression::RequestDecompressionLayer::new())
 }
 
-/// Builds the service's router (tests call it directly with `tower::ServiceExt::oneshot`).
+/// Builds the service's router with the default edge settings (tests call it directly with
+/// `tower::ServiceExt::oneshot`).
 pub fn router(state: AppState) -> Router {
-    api_routes()
+    router_with(state, &Edge::default())
+}
+
+/// Builds the service's router behind `edge` (security headers, CORS, body timeout).
+pub fn router_with(state: AppState, edge: &Edge) -> Router {
+    let routes = api_routes()
         .finish(&state)
         .merge(openapi::routes())
         .fallback(error::not_found)
@@ -190,5 +198,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(telemetry::track))
-        .with_state(state)
+        .with_state(state);
+    edge.wrap(routes)
 }

@@ -40,7 +40,17 @@ pub const IMPORT_BATCH: usize = 1000;
 pub enum StoreError {
     /// The database refused or failed a query.
     #[error("database: {0}")]
-    Sqlx(#[from] sqlx::Error),
+    Sqlx(sqlx::Error),
+    /// The disk holding the database is full: the write was refused and rolled back (SQLite's
+    /// `SQLITE_FULL`, PostgreSQL's `53100 disk_full`). Reads keep working.
+    #[error(
+        "the disk holding the database is full: the write was refused and none of it was kept; free space and retry"
+    )]
+    Full,
+    /// The database cannot be reached or has no free connection in time (down, restarting,
+    /// overloaded): the operation did not run.
+    #[error("the database cannot be reached: {0}")]
+    Unreachable(String),
     /// A migration failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -59,6 +69,32 @@ pub enum StoreError {
     /// The caller asked for something out of range (what and why in the message).
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("13" | "53100")) => {
+                StoreError::Full
+            }
+            sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => StoreError::Full,
+            sqlx::Error::PoolTimedOut => StoreError::Unreachable(
+                "no connection became free in time (the database is down or overloaded)".into(),
+            ),
+            sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unreachable(e.to_string())
+            }
+            _ => StoreError::Sqlx(e),
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the operation may succeed if retried later without change (the database was
+    /// unreachable or its disk full), as opposed to a refusal of the request itself.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Full | StoreError::Unreachable(_))
+    }
 }
 
 /// Result alias for the store.

@@ -29,7 +29,7 @@ impl PgStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts)
             .await?;
         Ok(Self { pool })
@@ -38,6 +38,11 @@ impl PgStore {
 
 /// Latest volume and CPC, the last 52 volumes as `[[date, volume], ...]`, and every volume with its
 /// period as arrays (what the forecast path reads, [`VOLUMES_MANY`]; migration 0008).
+/// How long a query waits for a connection before failing with [`crate::StoreError::Unreachable`]:
+/// short enough that a request answers 503 within 2 s while PostgreSQL is down (benches/faults/
+/// pg_restart.sh), long enough that a burst queues rather than fails.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
+
 const REFRESH: &str = "INSERT INTO keyword_data (id, platform, keyword, search_volume, cpc, trend_data, \
       volume_periods, volume_values, last_updated) \
     SELECT $1, $2, $3, \

@@ -218,6 +218,7 @@ async fn oidc_login_against_a_real_provider() {
     let server = tokio::spawn(kwi::app::serve(
         listener,
         state.clone(),
+        kwi::http::Edge::default(),
         std::future::pending(),
     ));
 
