@@ -270,6 +270,16 @@ pub fn read_frame(path: &Path) -> Result<(DataFrame, usize)> {
 
 /// [`read_frame`], with how a text file was read.
 fn read_table(path: &Path) -> Result<(DataFrame, usize, Option<TextInfo>)> {
+    read_table_from(path, None)
+}
+
+/// Reads a table from `bytes` when given, else from the file at `path`; `path`'s extension picks
+/// the format either way, and it names the table in errors. Parquet and Arrow files are read from
+/// the open file (polars maps it) rather than copied into memory first.
+fn read_table_from(
+    path: &Path,
+    bytes: Option<&[u8]>,
+) -> Result<(DataFrame, usize, Option<TextInfo>)> {
     let read_err = |e: &dyn fmt::Display| FeatureError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -282,28 +292,24 @@ fn read_table(path: &Path) -> Result<(DataFrame, usize, Option<TextInfo>)> {
     let mut text = None;
     let (df, first_line) = match ext.as_str() {
         "csv" | "txt" | "tsv" => {
-            let bytes = std::fs::read(path).map_err(|e| read_err(&e))?;
-            let (df, first, info) = read_csv_bytes(path, &bytes)?;
+            let owned;
+            let bytes = match bytes {
+                Some(b) => b,
+                None => {
+                    owned = std::fs::read(path).map_err(|e| read_err(&e))?;
+                    &owned
+                }
+            };
+            let (df, first, info) = read_csv_bytes(path, bytes)?;
             text = Some(info);
             (df, first)
         }
-        "parquet" | "pq" => {
-            let file = File::open(path).map_err(|e| read_err(&e))?;
-            let df = ParquetReader::new(file)
-                .finish()
-                .map_err(|e| read_err(&e))?;
-            (df, 1)
-        }
-        "arrow" | "ipc" | "feather" => {
-            let file = File::open(path).map_err(|e| read_err(&e))?;
-            let df = IpcReader::new(file).finish().map_err(|e| read_err(&e))?;
-            (df, 1)
-        }
-        "arrows" => {
-            let file = File::open(path).map_err(|e| read_err(&e))?;
-            let df = IpcStreamReader::new(file)
-                .finish()
-                .map_err(|e| read_err(&e))?;
+        "parquet" | "pq" | "arrow" | "ipc" | "feather" | "arrows" => {
+            let df = match bytes {
+                Some(b) => read_binary(&ext, std::io::Cursor::new(b)),
+                None => read_binary(&ext, File::open(path).map_err(|e| read_err(&e))?),
+            }
+            .map_err(|e| read_err(&e))?;
             (df, 1)
         }
         other => {
@@ -325,12 +331,50 @@ fn read_table(path: &Path) -> Result<(DataFrame, usize, Option<TextInfo>)> {
     Ok((df, first_line, text))
 }
 
+/// Reads a Parquet (`parquet`, `pq`), Arrow IPC file (`arrow`, `ipc`, `feather`) or Arrow IPC
+/// stream (`arrows`) table.
+///
+/// A corrupt file must be an error, never a crash: polars' Parquet reader panics on some corrupt
+/// footers (`thrift bool field`, found by the `import_mutated` fuzz target; the input is in its
+/// corpus), so a panic inside the readers is caught and reported as the file being corrupt.
+fn read_binary<R: polars::io::mmap::MmapBytesReader>(
+    ext: &str,
+    reader: R,
+) -> PolarsResult<DataFrame> {
+    // The reader is consumed inside and nothing outside it is touched, so an unwind leaves no
+    // state behind that could be observed half-changed.
+    let read = std::panic::AssertUnwindSafe(move || match ext {
+        "parquet" | "pq" => ParquetReader::new(reader).finish(),
+        "arrows" => IpcStreamReader::new(reader).finish(),
+        _ => IpcReader::new(reader).finish(),
+    });
+    std::panic::catch_unwind(read).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(PolarsError::ComputeError(
+            format!("the file is corrupt: its structure cannot be decoded ({what})").into(),
+        ))
+    })
+}
+
 /// Reads one observation file and validates every row.
 ///
 /// File-level problems (unreadable file, unknown layout, missing column, missing option) are an `Err`;
 /// row-level problems are collected in [`Ingested::errors`] so a user sees all of them at once.
 pub fn read_observations(path: &Path, opts: &IngestOptions) -> Result<Ingested> {
     let (df, first_line, text) = read_table(path)?;
+    observations_from_frame(df, first_line, path, opts, text.as_ref())
+}
+
+/// Like [`read_observations`] for a file's content already in memory (an upload, a fuzz input):
+/// `name`'s extension picks the format as a file's would, and `name` stands in for the file name in
+/// messages and as the default source.
+pub fn read_observations_bytes(name: &str, bytes: &[u8], opts: &IngestOptions) -> Result<Ingested> {
+    let path = Path::new(name);
+    let (df, first_line, text) = read_table_from(path, Some(bytes))?;
     observations_from_frame(df, first_line, path, opts, text.as_ref())
 }
 
