@@ -40,19 +40,20 @@ command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null || { echo "ca
 BIN=$(realpath "$BIN")
 data=$(mktemp -d)
 chmod 755 "$data"
-pgdata="$data/pg"
+pgroot="$data/pg"   # owned by postgres: the cluster, its socket and its log
+pgdata="$pgroot/data"
 pids=()
-pg() { su postgres -c "$PGBIN/pg_ctl -D $pgdata -o '-p $PGPORT -k $data/sock -c listen_addresses=127.0.0.1' -l $data/pg.log $*" >/dev/null; }
+pg() { su postgres -c "$PGBIN/pg_ctl -D $pgdata -o '-p $PGPORT -k $pgroot -c listen_addresses=127.0.0.1' -l $pgroot/pg.log $*" >/dev/null; }
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
   wait 2>/dev/null || true
   pg stop -m immediate 2>/dev/null || true
-  redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
   rm -rf "$data"
 }
 trap cleanup EXIT
 now() { date +%s.%N; }
-mkdir -p "$pgdata" "$data/sock" && chown postgres "$pgdata" "$data/sock"
+mkdir -p "$pgroot" && chown postgres "$pgroot"
 su postgres -c "$PGBIN/initdb -D $pgdata -U postgres --auth=trust" >/dev/null
 pg start -w
 redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no >"$data/redis.log" 2>&1 &

@@ -59,8 +59,9 @@ request = function()
   return wrk.format("GET", p, headers)
 end
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT requests=%d errors=%d non2xx=%d p50_ms=%.2f p99_ms=%.2f rps=%.0f\n",
+  -- errors: socket errors and timeouts together (timeouts: of those, answers slower than wrk's --timeout).
+  io.write(string.format("RESULT requests=%d errors=%d non2xx=%d timeouts=%d p50_ms=%.2f p99_ms=%.2f rps=%.0f\n",
     summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.errors.status, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status, summary.errors.timeout, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     summary.requests / (summary.duration / 1e6)))
 end

@@ -9,7 +9,8 @@
 #
 #   benches/scale/two_instances.sh
 #
-# Env: KWI_BIN (default target/perf/kwi), DURATION (default 30), KILL_AT (default 10), CONNS (32),
+# Env: KWI_BIN (default target/perf/kwi), DURATION (default 30), KILL_AT (default 10; 0: no kill,
+# a steady two-instance run), CONNS (32),
 # THREADS (2), KEYS (10000). Installs haproxy and wrk with apt-get when absent. Build first:
 #   cargo build --profile perf --workspace --bins
 set -euo pipefail
@@ -80,10 +81,28 @@ haproxy -f "$data/haproxy.cfg" -db >"$data/haproxy.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 40); do curl -sf "127.0.0.1:$LB/readyz" >/dev/null && break; sleep 0.25; done
 # Warm the shared cache through both instances.
 KWI_KEYWORDS="$data/keys.txt" wrk -t"$THREADS" -c"$CONNS" -d5s -s benches/load/keywords.lua "http://127.0.0.1:$LB" >/dev/null
-( sleep "$KILL_AT"; kill -9 "$pid_a"; date +%s.%N >"$data/killed_at"; echo "killed A (pid $pid_a) at ${KILL_AT}s" ) & killer=$!
+# CPU seconds (user + system) used so far by the given pids.
+cpu() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done |
+  awk -v hz="$(getconf CLK_TCK)" '{s += $1} END {printf "%.3f", s / hz}'; }
+pid_b=${pids[1]}
+pid_lb=${pids[2]}
+pg_pids=$(pgrep -x postgres | tr '\n' ' ')
+redis_pids=$(pgrep -x redis-server | tr '\n' ' ')
+c0=("$(cpu "$pid_a" "$pid_b")" "$(cpu "$pid_lb")" "$(cpu $pg_pids)" "$(cpu $redis_pids)")
+killer=
+if [ "$KILL_AT" -gt 0 ]; then
+  ( sleep "$KILL_AT"; kill -9 "$pid_a"; date +%s.%N >"$data/killed_at"; echo "killed A (pid $pid_a) at ${KILL_AT}s" ) & killer=$!
+fi
 out=$(KWI_KEYWORDS="$data/keys.txt" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s benches/load/keywords.lua "http://127.0.0.1:$LB" | grep '^RESULT')
-wait "$killer" || true
+[ -n "$killer" ] && { wait "$killer" || true; }
+c1=("$(cpu "$pid_a" "$pid_b")" "$(cpu "$pid_lb")" "$(cpu $pg_pids)" "$(cpu $redis_pids)")
 echo "wrk through haproxy: ${out#RESULT }"
+requests=$(echo "$out" | sed -E 's/.*requests=([0-9]+).*/\1/')
+python3 -c "
+n = $requests; c0 = [${c0[0]}, ${c0[1]}, ${c0[2]}, ${c0[3]}]; c1 = [${c1[0]}, ${c1[1]}, ${c1[2]}, ${c1[3]}]
+us = [(b - a) / n * 1e6 for a, b in zip(c0, c1)]
+print('CPU per request: kwi (both) %.1f us, HAProxy %.1f us, PostgreSQL %.1f us, Redis %.1f us (wrk not counted)' % tuple(us))
+"
 echo "show stat" | python3 -c "
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect('$data/haproxy.sock'); s.sendall(b'show stat\n')
@@ -102,6 +121,7 @@ for l in lines[1:]:
 lease() { psql -h 127.0.0.1 -U postgres -d "$db" -tAqc "SELECT holder FROM leader_leases WHERE name = 'insights'"; }
 first=$(lease)
 echo "insights runs at start-up: A $(grep -c 'insights job finished' "$data/a.log" || true), B $(grep -c 'insights job finished' "$data/b.log" || true); lease holder: $first"
+[ "$KILL_AT" -gt 0 ] || exit 0
 # The holder (A, started first) is dead: B takes the insights lease over once it runs out.
 for _ in $(seq 1 240); do [ "$(lease)" != "$first" ] && break; sleep 0.5; done
 echo "insights lease taken over by $(lease) $(python3 -c "print(round($(date +%s.%N) - $(cat "$data/killed_at"), 1))") s after the kill"

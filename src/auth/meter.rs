@@ -42,6 +42,10 @@ struct State {
     touched: HashMap<Uuid, DateTime<Utc>>,
     /// When each key's use was last queued for writing.
     queued: HashMap<Uuid, DateTime<Utc>>,
+    /// Counts taken out of `counters` and not yet known to be stored (a flush is writing them).
+    flushing: bool,
+    /// Bumped each time a flush ends, written or not.
+    flushes: u64,
 }
 
 /// Refused: the month's lookups would pass the plan's quota.
@@ -147,12 +151,29 @@ impl Meter {
     }
 
     /// The month's lookups of `user` as this instance sees them (stored + unflushed).
+    ///
+    /// The stored total and the unflushed counts are only added when no flush moved counts from
+    /// one to the other in between (a flush takes them out of memory before its write commits):
+    /// otherwise the read is retried, so a count is never missed or counted twice.
     pub async fn used(&self, user: Uuid) -> kwi_store::Result<(i64, i64)> {
         let period = period_of(Utc::now());
-        let (lookups, requests) = self.store.usage(user, &period).await?;
-        let s = self.state.lock().expect("meter");
-        let pending = s.counters.get(&(user, period)).cloned().unwrap_or_default();
-        Ok((lookups + pending.lookups, requests + pending.requests))
+        loop {
+            let before = {
+                let s = self.state.lock().expect("meter");
+                (!s.flushing).then_some(s.flushes)
+            };
+            let Some(before) = before else {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                continue;
+            };
+            let (lookups, requests) = self.store.usage(user, &period).await?;
+            let s = self.state.lock().expect("meter");
+            if s.flushing || s.flushes != before {
+                continue;
+            }
+            let pending = s.counters.get(&(user, period)).cloned().unwrap_or_default();
+            return Ok((lookups + pending.lookups, requests + pending.requests));
+        }
     }
 
     /// Writes the counters now (tests; the flusher does it every [`FLUSH_EVERY`]).
@@ -163,8 +184,16 @@ impl Meter {
 
 /// Writes pending counts and key touches; on failure they are kept for the next flush.
 async fn flush(store: &dyn Store, state: &Mutex<State>) {
+    write_counts(store, state).await;
+    let mut s = state.lock().expect("meter");
+    s.flushing = false;
+    s.flushes += 1;
+}
+
+async fn write_counts(store: &dyn Store, state: &Mutex<State>) {
     let (deltas, touched) = {
         let mut s = state.lock().expect("meter");
+        s.flushing = true;
         let deltas: Vec<UsageDelta> = s
             .counters
             .iter_mut()

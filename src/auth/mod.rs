@@ -54,6 +54,15 @@ pub const LOGIN_POLICY: Policy = Policy {
 };
 const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 const ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(5);
+/// How long a key or account read from the store is still used when the store cannot be reached
+/// (see [`Remembered`]).
+const LAST_KNOWN_TTL: Duration = Duration::from_secs(600);
+/// After the store was found unreachable, how long known callers are answered from the
+/// last-known caches without asking it again (one lookup then tries it again).
+const STORE_DOWN_GRACE_MS: i64 = 2_000;
+/// The 401 message when the store cannot be reached and nothing is remembered; answered as 503.
+const STORE_DOWN: &str =
+    "credentials cannot be checked right now (the store is unreachable); retry";
 /// How long a revocation marker lives in Redis (longer than any cache here).
 const REVOKED_MARKER_SECS: u64 = 120;
 /// How often history past its plan's retention is deleted.
@@ -166,6 +175,70 @@ fn unauthorized(m: impl Into<String>) -> Unauthorized {
     Unauthorized(m.into())
 }
 
+impl Unauthorized {
+    /// Whether the credential could not be checked at all (the store is unreachable and this
+    /// instance remembers nothing of it): the caller is not at fault, so it is answered 503.
+    pub fn is_store_down(&self) -> bool {
+        self.0 == STORE_DOWN
+    }
+}
+
+/// A cache of what the store said, with a longer memory for when it cannot say: `fresh` entries
+/// answer for their short TTL (so a disabled account or a role change applies within seconds),
+/// `known` ones only when a store read fails. While the store is down, a credential seen in the
+/// last [`LAST_KNOWN_TTL`] keeps working on this instance, so cached forecasts keep being served;
+/// a revocation made on another instance meanwhile still applies through Redis.
+struct Remembered<K, V> {
+    fresh: moka::sync::Cache<K, V>,
+    known: moka::sync::Cache<K, V>,
+}
+
+impl<K, V> Remembered<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(fresh_ttl: Duration) -> Self {
+        let cache = |ttl| {
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build()
+        };
+        Self {
+            fresh: cache(fresh_ttl),
+            known: cache(LAST_KNOWN_TTL),
+        }
+    }
+
+    fn get(&self, k: &K) -> Option<V> {
+        self.fresh.get(k)
+    }
+
+    /// What the store last said, for when it cannot be asked.
+    fn last_known(&self, k: &K) -> Option<V> {
+        self.known.get(k)
+    }
+
+    fn insert(&self, k: K, v: V)
+    where
+        K: Clone,
+    {
+        self.known.insert(k.clone(), v.clone());
+        self.fresh.insert(k, v);
+    }
+
+    fn invalidate(&self, k: &K) {
+        self.fresh.invalidate(k);
+        self.known.invalidate(k);
+    }
+
+    fn invalidate_all(&self) {
+        self.fresh.invalidate_all();
+        self.known.invalidate_all();
+    }
+}
+
 /// Why an account operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -267,8 +340,12 @@ struct Inner {
     tokens: Tokens,
     passwords: Passwords,
     /// Key hash → key (`None`: no such key, remembered briefly so guesses cost no query).
-    keys: moka::sync::Cache<String, Option<Arc<KeyEntry>>>,
-    accounts: moka::sync::Cache<Uuid, Arc<Account>>,
+    keys: Remembered<String, Option<Arc<KeyEntry>>>,
+    accounts: Remembered<Uuid, Arc<Account>>,
+    /// Until when a lookup the last-known caches can answer skips the store (ms since the Unix
+    /// epoch), set when the store was found unreachable: while it is down, each known caller's
+    /// request would otherwise wait the pool's acquire timeout before falling back.
+    store_down_until_ms: std::sync::atomic::AtomicI64,
     limiter: Limiter,
     meter: Meter,
     recorder: Recorder,
@@ -338,14 +415,9 @@ impl Auth {
             store,
             tokens,
             passwords,
-            keys: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(KEY_CACHE_TTL)
-                .build(),
-            accounts: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ACCOUNT_CACHE_TTL)
-                .build(),
+            keys: Remembered::new(KEY_CACHE_TTL),
+            accounts: Remembered::new(ACCOUNT_CACHE_TTL),
+            store_down_until_ms: std::sync::atomic::AtomicI64::new(0),
             limiter: Limiter::new(redis),
             meter,
             recorder,
@@ -440,10 +512,22 @@ impl Auth {
         let entry = match self.0.keys.get(&hash) {
             Some(e) => e,
             None => {
-                let owner = self.0.store.key_owner(&hash).await.map_err(|e| {
-                    tracing::error!(error = %e, "API key lookup failed");
-                    unauthorized("credentials cannot be checked right now; retry")
-                })?;
+                if self.store_seems_down()
+                    && let Some(known) = self.0.keys.last_known(&hash)
+                {
+                    return self.admit_key(&hash, known).await;
+                }
+                let owner = match self.0.store.key_owner(&hash).await {
+                    Ok(owner) => owner,
+                    Err(e) => {
+                        tracing::error!(error = %e, "API key lookup failed");
+                        self.note_store_error(&e);
+                        return match self.0.keys.last_known(&hash) {
+                            Some(known) if e.is_transient() => self.admit_key(&hash, known).await,
+                            _ => Err(unauthorized(STORE_DOWN)),
+                        };
+                    }
+                };
                 let entry = owner.map(|o| {
                     self.0
                         .accounts
@@ -460,7 +544,34 @@ impl Auth {
                 entry
             }
         };
-        let Some(entry) = entry.filter(|e| secret::hashes_equal(&e.stored_hash, &hash)) else {
+        self.admit_key(&hash, entry).await
+    }
+
+    /// Whether the store was found unreachable in the last [`STORE_DOWN_GRACE_MS`].
+    fn store_seems_down(&self) -> bool {
+        let until = self
+            .0
+            .store_down_until_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        until > 0 && Utc::now().timestamp_millis() < until
+    }
+
+    fn note_store_error(&self, e: &StoreError) {
+        if e.is_transient() {
+            self.0.store_down_until_ms.store(
+                Utc::now().timestamp_millis() + STORE_DOWN_GRACE_MS,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// The checks on a key the store (or the last-known cache) returned.
+    async fn admit_key(
+        &self,
+        hash: &str,
+        entry: Option<Arc<KeyEntry>>,
+    ) -> Result<Principal, Unauthorized> {
+        let Some(entry) = entry.filter(|e| secret::hashes_equal(&e.stored_hash, hash)) else {
             return Err(unauthorized("unknown or revoked API key"));
         };
         if entry.revoked {
@@ -497,10 +608,22 @@ impl Auth {
         if let Some(a) = self.0.accounts.get(&id) {
             return Ok(a);
         }
-        let account = self.0.store.account(id).await.map_err(|e| {
-            tracing::error!(error = %e, "account lookup failed");
-            unauthorized("credentials cannot be checked right now; retry")
-        })?;
+        if self.store_seems_down()
+            && let Some(known) = self.0.accounts.last_known(&id)
+        {
+            return Ok(known);
+        }
+        let account = match self.0.store.account(id).await {
+            Ok(account) => account,
+            Err(e) => {
+                tracing::error!(error = %e, "account lookup failed");
+                self.note_store_error(&e);
+                return match self.0.accounts.last_known(&id) {
+                    Some(known) if e.is_transient() => Ok(known),
+                    _ => Err(unauthorized(STORE_DOWN)),
+                };
+            }
+        };
         let account = Arc::new(account.ok_or_else(|| unauthorized("the user no longer exists"))?);
         self.0.accounts.insert(id, account.clone());
         Ok(account)

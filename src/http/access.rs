@@ -134,6 +134,7 @@ async fn guard(
     }
     let principal = match auth.authenticate(req.headers()).await {
         Ok(p) => p,
+        Err(e) if e.is_store_down() => return ApiError::Unavailable(e.0).into_response(),
         Err(e) => return ApiError::Unauthorized(e.0).into_response(),
     };
     if principal.role < needed {

@@ -286,6 +286,7 @@ impl From<crate::auth::AccountError> for ApiError {
         match e {
             E::Field { field, message } => ApiError::BadRequest { field, message },
             E::Taken { field, message } => ApiError::Taken { field, message },
+            E::Unauthorized(u) if u.is_store_down() => ApiError::Unavailable(u.0),
             E::Unauthorized(u) => ApiError::Unauthorized(u.0),
             E::Throttled(secs) => ApiError::TooMany {
                 policy: "login".into(),

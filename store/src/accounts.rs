@@ -598,7 +598,7 @@ where
 
     async fn create_user(&self, user: &NewUser, key: Option<&NewApiKey>) -> Result<Account> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, role, disabled, session_epoch, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -654,7 +654,7 @@ where
 
     async fn update_account(&self, id: Uuid, patch: &UserPatch) -> Result<Option<Account>> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let found = sqlx::query(
             "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), updated_at = $4 \
              WHERE id = $1",
@@ -688,7 +688,7 @@ where
 
     async fn set_password(&self, id: Uuid, hash: &str) -> Result<()> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1, updated_at = $3 WHERE id = $1",
         )
@@ -780,7 +780,7 @@ where
         old_expires_at: DateTime<Utc>,
     ) -> Result<Option<String>> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let old: Option<String> = sqlx::query_scalar(
             "UPDATE api_keys SET expires_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $3) RETURNING secret_hash",
@@ -815,7 +815,7 @@ where
     }
 
     async fn touch_api_keys(&self, used: &[(Uuid, DateTime<Utc>)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (id, at) in used {
             sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
                 .bind(*id)
@@ -838,7 +838,7 @@ where
         replacement: &NewRefreshToken,
     ) -> Result<RefreshOutcome> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // The claim is the transaction's first statement, a write: on SQLite it takes the write
         // lock at once (a read first could not upgrade while another writer commits), and of two
         // concurrent uses only one can set `used_at`.
@@ -936,7 +936,7 @@ where
 
     async fn add_usage(&self, deltas: &[UsageDelta]) -> Result<()> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for d in deltas {
             sqlx::query(
                 "INSERT INTO usage_counters (user_id, period, lookups, requests, updated_at) VALUES ($1, $2, $3, $4, $5) \
@@ -967,7 +967,7 @@ where
     }
 
     async fn insert_events(&self, searches: &[SearchRecord], audit: &[AuditRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for s in searches {
             sqlx::query(
                 "INSERT INTO keyword_searches (id, user_id, platform, keyword, results, created_at) \

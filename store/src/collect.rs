@@ -731,7 +731,7 @@ where
     for<'q, 'r> Uuid: Encode<'q, DB> + Decode<'r, DB> + Type<DB>,
 {
     async fn enqueue_jobs(&self, jobs: &[NewJob], now: DateTime<Utc>) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut n = 0;
         for j in jobs {
             n += Self::enqueue(&mut tx, &idem_key(j.source, &j.keyword, j.period), j, now).await?;
@@ -812,7 +812,7 @@ where
         raw: &[RawResponse],
         now: DateTime<Utc>,
     ) -> Result<Option<ImportCounts>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let source: Option<String> = sqlx::query_scalar(concat!(
             "UPDATE collect_jobs SET state = 'done', lease_until = NULL, last_error = NULL, \
              updated_at = $3 WHERE ",
@@ -865,7 +865,7 @@ where
         raw: &[RawResponse],
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row: Option<(String, String)> = sqlx::query_as(concat!(
             "UPDATE collect_jobs SET state = 'dead', last_error = $3, lease_until = NULL, updated_at = $4 \
              WHERE ",
@@ -1031,7 +1031,7 @@ where
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, source, keyword) \
              DO UPDATE SET cadence = excluded.cadence RETURNING {WATCH_COLUMNS}"
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut out = Vec::with_capacity(keywords.len());
         for keyword in keywords {
             let id = Uuid::now_v7();
@@ -1103,7 +1103,7 @@ where
 
     async fn schedule_watches(&self, today: NaiveDate, now: DateTime<Utc>) -> Result<u64> {
         let (day, week) = (Cadence::Daily.period(today), Cadence::Weekly.period(today));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Take the write lock first (a statement that writes, matching nothing): an SQLite
         // transaction that reads before it writes fails at once with SQLITE_BUSY when another
         // writer (a worker finishing a job) got in between, instead of waiting its turn.
@@ -1203,7 +1203,7 @@ where
                 .fetch_all(&self.pool)
                 .await?;
         let of = keys.len().div_ceil(chunk);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut queued = 0;
         for (index, part) in keys.chunks(chunk).enumerate() {
             let payload = serde_json::to_string(&ChunkPayload {
@@ -1264,7 +1264,7 @@ where
         rows: &[PredictionRecord],
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(concat!(
             "UPDATE collect_jobs SET state = 'done', lease_until = NULL, last_error = NULL, \
              updated_at = $3 WHERE ",

@@ -29,6 +29,7 @@ impl PgStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            .after_release(crate::sql::discard_if_in_transaction::<Postgres>)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts)
             .await?;
@@ -227,6 +228,8 @@ const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_en
     ORDER BY CASE WHEN direction = 'falling' THEN growth_pct ELSE -growth_pct END, platform, keyword LIMIT $3";
 
 impl Dialect for Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+
     fn rows_affected(r: &sqlx::postgres::PgQueryResult) -> u64 {
         r.rows_affected()
     }

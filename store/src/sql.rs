@@ -126,6 +126,11 @@ pub fn like_prefix(q: &str) -> String {
 pub trait Dialect: Database<Arguments: IntoArguments<Self>, Connection: Migrate> {
     /// Which backend this is.
     const BACKEND: Backend;
+    /// How a transaction that will write begins. SQLite: `BEGIN IMMEDIATE`, which takes the write
+    /// lock at once and waits for it (busy timeout); a plain `BEGIN` reads first and, when another
+    /// connection is writing by the time it writes, fails at once with `database is locked`
+    /// (SQLite cannot wait there without risking a deadlock). PostgreSQL: `BEGIN`.
+    const BEGIN_WRITE: &'static str;
     /// The backend's migrations folder.
     const MIGRATOR: Migrator;
     /// Refreshes one keyword's snapshot row from its observations (binds: id, platform, keyword,
@@ -174,6 +179,25 @@ pub struct SqlStore<DB: Database> {
     pub(crate) pool: Pool<DB>,
 }
 
+/// The pools' `after_release` hook: a connection handed back while sqlx still counts it inside a
+/// transaction is closed rather than reused. sqlx keeps that count when a `ROLLBACK` fails, which
+/// it does after the database already rolled the transaction back itself (SQLite does on a full
+/// disk); reused, the connection would refuse every later transaction ("begin_with at non-zero
+/// transaction depth") or nest it in a savepoint that never commits on its own. Found by
+/// benches/faults/disk_full.sh. A transaction dropped on an error path may also still be rolling
+/// back when this runs; closing that connection costs one reconnect.
+pub(crate) fn discard_if_in_transaction<DB: Database>(
+    conn: &mut DB::Connection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, sqlx::Result<bool>> {
+    use sqlx::Connection;
+    let in_transaction = conn.is_in_transaction();
+    if in_transaction {
+        tracing::warn!("a connection came back inside a transaction; closing it");
+    }
+    Box::pin(std::future::ready(Ok(!in_transaction)))
+}
+
 impl<DB: Database> Clone for SqlStore<DB> {
     fn clone(&self) -> Self {
         Self {
@@ -190,6 +214,12 @@ impl<DB: Database> SqlStore<DB> {
 }
 
 impl<DB: Dialect> SqlStore<DB> {
+    /// Begins a transaction that writes ([`Dialect::BEGIN_WRITE`]): every write transaction of the
+    /// store begins here.
+    pub(crate) async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, DB>> {
+        self.pool.begin_with(DB::BEGIN_WRITE).await
+    }
+
     /// Streams the rows of an export statement (`$1` platform, `$2` keyword list as JSON, `$3`
     /// from, `$4` to: the parameters every export statement takes).
     fn export_rows<'a, T>(
@@ -508,7 +538,7 @@ where
         rows: &[Observation],
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<ImportCounts> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let counts = write_observations::<DB>(&mut tx, rows, progress).await?;
         tx.commit().await?;
         Ok(counts)
@@ -583,7 +613,7 @@ where
     }
 
     async fn register_model(&self, record: &ModelRecord, activate: bool) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if activate {
             sqlx::query(MODEL_DEACTIVATE_KIND)
                 .bind(false)
@@ -609,7 +639,7 @@ where
     }
 
     async fn activate_model(&self, version: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Write first: an SQLite transaction that reads before it writes cannot wait for another
         // writer (the prediction writer) and fails at once with SQLITE_BUSY; one that starts
         // with a write waits for the lock within the busy timeout.
@@ -667,7 +697,7 @@ where
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         DB::insert_predictions(&mut *tx, rows, Utc::now()).await?;
         tx.commit().await?;
         Ok(())
@@ -741,7 +771,7 @@ where
         insights: &[InsightRow],
     ) -> Result<()> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM competition_scores")
             .execute(&mut *tx)
             .await?;

@@ -42,6 +42,7 @@ impl SqliteStore {
         // One connection for :memory: (each connection would otherwise see its own empty database).
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory { 1 } else { 8 })
+            .after_release(crate::sql::discard_if_in_transaction::<Sqlite>)
             .connect_with(opts)
             .await?;
         Ok(Self { pool })
@@ -256,6 +257,8 @@ const TRENDS: &str = "SELECT platform, keyword, growth_pct, current, forecast_en
     ORDER BY CASE WHEN direction = 'falling' THEN growth_pct ELSE -growth_pct END, platform, keyword LIMIT $3";
 
 impl Dialect for Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
     fn rows_affected(r: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         r.rows_affected()
     }

@@ -27,6 +27,7 @@ mod lease;
 mod monthly;
 mod oidc;
 mod openapi;
+mod outage;
 mod reforecast;
 mod serving;
 mod store;

@@ -570,3 +570,55 @@ async fn sqlite_predictions_are_stored_exactly() {
     let distinct: std::collections::HashSet<_> = stored.iter().map(|s| &s.0).collect();
     assert_eq!(distinct.len(), rows.len());
 }
+
+/// A write while another connection holds SQLite's write lock waits for it (the busy timeout)
+/// instead of failing at once with `database is locked`: the store begins every write
+/// transaction with `BEGIN IMMEDIATE`. (With a plain `BEGIN`, the waiting write's statement has
+/// already read, and SQLite refuses to upgrade a read past another connection's commit.)
+#[tokio::test]
+async fn sqlite_a_write_waits_for_another_writer_instead_of_failing() {
+    use sqlx::sqlite::SqlitePoolOptions;
+    let app = TestApp::sqlite().await;
+    let (user, _) = app
+        .user(
+            "writer@kwi.test",
+            kwi_store::Role::Customer,
+            kwi_store::PlanName::Pro,
+        )
+        .await;
+    let other = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&app.db_url)
+        .await
+        .unwrap();
+    let mut held = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("UPDATE platforms SET name = name")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let store = app.store.clone();
+    let write = tokio::spawn(async move {
+        let keyword = Keyword::parse("waits for the lock").unwrap();
+        store
+            .watch(
+                user,
+                kwi_store::Source::Etsy,
+                &[keyword],
+                kwi_store::Cadence::Weekly,
+                chrono::Utc::now(),
+            )
+            .await
+    });
+    // The other writer holds the lock for 300 ms, then commits.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the write must wait for the lock");
+    held.commit().await.unwrap();
+    let written = write
+        .await
+        .unwrap()
+        .expect("the write succeeds once the lock is free");
+    assert_eq!(written.len(), 1);
+    assert!(written[0].1, "a new watch");
+    other.close().await;
+    app.cleanup().await;
+}
