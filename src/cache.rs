@@ -84,6 +84,18 @@ pub struct Cache {
 struct RedisHealth {
     errors: AtomicU64,
     down: AtomicBool,
+    /// While down: when (ms since the Unix epoch) an operation may try Redis again.
+    retry_at_ms: std::sync::atomic::AtomicI64,
+}
+
+/// While Redis is down, operations skip it (a miss, a write not made) and one may try it again
+/// after this long. Without it every request would wait out the operation timeouts (a lookup and a
+/// write: over a second) while the connection manager reconnects, and the batcher's queue behind
+/// them would grow past clients' patience.
+const REDIS_RETRY_AFTER_MS: i64 = 250;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl Cache {
@@ -159,7 +171,21 @@ impl Cache {
         self.health.errors.load(Ordering::Relaxed)
     }
 
+    /// Redis, unless it is down and not due to be tried again ([`REDIS_RETRY_AFTER_MS`]).
+    fn redis_now(&self) -> Option<&ConnectionManager> {
+        let m = self.redis.as_ref()?;
+        if self.health.down.load(Ordering::Relaxed)
+            && now_ms() < self.health.retry_at_ms.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        Some(m)
+    }
+
     fn failed(&self, op: &str, err: impl std::fmt::Display) {
+        self.health
+            .retry_at_ms
+            .store(now_ms() + REDIS_RETRY_AFTER_MS, Ordering::Relaxed);
         self.health.errors.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("kwi_cache_redis_errors_total").increment(1);
         if self.health.down.swap(true, Ordering::Relaxed) {
@@ -192,7 +218,7 @@ impl Cache {
         if let Some(v) = self.get_near(key) {
             return Some(v);
         }
-        match &self.redis {
+        match self.redis_now() {
             None => None,
             Some(m) => {
                 let mut m = m.clone();
@@ -243,7 +269,7 @@ impl Cache {
         if let Some(l) = self.local_on_write() {
             l.insert(key.to_string(), value.clone());
         }
-        match &self.redis {
+        match self.redis_now() {
             None => {}
             Some(m) => {
                 let mut m = m.clone();
@@ -274,7 +300,7 @@ impl Cache {
     /// finds into the near cache; without Redis it does nothing, and a Redis failure leaves them
     /// misses.
     pub async fn fill_from_redis<K: AsRef<str>>(&self, keys: &[K], out: &mut [Option<Bytes>]) {
-        let Some(m) = &self.redis else {
+        let Some(m) = self.redis_now() else {
             return;
         };
         let wanted: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
@@ -317,7 +343,7 @@ impl Cache {
                 l.insert(k.clone(), v.clone());
             }
         }
-        match &self.redis {
+        match self.redis_now() {
             None => {}
             Some(m) => {
                 let mut m = m.clone();

@@ -126,7 +126,13 @@ pub struct Limiter {
     slots: moka::sync::Cache<String, Arc<Mutex<Slot>>>,
     /// Last time a Redis failure was logged (one warning a minute at most).
     warned: Arc<Mutex<Option<Instant>>>,
+    /// After a Redis failure, decisions are taken in process until then (µs since the Unix
+    /// epoch), so a request does not wait out the Redis timeout while it is down.
+    skip_redis_until_us: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How long the limiter decides in process after a Redis failure before trying Redis again.
+const REDIS_RETRY_AFTER_US: f64 = 250_000.0;
 
 fn now_us() -> f64 {
     SystemTime::now()
@@ -158,6 +164,7 @@ impl Limiter {
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
             warned: Arc::default(),
+            skip_redis_until_us: Arc::default(),
         }
     }
 
@@ -173,7 +180,17 @@ impl Limiter {
     /// One request by `subject` (an API key id, a user id, `login:<email>`) under `policy`.
     pub async fn check(&self, subject: &str, policy: Policy) -> Decision {
         let slot = self.slot(subject);
-        if let Some(redis) = &self.redis {
+        let skip_until = self
+            .skip_redis_until_us
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let redis = self
+            .redis
+            .as_ref()
+            .filter(|_| now_us() >= skip_until as f64);
+        if redis.is_none() && self.redis.is_some() {
+            metrics::counter!("kwi_rate_limit_fallbacks_total").increment(1);
+        }
+        if let Some(redis) = redis {
             {
                 let mut s = slot.lock().expect("limiter slot");
                 if s.lease > 0 && s.lease_until.is_some_and(|u| Instant::now() < u) {
@@ -201,6 +218,10 @@ impl Limiter {
                     return d.decision;
                 }
                 Err(e) => {
+                    self.skip_redis_until_us.store(
+                        (now_us() + REDIS_RETRY_AFTER_US) as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     metrics::counter!("kwi_rate_limit_fallbacks_total").increment(1);
                     self.warn(&e);
                 }

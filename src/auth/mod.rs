@@ -59,7 +59,7 @@ const ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(5);
 const LAST_KNOWN_TTL: Duration = Duration::from_secs(600);
 /// After the store was found unreachable, how long known callers are answered from the
 /// last-known caches without asking it again (one lookup then tries it again).
-const STORE_DOWN_GRACE_MS: i64 = 2_000;
+const STORE_DOWN_GRACE_MS: i64 = 10_000;
 /// The 401 message when the store cannot be reached and nothing is remembered; answered as 503.
 const STORE_DOWN: &str =
     "credentials cannot be checked right now (the store is unreachable); retry";

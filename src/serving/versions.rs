@@ -15,9 +15,14 @@ use crate::cache::FastHash;
 /// Per-keyword data versions held in process (a bounded map), dropped whenever the store reports
 /// newer data. `None` entries remember keywords the store does not have (no repeated lookups for
 /// unknown keywords either).
+///
+/// `known` keeps the last version read for each keyword through those drops (for ten minutes), and
+/// answers only when the store cannot be reached: while it is down no newer data can be read
+/// anyway, so a cached forecast of the last known version is still the right answer.
 #[derive(Clone)]
 pub(crate) struct DataVersions {
     map: moka::sync::Cache<(Platform, Keyword), Option<i64>, FastHash>,
+    known: moka::sync::Cache<(Platform, Keyword), Option<i64>, FastHash>,
     epoch: Arc<std::sync::atomic::AtomicI64>,
 }
 
@@ -26,6 +31,10 @@ impl Default for DataVersions {
         Self {
             map: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
+                .build_with_hasher(FastHash::default()),
+            known: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(Duration::from_secs(600))
                 .build_with_hasher(FastHash::default()),
             epoch: Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)),
         }
@@ -45,10 +54,12 @@ impl DataVersions {
         if let Some(v) = self.map.get(&key) {
             return Ok(v);
         }
-        let v = store
-            .data_version(platform, keyword)
-            .await?
-            .map(|t| t.timestamp_micros());
+        let v = match store.data_version(platform, keyword).await {
+            Ok(v) => v.map(|t| t.timestamp_micros()),
+            Err(e) if e.is_transient() => return self.known.get(&key).ok_or(e),
+            Err(e) => return Err(e),
+        };
+        self.known.insert(key.clone(), v);
         self.map.insert(key, v);
         Ok(v)
     }
@@ -67,15 +78,29 @@ impl DataVersions {
             .map(|(k, _)| k.clone())
             .collect();
         if !missing.is_empty() {
-            let found: std::collections::HashMap<_, _> = store
-                .data_versions_many(&missing)
-                .await?
-                .into_iter()
-                .map(|(k, t)| (k, t.timestamp_micros()))
-                .collect();
+            let found: std::collections::HashMap<_, _> =
+                match store.data_versions_many(&missing).await {
+                    Ok(found) => found
+                        .into_iter()
+                        .map(|(k, t)| (k, t.timestamp_micros()))
+                        .collect(),
+                    Err(e) if e.is_transient() => {
+                        // Every missing version must be known, or the store is needed after all.
+                        for (k, v) in keys.iter().zip(out.iter_mut()) {
+                            if v.is_none() {
+                                *v = Some(self.known.get(k).ok_or_else(|| {
+                                    kwi_store::StoreError::Unreachable(e.to_string())
+                                })?);
+                            }
+                        }
+                        return Ok(out.into_iter().map(Option::flatten).collect());
+                    }
+                    Err(e) => return Err(e),
+                };
             for (k, v) in keys.iter().zip(out.iter_mut()) {
                 if v.is_none() {
                     let version = found.get(k).copied();
+                    self.known.insert(k.clone(), version);
                     self.map.insert(k.clone(), version);
                     *v = Some(version);
                 }

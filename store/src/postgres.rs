@@ -42,7 +42,7 @@ impl PgStore {
 /// How long a query waits for a connection before failing with [`crate::StoreError::Unreachable`]:
 /// short enough that a request answers 503 within 2 s while PostgreSQL is down (benches/faults/
 /// pg_restart.sh), long enough that a burst queues rather than fails.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 const REFRESH: &str = "INSERT INTO keyword_data (id, platform, keyword, search_volume, cpc, trend_data, \
       volume_periods, volume_values, last_updated) \
