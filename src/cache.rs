@@ -80,23 +80,28 @@ pub struct Cache {
 }
 
 /// Whether Redis answered its last operation, and how many failed since start.
-#[derive(Default)]
 struct RedisHealth {
     errors: AtomicU64,
     down: AtomicBool,
-    /// While down: when (ms since the Unix epoch) an operation may try Redis again.
-    retry_at_ms: std::sync::atomic::AtomicI64,
+    /// Set off by each failure: while down, operations skip Redis for [`REDIS_RETRY_AFTER`].
+    retry: crate::backoff::Backoff,
+}
+
+impl Default for RedisHealth {
+    fn default() -> Self {
+        Self {
+            errors: AtomicU64::default(),
+            down: AtomicBool::default(),
+            retry: crate::backoff::Backoff::new(REDIS_RETRY_AFTER),
+        }
+    }
 }
 
 /// While Redis is down, operations skip it (a miss, a write not made) and one may try it again
 /// after this long. Without it every request would wait out the operation timeouts (a lookup and a
 /// write: over a second) while the connection manager reconnects, and the batcher's queue behind
 /// them would grow past clients' patience.
-const REDIS_RETRY_AFTER_MS: i64 = 250;
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub const REDIS_RETRY_AFTER: Duration = Duration::from_millis(250);
 
 impl Cache {
     /// An in-process cache of at most `max_bytes` (keys and values counted).
@@ -171,21 +176,17 @@ impl Cache {
         self.health.errors.load(Ordering::Relaxed)
     }
 
-    /// Redis, unless it is down and not due to be tried again ([`REDIS_RETRY_AFTER_MS`]).
+    /// Redis, unless it is down and not due to be tried again ([`REDIS_RETRY_AFTER`]).
     fn redis_now(&self) -> Option<&ConnectionManager> {
         let m = self.redis.as_ref()?;
-        if self.health.down.load(Ordering::Relaxed)
-            && now_ms() < self.health.retry_at_ms.load(Ordering::Relaxed)
-        {
+        if self.health.down.load(Ordering::Relaxed) && self.health.retry.skipping() {
             return None;
         }
         Some(m)
     }
 
     fn failed(&self, op: &str, err: impl std::fmt::Display) {
-        self.health
-            .retry_at_ms
-            .store(now_ms() + REDIS_RETRY_AFTER_MS, Ordering::Relaxed);
+        self.health.retry.trip();
         self.health.errors.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("kwi_cache_redis_errors_total").increment(1);
         if self.health.down.swap(true, Ordering::Relaxed) {

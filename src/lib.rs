@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backoff;
 pub mod cache;
 pub mod cli;
 pub mod collect;

@@ -126,13 +126,10 @@ pub struct Limiter {
     slots: moka::sync::Cache<String, Arc<Mutex<Slot>>>,
     /// Last time a Redis failure was logged (one warning a minute at most).
     warned: Arc<Mutex<Option<Instant>>>,
-    /// After a Redis failure, decisions are taken in process until then (µs since the Unix
-    /// epoch), so a request does not wait out the Redis timeout while it is down.
-    skip_redis_until_us: Arc<std::sync::atomic::AtomicU64>,
+    /// Tripped by a Redis failure: decisions are then taken in process for the cache's
+    /// [`crate::cache::REDIS_RETRY_AFTER`], so a request does not wait out the Redis timeout.
+    redis_backoff: Arc<crate::backoff::Backoff>,
 }
-
-/// How long the limiter decides in process after a Redis failure before trying Redis again.
-const REDIS_RETRY_AFTER_US: f64 = 250_000.0;
 
 fn now_us() -> f64 {
     SystemTime::now()
@@ -164,7 +161,9 @@ impl Limiter {
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
             warned: Arc::default(),
-            skip_redis_until_us: Arc::default(),
+            redis_backoff: Arc::new(crate::backoff::Backoff::new(
+                crate::cache::REDIS_RETRY_AFTER,
+            )),
         }
     }
 
@@ -180,13 +179,10 @@ impl Limiter {
     /// One request by `subject` (an API key id, a user id, `login:<email>`) under `policy`.
     pub async fn check(&self, subject: &str, policy: Policy) -> Decision {
         let slot = self.slot(subject);
-        let skip_until = self
-            .skip_redis_until_us
-            .load(std::sync::atomic::Ordering::Relaxed);
         let redis = self
             .redis
             .as_ref()
-            .filter(|_| now_us() >= skip_until as f64);
+            .filter(|_| !self.redis_backoff.skipping());
         if redis.is_none() && self.redis.is_some() {
             metrics::counter!("kwi_rate_limit_fallbacks_total").increment(1);
         }
@@ -218,10 +214,7 @@ impl Limiter {
                     return d.decision;
                 }
                 Err(e) => {
-                    self.skip_redis_until_us.store(
-                        (now_us() + REDIS_RETRY_AFTER_US) as u64,
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
+                    self.redis_backoff.trip();
                     metrics::counter!("kwi_rate_limit_fallbacks_total").increment(1);
                     self.warn(&e);
                 }

@@ -59,7 +59,7 @@ const ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(5);
 const LAST_KNOWN_TTL: Duration = Duration::from_secs(600);
 /// After the store was found unreachable, how long known callers are answered from the
 /// last-known caches without asking it again (one lookup then tries it again).
-const STORE_DOWN_GRACE_MS: i64 = 10_000;
+const STORE_DOWN_GRACE: Duration = Duration::from_secs(10);
 /// The 401 message when the store cannot be reached and nothing is remembered; answered as 503.
 const STORE_DOWN: &str =
     "credentials cannot be checked right now (the store is unreachable); retry";
@@ -342,10 +342,9 @@ struct Inner {
     /// Key hash → key (`None`: no such key, remembered briefly so guesses cost no query).
     keys: Remembered<String, Option<Arc<KeyEntry>>>,
     accounts: Remembered<Uuid, Arc<Account>>,
-    /// Until when a lookup the last-known caches can answer skips the store (ms since the Unix
-    /// epoch), set when the store was found unreachable: while it is down, each known caller's
-    /// request would otherwise wait the pool's acquire timeout before falling back.
-    store_down_until_ms: std::sync::atomic::AtomicI64,
+    /// Tripped when the store was found unreachable: lookups the last-known caches can answer
+    /// then skip it, or each known caller's request would wait the pool's acquire timeout first.
+    store_backoff: crate::backoff::Backoff,
     limiter: Limiter,
     meter: Meter,
     recorder: Recorder,
@@ -417,7 +416,7 @@ impl Auth {
             passwords,
             keys: Remembered::new(KEY_CACHE_TTL),
             accounts: Remembered::new(ACCOUNT_CACHE_TTL),
-            store_down_until_ms: std::sync::atomic::AtomicI64::new(0),
+            store_backoff: crate::backoff::Backoff::new(STORE_DOWN_GRACE),
             limiter: Limiter::new(redis),
             meter,
             recorder,
@@ -547,21 +546,14 @@ impl Auth {
         self.admit_key(&hash, entry).await
     }
 
-    /// Whether the store was found unreachable in the last [`STORE_DOWN_GRACE_MS`].
+    /// Whether the store was found unreachable in the last [`STORE_DOWN_GRACE`].
     fn store_seems_down(&self) -> bool {
-        let until = self
-            .0
-            .store_down_until_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        until > 0 && Utc::now().timestamp_millis() < until
+        self.0.store_backoff.skipping()
     }
 
     fn note_store_error(&self, e: &StoreError) {
         if e.is_transient() {
-            self.0.store_down_until_ms.store(
-                Utc::now().timestamp_millis() + STORE_DOWN_GRACE_MS,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            self.0.store_backoff.trip();
         }
     }
 

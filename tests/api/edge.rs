@@ -143,6 +143,13 @@ async fn a_header_over_the_limit_is_431() {
     app.cleanup().await;
 }
 
+/// A plain TCP connection to the served edge (to send what no HTTP client would).
+async fn raw_connection(base: &str) -> TcpStream {
+    TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
 /// Reads what the server sends until it closes the connection (at most 10 s).
 async fn read_until_closed(stream: &mut TcpStream) -> String {
     let mut out = Vec::new();
@@ -157,9 +164,7 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
 async fn a_client_that_stalls_in_its_header_is_disconnected() {
     let app = TestApp::sqlite().await;
     let base = served(&app).await;
-    let mut stream = TcpStream::connect(base.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut stream = raw_connection(&base).await;
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: kwi\r\n")
         .await
@@ -182,9 +187,7 @@ async fn a_client_that_stalls_in_its_header_is_disconnected() {
 async fn a_body_that_stops_arriving_is_408() {
     let app = TestApp::sqlite().await;
     let base = served(&app).await;
-    let mut stream = TcpStream::connect(base.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut stream = raw_connection(&base).await;
     stream
         .write_all(
             b"POST /v1/auth/login HTTP/1.1\r\nHost: kwi\r\nContent-Type: application/json\r\n\

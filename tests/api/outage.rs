@@ -62,6 +62,23 @@ impl Proxy {
     }
 }
 
+/// A new customer's API key.
+async fn customer_key(state: &AppState, email: &str) -> String {
+    let (_, key) = state
+        .auth
+        .create_user(
+            None,
+            email,
+            None,
+            Role::Customer,
+            PlanName::Pro,
+            Some("outage"),
+        )
+        .await
+        .unwrap();
+    key.unwrap()
+}
+
 #[tokio::test]
 async fn postgres_going_away_answers_503_fast_keeps_known_callers_and_recovers() {
     let db = TestDb::postgres().await;
@@ -84,32 +101,8 @@ async fn postgres_going_away_answers_503_fast_keeps_known_callers_and_recovers()
     )
     .await
     .unwrap();
-    let (_, key) = state
-        .auth
-        .create_user(
-            None,
-            "known@kwi.test",
-            None,
-            Role::Customer,
-            PlanName::Pro,
-            Some("outage"),
-        )
-        .await
-        .unwrap();
-    let key = key.unwrap();
-    let (_, stranger) = state
-        .auth
-        .create_user(
-            None,
-            "unseen@kwi.test",
-            None,
-            Role::Customer,
-            PlanName::Pro,
-            Some("outage"),
-        )
-        .await
-        .unwrap();
-    let stranger = stranger.unwrap();
+    let key = customer_key(&state, "known@kwi.test").await;
+    let stranger = customer_key(&state, "unseen@kwi.test").await;
     let cached = "/v1/keywords/google/coffee/forecast?horizon=8";
     for uri in ["/v1/me", cached] {
         let res = send_to(&state, with_token(get(uri), &key)).await;
